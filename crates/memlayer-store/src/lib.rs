@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod capabilities;
+mod error;
+mod filter;
+pub mod lifecycle;
+pub mod limits;
+mod matching;
+pub mod ranking;
+mod request;
+mod store;
+
+pub use capabilities::Capabilities;
+pub use error::{Error, ErrorKind, Result};
+pub use filter::{FieldMatch, Filter, MetaCondition, MetaOp, TimeRange};
+pub use matching::{compare_scalars, is_superseded, meta_condition_holds};
+pub use memlayer_types as types;
+pub use request::{
+    ClearRequest, CountOptions, Cursor, DEFAULT_KEYWORD_WEIGHT, DEFAULT_LIMIT, DEFAULT_POOL_DEPTH,
+    ExpiredItem, Fusion, HybridOptions, ListRequest, MAX_LIMIT, MAX_OFFSET, Order, Page, RankedBy,
+    SearchHit, SearchMode, SearchRequest, SearchResults, SortKey, SortValue,
+};
+pub use store::{DynStore, EmbeddingPin, MemoryStore, MemoryStoreExt};

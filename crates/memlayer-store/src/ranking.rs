@@ -1,0 +1,6 @@
+//! Ranking shared by backends without native ranking: text analysis, BM25, cosine, fusion.
+
+pub mod bm25;
+pub mod fusion;
+pub mod text;
+pub mod vector;
