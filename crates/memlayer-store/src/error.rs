@@ -86,8 +86,11 @@ impl Error {
 
     /// `InvalidInput` naming the offending field.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Error::new(ErrorKind::InvalidInput, format!("{field}: {}", message.into()))
-            .with_context("field", field)
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("{field}: {}", message.into()),
+        )
+        .with_context("field", field)
     }
 
     /// `Unsupported` for an operation.

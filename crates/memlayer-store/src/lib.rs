@@ -9,6 +9,7 @@ pub mod limits;
 mod matching;
 pub mod ranking;
 mod request;
+pub mod search;
 mod store;
 
 pub use capabilities::Capabilities;

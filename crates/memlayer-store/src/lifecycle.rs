@@ -22,7 +22,10 @@ pub fn merge_upsert(
     now: Timestamp,
 ) -> Result<MemoryItem> {
     if incoming.expires_at.is_none() {
-        incoming.expires_at = incoming.tier.default_ttl().map(|ttl| now.saturating_add(ttl));
+        incoming.expires_at = incoming
+            .tier
+            .default_ttl()
+            .map(|ttl| now.saturating_add(ttl));
     }
     incoming.deleted = false;
     match existing {

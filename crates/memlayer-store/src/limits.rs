@@ -5,8 +5,8 @@ use memlayer_types::MemoryItem;
 use serde_json::Value;
 
 use crate::{
-    EmbeddingPin, Error, Filter, ListRequest, MAX_LIMIT, MAX_OFFSET, MetaOp, Result,
-    SearchMode, SearchRequest,
+    EmbeddingPin, Error, Filter, ListRequest, MAX_LIMIT, MAX_OFFSET, MetaOp, Result, SearchMode,
+    SearchRequest,
 };
 
 /// Largest id or namespace, in bytes.
@@ -60,7 +60,10 @@ pub fn check_id(id: &str) -> Result<()> {
 
 fn check_unit(field: &'static str, v: f32) -> Result<()> {
     if !v.is_finite() || !(0.0..=1.0).contains(&v) {
-        return Err(Error::invalid(field, format!("must be within 0..=1, got {v}")));
+        return Err(Error::invalid(
+            field,
+            format!("must be within 0..=1, got {v}"),
+        ));
     }
     Ok(())
 }
@@ -273,17 +276,25 @@ pub fn check_search(request: &SearchRequest) -> Result<()> {
         ));
     }
     match request.hybrid.fusion {
-        crate::Fusion::Convex { keyword_weight } => check_unit("hybrid.keyword_weight", keyword_weight)?,
+        crate::Fusion::Convex { keyword_weight } => {
+            check_unit("hybrid.keyword_weight", keyword_weight)?
+        }
         crate::Fusion::Rrf { k } => {
             if !k.is_finite() || k < 0.0 {
-                return Err(Error::invalid("hybrid.k", format!("must be finite and >= 0, got {k}")));
+                return Err(Error::invalid(
+                    "hybrid.k",
+                    format!("must be finite and >= 0, got {k}"),
+                ));
             }
         }
     }
     if request.hybrid.pool_depth == 0 || request.hybrid.pool_depth > MAX_LIMIT {
         return Err(Error::invalid(
             "hybrid.pool_depth",
-            format!("must be within 1..={MAX_LIMIT}, got {}", request.hybrid.pool_depth),
+            format!(
+                "must be within 1..={MAX_LIMIT}, got {}",
+                request.hybrid.pool_depth
+            ),
         ));
     }
     Ok(())

@@ -88,12 +88,18 @@ mod tests {
 
     #[test]
     fn numbers_compare_as_numbers() {
-        let item = MemoryItem::new("n", Kind::Fact, "x").with_extra("n", 10).with_extra("s", "10");
+        let item = MemoryItem::new("n", Kind::Fact, "x")
+            .with_extra("n", 10)
+            .with_extra("s", "10");
         let now = Timestamp::now();
         assert!(Filter::new().meta("n", MetaOp::Gt, 9).matches(&item, now));
         assert!(Filter::new().meta_eq("n", json!(10.0)).matches(&item, now));
         assert!(!Filter::new().meta_eq("s", 10).matches(&item, now));
         assert!(Filter::new().meta_ne("missing", 1).matches(&item, now));
-        assert!(!Filter::new().meta("missing", MetaOp::Lt, 1).matches(&item, now));
+        assert!(
+            !Filter::new()
+                .meta("missing", MetaOp::Lt, 1)
+                .matches(&item, now)
+        );
     }
 }

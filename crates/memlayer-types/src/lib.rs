@@ -18,7 +18,16 @@ mod tests {
 
     #[test]
     fn kind_round_trips_custom_strings() {
-        for s in ["system", "human", "ai", "tool", "fact", "summary", "my-kind", "Ünïcode"] {
+        for s in [
+            "system",
+            "human",
+            "ai",
+            "tool",
+            "fact",
+            "summary",
+            "my-kind",
+            "Ünïcode",
+        ] {
             assert_eq!(Kind::parse(s).as_str(), s);
         }
         assert_eq!(Kind::parse("human"), Kind::Human);

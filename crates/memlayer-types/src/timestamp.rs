@@ -122,14 +122,23 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
-        assert_eq!(serde_json::from_str::<Timestamp>("1763704500123").unwrap(), t);
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("1763704500123").unwrap(),
+            t
+        );
     }
 
     #[test]
     fn saturating_arithmetic() {
-        assert_eq!(Timestamp::MAX.saturating_add(Duration::from_secs(5)), Timestamp::MAX);
+        assert_eq!(
+            Timestamp::MAX.saturating_add(Duration::from_secs(5)),
+            Timestamp::MAX
+        );
         let t = Timestamp::from_millis(10_000);
         assert_eq!(t.saturating_sub(Duration::from_secs(4)).as_millis(), 6_000);
-        assert_eq!(t.duration_since(Timestamp::from_millis(20_000)), Duration::ZERO);
+        assert_eq!(
+            t.duration_since(Timestamp::from_millis(20_000)),
+            Duration::ZERO
+        );
     }
 }

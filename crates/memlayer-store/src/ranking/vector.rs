@@ -37,7 +37,11 @@ pub fn cosine_with_norms(a: &[f32], b: &[f32], norm_a: f32, norm_b: f32) -> f32 
         return 0.0;
     }
     let c = dot(a, b) / (norm_a * norm_b);
-    if c.is_finite() { c.clamp(-1.0, 1.0) } else { 0.0 }
+    if c.is_finite() {
+        c.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    }
 }
 
 /// Cosine similarity; 0 when either vector is zero, never NaN.
@@ -81,7 +85,10 @@ pub struct TopK<K: Ord> {
 
 impl<K: Ord> std::fmt::Debug for TopK<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TopK").field("k", &self.k).field("len", &self.heap.len()).finish()
+        f.debug_struct("TopK")
+            .field("k", &self.k)
+            .field("len", &self.heap.len())
+            .finish()
     }
 }
 
@@ -96,8 +103,7 @@ impl<K: Ord> TopK<K> {
 
     /// Whether `score` could enter (lets callers skip building a key).
     pub fn admits(&self, score: f32) -> bool {
-        self.k > 0
-            && (self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score > w.0))
+        self.k > 0 && (self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score > w.0))
     }
 
     /// Offers one pair, replacing the worst kept pair when better.
@@ -108,7 +114,11 @@ impl<K: Ord> TopK<K> {
         let entry = Entry(score, key);
         if self.heap.len() < self.k {
             self.heap.push(entry);
-        } else if self.heap.peek().is_some_and(|worst| entry.cmp(worst) == Ordering::Less) {
+        } else if self
+            .heap
+            .peek()
+            .is_some_and(|worst| entry.cmp(worst) == Ordering::Less)
+        {
             self.heap.pop();
             self.heap.push(entry);
         }
@@ -139,7 +149,14 @@ mod tests {
     #[test]
     fn top_k_keeps_best_and_breaks_ties_by_key() {
         let mut top = TopK::new(3);
-        for (s, k) in [(0.5, "e"), (0.9, "b"), (0.5, "a"), (0.1, "z"), (0.9, "c"), (0.5, "d")] {
+        for (s, k) in [
+            (0.5, "e"),
+            (0.9, "b"),
+            (0.5, "a"),
+            (0.1, "z"),
+            (0.9, "c"),
+            (0.5, "d"),
+        ] {
             top.offer(s, k);
         }
         assert_eq!(top.into_sorted(), vec![(0.9, "b"), (0.9, "c"), (0.5, "a")]);

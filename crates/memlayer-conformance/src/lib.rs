@@ -1,0 +1,187 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+// A test library: assertions are how scenarios report failures.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use memlayer_store::DynStore;
+
+mod fixtures;
+pub mod scenarios;
+
+pub use fixtures::*;
+#[doc(hidden)]
+pub use tokio;
+
+/// Opens the store under test, as many times as a scenario asks (to test reopening).
+#[async_trait]
+pub trait Harness: Send + Sync + 'static {
+    /// Opens (or reopens, at the same place) the store; `Err` says why it is unavailable.
+    async fn open(&self) -> Result<DynStore, String>;
+}
+
+/// A harness from an async closure.
+pub struct FnHarness<F>(F);
+
+impl<F> std::fmt::Debug for FnHarness<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FnHarness")
+    }
+}
+
+impl<F, Fut> FnHarness<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<DynStore, String>> + Send,
+{
+    /// Wraps `f`.
+    pub fn new(f: F) -> Self {
+        FnHarness(f)
+    }
+}
+
+#[async_trait]
+impl<F, Fut> Harness for FnHarness<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<DynStore, String>> + Send,
+{
+    async fn open(&self) -> Result<DynStore, String> {
+        (self.0)().await
+    }
+}
+
+/// What a scenario gets: the store, a namespace no other test uses, and the harness.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The store under test.
+    pub store: DynStore,
+    /// This scenario's namespace.
+    pub ns: String,
+    /// The harness, to reopen the store.
+    pub harness: Arc<dyn Harness>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("store", &self.store)
+            .field("ns", &self.ns)
+            .finish()
+    }
+}
+
+impl Ctx {
+    /// Another namespace private to this scenario.
+    pub fn other_ns(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.ns)
+    }
+}
+
+/// One scenario of the suite: its name, the capabilities it needs, and the contract it checks.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    /// The test name, `<area>_<case>`.
+    pub name: &'static str,
+    /// Capability flags that must be on (see `Capabilities::flags`).
+    pub requires: &'static [&'static str],
+    /// The contract sentence it checks.
+    pub contract: &'static str,
+}
+
+/// Whether `MEMLAYER_REQUIRE_BACKENDS` names `backend` (or `all`).
+pub fn is_required(backend: &str) -> bool {
+    std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
+        v.split(|c: char| c == ',' || c.is_whitespace())
+            .any(|b| b == backend || b == "all")
+    })
+}
+
+fn record(backend: &str, scenario: &str, outcome: &str, why: &str) {
+    if let Ok(path) = std::env::var("MEMLAYER_CONFORMANCE_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{backend}\t{scenario}\t{outcome}\t{why}");
+        }
+    }
+}
+
+/// Runs one scenario on a fresh runtime; what the `suite!` tests call.
+pub fn run<H, F, Fut>(
+    backend: &'static str,
+    scenario: &'static str,
+    make: impl FnOnce() -> H,
+    body: F,
+) where
+    H: Harness,
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let requires = scenarios::SCENARIOS
+        .iter()
+        .find(|s| s.name == scenario)
+        .map_or(&[][..], |s| s.requires);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async move {
+        let harness: Arc<dyn Harness> = Arc::new(make());
+        let store = match harness.open().await {
+            Ok(store) => store,
+            Err(reason) => {
+                if is_required(backend) {
+                    panic!("{backend} is required by MEMLAYER_REQUIRE_BACKENDS but unavailable: {reason}");
+                }
+                eprintln!("skipping {backend}: {reason}");
+                record(backend, scenario, "unavailable", &reason);
+                return;
+            }
+        };
+        let caps = store.capabilities();
+        if let Some(off) = requires.iter().find(|c| !caps.has(c)) {
+            eprintln!("SKIPPED {backend}::{scenario}: capability {off} is off");
+            record(backend, scenario, "skipped", off);
+            return;
+        }
+        let ns = format!("t-{scenario}-{}", uuid::Uuid::now_v7().simple());
+        body(Ctx { store, ns, harness }).await;
+        record(backend, scenario, "passed", "");
+    });
+}
+
+/// Expands the whole scenario list into one `#[test]` per scenario inside `mod $backend`.
+///
+/// `$make` is called once per test and returns a [`Harness`].
+#[macro_export]
+macro_rules! suite {
+    ($backend:ident, $make:expr) => {
+        #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__for_each_scenario!(tests $backend, $make);
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __emit_test {
+    ($backend:ident, $make:expr, $name:ident) => {
+        #[test]
+        fn $name() {
+            $crate::run(stringify!($backend), stringify!($name), $make, |ctx| {
+                $crate::scenarios::$name(ctx)
+            });
+        }
+    };
+}

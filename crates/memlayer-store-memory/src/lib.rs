@@ -1,0 +1,624 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use memlayer_store::lifecycle::{merge_upsert, reinforce_item};
+use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
+use memlayer_store::ranking::bm25::Bm25Index;
+use memlayer_store::ranking::vector::{TopK, cosine_with_norms, norm};
+use memlayer_store::search::{SearchLegs, leg_hit, run_search};
+use memlayer_store::types::{MemoryItem, Timestamp};
+use memlayer_store::{
+    Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
+    Filter, ListRequest, MemoryStore, Order, Page, RankedBy, Result, SearchHit, SearchRequest,
+    SearchResults, SortKey,
+};
+
+const BACKEND: &str = "memory";
+
+#[derive(Debug)]
+struct Stored {
+    item: MemoryItem,
+    /// Norm of the embedding, computed once on write.
+    norm: f32,
+}
+
+#[derive(Debug, Default)]
+struct Namespace {
+    ids: HashSet<String>,
+    bm25: Bm25Index<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    items: HashMap<String, Stored>,
+    namespaces: HashMap<String, Namespace>,
+    pin: Option<EmbeddingPin>,
+}
+
+impl State {
+    fn live(&self, namespace: &str, id: &str) -> Option<&Stored> {
+        self.items
+            .get(id)
+            .filter(|s| s.item.namespace == namespace && !s.item.deleted)
+    }
+
+    fn check_embedding(&self, item: &MemoryItem) -> Result<()> {
+        match (&self.pin, &item.embedding) {
+            (Some(pin), Some(e)) => check_pin(pin, &e.model, e.dim()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes a merged row, keeping the namespace index and BM25 in step.
+    fn put(&mut self, item: MemoryItem) {
+        if self.pin.is_none() {
+            if let Some(e) = &item.embedding {
+                self.pin = Some(EmbeddingPin {
+                    model: e.model.clone(),
+                    dim: e.dim(),
+                });
+            }
+        }
+        let ns = self.namespaces.entry(item.namespace.clone()).or_default();
+        ns.ids.insert(item.id.clone());
+        ns.bm25.insert(item.id.clone(), &item.content);
+        let norm = item.embedding.as_ref().map_or(0.0, |e| norm(&e.vector));
+        self.items.insert(item.id.clone(), Stored { item, norm });
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Stored> {
+        let stored = self.items.remove(id)?;
+        if let Some(ns) = self.namespaces.get_mut(&stored.item.namespace) {
+            ns.ids.remove(id);
+            ns.bm25.remove(&stored.item.id);
+            if ns.ids.is_empty() {
+                self.namespaces.remove(&stored.item.namespace);
+            }
+        }
+        Some(stored)
+    }
+
+    fn upsert_one(&mut self, item: MemoryItem, now: Timestamp) -> Result<MemoryItem> {
+        self.check_embedding(&item)?;
+        let existing = self.items.get(&item.id).map(|s| &s.item);
+        let merged = merge_upsert(existing, item, now)?;
+        self.put(merged.clone());
+        Ok(merged)
+    }
+
+    /// Items of a namespace passing the filter at `now`.
+    fn visible<'a>(
+        &'a self,
+        namespace: &str,
+        filter: &'a Filter,
+        now: Timestamp,
+    ) -> impl Iterator<Item = &'a Stored> + 'a {
+        self.namespaces
+            .get(namespace)
+            .into_iter()
+            .flat_map(|ns| ns.ids.iter())
+            .filter_map(|id| self.items.get(id))
+            .filter(move |s| filter.matches(&s.item, now))
+    }
+}
+
+/// The in-memory store.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    state: RwLock<State>,
+    closed: AtomicBool,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        InMemoryStore::default()
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, State>> {
+        self.check_open()?;
+        // A panic while holding the lock cannot leave a half-applied write behind (every write
+        // is computed before it is applied), so a poisoned lock is safe to keep using.
+        Ok(self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, State>> {
+        self.check_open()?;
+        Ok(self.state.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Unavailable, "the store is closed")
+                .with_backend(BACKEND)
+                .set_temporary(false));
+        }
+        Ok(())
+    }
+}
+
+fn tag(e: Error, operation: &'static str) -> Error {
+    e.with_backend(BACKEND).with_operation(operation)
+}
+
+fn sorted_page(
+    mut items: Vec<MemoryItem>,
+    key: SortKey,
+    order: Order,
+    cursor: Option<&Cursor>,
+    offset: usize,
+    limit: usize,
+) -> (Vec<MemoryItem>, Option<String>) {
+    items.retain(|i| cursor.is_none_or(|c| c.admits(i)));
+    items.sort_by(|a, b| {
+        let ord = key
+            .value_of(a)
+            .cmp_to(&key.value_of(b))
+            .then_with(|| a.id.cmp(&b.id));
+        match order {
+            Order::Asc => ord,
+            Order::Desc => ord.reverse(),
+        }
+    });
+    let mut page: Vec<MemoryItem> = items.into_iter().skip(offset).take(limit + 1).collect();
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last()
+            .map(|last| Cursor::after(last, key, order).encode())
+    } else {
+        None
+    };
+    (page, next)
+}
+
+#[async_trait]
+impl SearchLegs for InMemoryStore {
+    async fn recent_leg(
+        &self,
+        namespace: &str,
+        filter: &Filter,
+        cursor: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SearchResults> {
+        let cursor = cursor
+            .map(|c| Cursor::decode(c, SortKey::Created, Order::Desc))
+            .transpose()?;
+        let state = self.read()?;
+        let now = filter.effective_now();
+        let items = state
+            .visible(namespace, filter, now)
+            .map(|s| s.item.clone())
+            .collect();
+        let (page, next_cursor) = sorted_page(
+            items,
+            SortKey::Created,
+            Order::Desc,
+            cursor.as_ref(),
+            offset,
+            limit,
+        );
+        let hits = page
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| leg_hit(item, 1.0 / (1 + offset + i) as f32, RankedBy::Recency))
+            .collect();
+        Ok(SearchResults { hits, next_cursor })
+    }
+
+    async fn keyword_leg(
+        &self,
+        namespace: &str,
+        _text: &str,
+        terms: &[String],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let state = self.read()?;
+        let Some(ns) = state.namespaces.get(namespace) else {
+            return Ok(Vec::new());
+        };
+        let now = filter.effective_now();
+        let mut top = TopK::new(k);
+        for (id, score) in ns.bm25.score(terms) {
+            if !top.admits(score) {
+                continue;
+            }
+            if let Some(s) = state.items.get(&id) {
+                if filter.matches(&s.item, now) {
+                    top.offer(score, id);
+                }
+            }
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .filter_map(|(score, id)| {
+                let item = state.items.get(&id)?.item.clone();
+                Some(leg_hit(item, score, RankedBy::Keyword))
+            })
+            .collect())
+    }
+
+    async fn vector_leg(
+        &self,
+        namespace: &str,
+        vector: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let state = self.read()?;
+        let Some(pin) = &state.pin else {
+            return Ok(Vec::new());
+        };
+        if pin.dim != vector.len() {
+            return Err(Error::invalid(
+                "vector",
+                format!(
+                    "has dimension {}, but this store is pinned to dimension {}",
+                    vector.len(),
+                    pin.dim
+                ),
+            ));
+        }
+        let now = filter.effective_now();
+        let query_norm = norm(vector);
+        let mut top = TopK::new(k);
+        for stored in state.visible(namespace, filter, now) {
+            if let Some(e) = &stored.item.embedding {
+                let score = cosine_with_norms(vector, &e.vector, query_norm, stored.norm);
+                if top.admits(score) {
+                    top.offer(score, stored.item.id.as_str());
+                }
+            }
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .filter_map(|(score, id)| {
+                let item = state.items.get(id)?.item.clone();
+                Some(leg_hit(item, score, RankedBy::Vector))
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl MemoryStore for InMemoryStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::full();
+        caps.persistent = false;
+        caps
+    }
+
+    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
+        check_item(&item).map_err(|e| tag(e, "upsert"))?;
+        let mut state = self.write()?;
+        state
+            .upsert_one(item, Timestamp::now())
+            .map_err(|e| tag(e, "upsert"))
+    }
+
+    async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
+        if items.len() > limits::MAX_BATCH {
+            return Err(tag(
+                Error::invalid(
+                    "items",
+                    format!(
+                        "batch of {} items, the limit is {}",
+                        items.len(),
+                        limits::MAX_BATCH
+                    ),
+                ),
+                "upsert_many",
+            ));
+        }
+        for item in &items {
+            check_item(item).map_err(|e| tag(e, "upsert_many"))?;
+        }
+        let mut state = self.write()?;
+        // All-or-nothing: apply to a scratch overlay first, then commit every row at once.
+        let now = Timestamp::now();
+        let mut overlay: HashMap<String, MemoryItem> = HashMap::new();
+        let mut pin = state.pin.clone();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if let (Some(p), Some(e)) = (&pin, &item.embedding) {
+                check_pin(p, &e.model, e.dim()).map_err(|e| tag(e, "upsert_many"))?;
+            }
+            if pin.is_none() {
+                pin = item.embedding.as_ref().map(|e| EmbeddingPin {
+                    model: e.model.clone(),
+                    dim: e.dim(),
+                });
+            }
+            let existing = overlay
+                .get(&item.id)
+                .or_else(|| state.items.get(&item.id).map(|s| &s.item));
+            let merged = merge_upsert(existing, item, now).map_err(|e| tag(e, "upsert_many"))?;
+            overlay.insert(merged.id.clone(), merged.clone());
+            out.push(merged);
+        }
+        for item in overlay.into_values() {
+            state.put(item);
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        let state = self.read()?;
+        state
+            .live(namespace, id)
+            .map(|s| s.item.clone())
+            .ok_or_else(|| tag(Error::not_found(namespace, id), "get"))
+    }
+
+    async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
+        let mut state = self.write()?;
+        match state.items.get(id) {
+            Some(s) if s.item.namespace == namespace => {
+                state.remove(id);
+                Ok(())
+            }
+            _ => Err(tag(Error::not_found(namespace, id), "delete")),
+        }
+    }
+
+    async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
+        check_namespace(namespace).map_err(|e| tag(e, "clear"))?;
+        limits::check_filter(&request.filter).map_err(|e| tag(e, "clear"))?;
+        if !request.all && !request.filter.selects_subset() {
+            return Err(tag(
+                Error::invalid(
+                    "filter",
+                    "selects every item; set `all` to clear the whole namespace",
+                ),
+                "clear",
+            ));
+        }
+        let mut state = self.write()?;
+        let now = request.filter.effective_now();
+        let ids: Vec<String> = state
+            .visible(namespace, &request.filter, now)
+            .filter(|s| !s.item.deleted)
+            .map(|s| s.item.id.clone())
+            .collect();
+        let stamp = Timestamp::now();
+        for id in &ids {
+            if let Some(s) = state.items.get_mut(id) {
+                s.item.deleted = true;
+                s.item.updated_at = stamp.max(Timestamp::from_millis(
+                    s.item.updated_at.as_millis().saturating_add(1),
+                ));
+            }
+        }
+        Ok(ids.len() as u64)
+    }
+
+    async fn count(&self, namespace: &str, options: CountOptions) -> Result<u64> {
+        let state = self.read()?;
+        let Some(ns) = state.namespaces.get(namespace) else {
+            return Ok(0);
+        };
+        Ok(ns
+            .ids
+            .iter()
+            .filter_map(|id| state.items.get(id))
+            .filter(|s| options.include_deleted || !s.item.deleted)
+            .count() as u64)
+    }
+
+    async fn search(&self, namespace: &str, request: &SearchRequest) -> Result<SearchResults> {
+        run_search(self, namespace, request)
+            .await
+            .map_err(|e| tag(e, "search"))
+    }
+
+    async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
+        limits::check_list(request).map_err(|e| tag(e, "list"))?;
+        let cursor = request
+            .cursor
+            .as_deref()
+            .map(|c| Cursor::decode(c, request.sort, request.order))
+            .transpose()
+            .map_err(|e| tag(e, "list"))?;
+        let state = self.read()?;
+        let now = request.filter.effective_now();
+        let items = state
+            .visible(namespace, &request.filter, now)
+            .map(|s| s.item.clone())
+            .collect();
+        let (items, next_cursor) = sorted_page(
+            items,
+            request.sort,
+            request.order,
+            cursor.as_ref(),
+            0,
+            request.effective_limit(),
+        );
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
+        if id == by {
+            return Err(tag(
+                Error::invalid("by", "an item cannot supersede itself"),
+                "supersede",
+            ));
+        }
+        let mut state = self.write()?;
+        if state.live(namespace, by).is_none() {
+            return Err(tag(Error::not_found(namespace, by), "supersede"));
+        }
+        let now = Timestamp::now();
+        match state.items.get_mut(id) {
+            Some(s) if s.item.namespace == namespace && !s.item.deleted => {
+                s.item.superseded_by = Some(by.to_owned());
+                s.item.valid_to = Some(now);
+                s.item.updated_at = now.max(Timestamp::from_millis(
+                    s.item.updated_at.as_millis().saturating_add(1),
+                ));
+                Ok(s.item.clone())
+            }
+            _ => Err(tag(Error::not_found(namespace, id), "supersede")),
+        }
+    }
+
+    async fn restore(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        let mut state = self.write()?;
+        match state.items.get_mut(id) {
+            Some(s) if s.item.namespace == namespace && !s.item.deleted => {
+                s.item.superseded_by = None;
+                s.item.valid_to = None;
+                s.item.updated_at = Timestamp::now().max(Timestamp::from_millis(
+                    s.item.updated_at.as_millis().saturating_add(1),
+                ));
+                Ok(s.item.clone())
+            }
+            _ => Err(tag(Error::not_found(namespace, id), "restore")),
+        }
+    }
+
+    async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
+        let state = self.read()?;
+        let Some(ns) = state.namespaces.get(namespace) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<MemoryItem> = ns
+            .ids
+            .iter()
+            .filter_map(|i| state.items.get(i))
+            .filter(|s| !s.item.deleted && s.item.superseded_by.as_deref() == Some(id))
+            .map(|s| s.item.clone())
+            .collect();
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+
+    async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
+        let mut state = self.write()?;
+        let mut n = 0;
+        let unique: HashSet<&String> = ids.iter().collect();
+        for id in unique {
+            if let Some(s) = state.items.get_mut(id.as_str()) {
+                if s.item.namespace == namespace && !s.item.deleted {
+                    reinforce_item(&mut s.item, at);
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
+        let state = self.read()?;
+        let mut out: Vec<ExpiredItem> = state
+            .items
+            .values()
+            .filter_map(|s| {
+                let at = s.item.expires_at.filter(|e| *e <= now)?;
+                Some(ExpiredItem {
+                    namespace: s.item.namespace.clone(),
+                    id: s.item.id.clone(),
+                    expires_at: at,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.expires_at
+                .cmp(&b.expires_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn delete_if_expired_before(
+        &self,
+        namespace: &str,
+        id: &str,
+        cutoff: Timestamp,
+    ) -> Result<()> {
+        let mut state = self.write()?;
+        match state.items.get(id) {
+            Some(s) if s.item.namespace == namespace && s.item.is_expired_at(cutoff) => {
+                state.remove(id);
+                Ok(())
+            }
+            _ => Err(tag(
+                Error::not_found(namespace, id).with_context("cutoff", cutoff),
+                "delete_if_expired_before",
+            )),
+        }
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        let state = self.read()?;
+        let mut out: Vec<String> = state.namespaces.keys().cloned().collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
+        let mut state = self.write()?;
+        let Some(ns) = state.namespaces.remove(namespace) else {
+            return Ok(0);
+        };
+        for id in &ns.ids {
+            state.items.remove(id);
+        }
+        Ok(ns.ids.len() as u64)
+    }
+
+    async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
+        check_namespace(to).map_err(|e| tag(e, "reassign"))?;
+        for id in ids {
+            check_id(id).map_err(|e| tag(e, "reassign"))?;
+        }
+        let mut state = self.write()?;
+        let mut moved = 0;
+        let unique: HashSet<&String> = ids.iter().collect();
+        for id in unique {
+            let belongs = state
+                .items
+                .get(id.as_str())
+                .is_some_and(|s| s.item.namespace == from);
+            if belongs && from != to {
+                if let Some(mut stored) = state.remove(id) {
+                    stored.item.namespace = to.to_owned();
+                    state.put(stored.item);
+                    moved += 1;
+                }
+            } else if belongs {
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
+    async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {
+        Ok(self.read()?.pin.clone())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.check_open()
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        Ok(())
+    }
+}
