@@ -1,0 +1,245 @@
+//! Connections: one writer thread that owns the only write connection, and a pool of reader
+//! connections used from `spawn_blocking`. Nothing blocks the async runtime.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use memlayer_store::{Error, ErrorKind, Result};
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::BACKEND;
+use crate::error::map_sqlite;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// How hard SQLite syncs to disk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Synchronous {
+    /// fsync at every commit: no acknowledged write is lost even on power failure.
+    #[default]
+    Full,
+    /// fsync at checkpoints: survives process crashes, may lose the last commits on power loss.
+    Normal,
+}
+
+/// Registers sqlite-vec and memlayer's SQL functions on a connection and sets its pragmas.
+fn prepare(conn: &Connection, busy_timeout: Duration, sync: Synchronous) -> Result<()> {
+    crate::vec_ext::register(conn)?;
+    conn.create_scalar_function(
+        "ml_cosine",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let a = ctx.get_raw(0).as_blob_or_null().ok().flatten();
+            let b = ctx.get_raw(1).as_blob_or_null().ok().flatten();
+            Ok(match (a, b) {
+                (Some(a), Some(b)) => f64::from(crate::vectors::cosine_bytes(a, b)),
+                _ => 0.0,
+            })
+        },
+    )
+    .map_err(map_sqlite)?;
+    conn.busy_timeout(busy_timeout).map_err(map_sqlite)?;
+    let sync = match sync {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
+    ))
+    .map_err(map_sqlite)?;
+    Ok(())
+}
+
+struct ReaderPool {
+    conns: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+/// The connections of one store.
+pub(crate) struct Db {
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Option<Arc<ReaderPool>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field(
+                "readers",
+                &self.readers.as_ref().map(|r| r.permits.available_permits()),
+            )
+            .finish()
+    }
+}
+
+fn closed() -> Error {
+    Error::new(ErrorKind::Unavailable, "the store is closed")
+        .with_backend(BACKEND)
+        .set_temporary(false)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Jobs never panic while a guard is held, so a poisoned mutex holds consistent data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Db {
+    /// Opens the writer (running `init` on it first) and `readers` reader connections.
+    /// `path` is `None` for a private in-memory database, which has no readers.
+    pub(crate) async fn open(
+        path: Option<String>,
+        readers: usize,
+        busy_timeout: Duration,
+        sync: Synchronous,
+        init: impl FnOnce(&mut Connection) -> Result<()> + Send + 'static,
+    ) -> Result<Db> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+        let writer_path = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("memlayer-sqlite-writer".into())
+            .spawn(move || {
+                let opened = match &writer_path {
+                    Some(p) => Connection::open(p),
+                    None => Connection::open_in_memory(),
+                };
+                let mut conn = match opened.map_err(map_sqlite) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let setup = (|| {
+                    if writer_path.is_some() {
+                        conn.pragma_update(None, "journal_mode", "WAL")
+                            .map_err(map_sqlite)?;
+                    }
+                    prepare(&conn, busy_timeout, sync)?;
+                    init(&mut conn)
+                })();
+                let failed = setup.is_err();
+                let _ = ready_tx.send(setup);
+                if failed {
+                    return;
+                }
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| {
+                Error::new(ErrorKind::Unexpected, "cannot start the writer thread").with_source(e)
+            })?;
+        ready_rx.await.map_err(|_| {
+            Error::new(
+                ErrorKind::Unexpected,
+                "the writer thread died while opening",
+            )
+        })??;
+        let readers = match path {
+            Some(p) if readers > 0 => {
+                let conns = tokio::task::spawn_blocking(move || {
+                    (0..readers)
+                        .map(|_| {
+                            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                                | OpenFlags::SQLITE_OPEN_URI;
+                            let c = Connection::open_with_flags(&p, flags).map_err(map_sqlite)?;
+                            prepare(&c, busy_timeout, sync)?;
+                            Ok(c)
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+                .await
+                .map_err(|e| {
+                    Error::new(ErrorKind::Unexpected, "reader setup panicked").with_source(e)
+                })??;
+                Some(Arc::new(ReaderPool {
+                    permits: Arc::new(Semaphore::new(conns.len())),
+                    conns: Mutex::new(conns),
+                }))
+            }
+            _ => None,
+        };
+        Ok(Db {
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            readers,
+        })
+    }
+
+    /// Runs `f` on the writer thread. The job runs to completion even if the caller goes away,
+    /// so a transaction is either committed or rolled back, never left half-done.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        {
+            let guard = lock(&self.writer);
+            let sender = guard.as_ref().ok_or_else(closed)?;
+            sender.send(job).map_err(|_| closed())?;
+        }
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Runs `f` on a reader connection (or on the writer when there are none).
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if lock(&self.writer).is_none() {
+            return Err(closed());
+        }
+        let Some(pool) = &self.readers else {
+            return self.write(move |c| f(c)).await;
+        };
+        let permit: OwnedSemaphorePermit = pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| closed())?;
+        let pool = pool.clone();
+        // The connection and the permit travel with the blocking job and come back to the pool
+        // inside it, so a caller that gives up early cannot leak either.
+        tokio::task::spawn_blocking(move || {
+            let conn = lock(&pool.conns).pop();
+            let Some(conn) = conn else {
+                return Err(Error::new(ErrorKind::Unexpected, "reader pool is empty"));
+            };
+            let out = f(&conn);
+            lock(&pool.conns).push(conn);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Unexpected, "a read panicked").with_source(e))?
+    }
+
+    /// Stops the writer after the queued jobs and drops every connection.
+    pub(crate) async fn close(&self) -> Result<()> {
+        drop(lock(&self.writer).take());
+        if let Some(pool) = &self.readers {
+            pool.permits.close();
+            lock(&pool.conns).clear();
+        }
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|e| Error::new(ErrorKind::Unexpected, "close panicked").with_source(e))?
+                .map_err(|_| Error::new(ErrorKind::Unexpected, "the writer thread panicked"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,863 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod db;
+mod error;
+mod schema;
+mod sql;
+mod vec_ext;
+mod vectors;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use memlayer_store::lifecycle::{merge_upsert, reinforce_item};
+use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
+use memlayer_store::ranking::text;
+use memlayer_store::search::{SearchLegs, leg_hit, run_search};
+use memlayer_store::types::{MemoryItem, Timestamp};
+use memlayer_store::{
+    Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
+    Filter, ListRequest, MemoryStore, Order, Page, RankedBy, Result, SearchHit, SearchRequest,
+    SearchResults, SortKey,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+
+pub use db::Synchronous;
+use error::map_sqlite;
+use sql::{ITEM_COLUMNS, Query, read_item};
+
+const BACKEND: &str = "sqlite";
+
+/// How to open a SQLite store.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SqliteConfig {
+    /// A file path, or `:memory:` for a private in-memory database.
+    pub path: String,
+    /// Reader connections besides the writer (file databases only).
+    pub readers: usize,
+    /// How long a connection waits for a lock before `Unavailable`.
+    pub busy_timeout: Duration,
+    /// Sync level of commits.
+    pub synchronous: Synchronous,
+    /// If set, opening a store pinned to another model or dimension fails fast.
+    pub expected_pin: Option<EmbeddingPin>,
+}
+
+impl SqliteConfig {
+    /// Defaults for `path`: 4 readers, 5 s busy timeout, full sync.
+    pub fn new(path: impl Into<String>) -> Self {
+        SqliteConfig {
+            path: path.into(),
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::Full,
+            expected_pin: None,
+        }
+    }
+
+    /// Sets the number of reader connections.
+    pub fn readers(mut self, n: usize) -> Self {
+        self.readers = n;
+        self
+    }
+
+    /// Sets the sync level.
+    pub fn synchronous(mut self, s: Synchronous) -> Self {
+        self.synchronous = s;
+        self
+    }
+
+    /// Requires this embedding pin (or none yet) when opening.
+    pub fn expect_pin(mut self, model: impl Into<String>, dim: usize) -> Self {
+        self.expected_pin = Some(EmbeddingPin {
+            model: model.into(),
+            dim,
+        });
+        self
+    }
+}
+
+/// A memory store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: Arc<db::Db>,
+    closed: Arc<AtomicBool>,
+}
+
+fn tag(e: Error, operation: &'static str) -> Error {
+    e.with_backend(BACKEND).with_operation(operation)
+}
+
+/// `SELECT` head for items with their vectors, given whether a pin (and so `items_vec`) exists.
+fn select_items(pinned: bool) -> String {
+    if pinned {
+        format!(
+            "SELECT {ITEM_COLUMNS}, v.embedding FROM items i LEFT JOIN items_vec v ON v.rowid = i.rowid"
+        )
+    } else {
+        format!("SELECT {ITEM_COLUMNS}, NULL FROM items i")
+    }
+}
+
+fn query_items(conn: &Connection, sql: &str, q: &Query) -> Result<Vec<MemoryItem>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
+    let mut rows = stmt
+        .query(params_from_iter(q.params.iter()))
+        .map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_sqlite)? {
+        out.push(read_item(row)?);
+    }
+    Ok(out)
+}
+
+fn get_row(conn: &Connection, id: &str, with_vector: bool) -> Result<Option<MemoryItem>> {
+    let pinned = with_vector && schema::load_pin(conn)?.is_some();
+    let sql = format!("{} WHERE i.id = ?1", select_items(pinned));
+    let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
+    let row = stmt
+        .query_row([id], |r| Ok(read_item(r)))
+        .optional()
+        .map_err(map_sqlite)?;
+    row.transpose()
+}
+
+/// Writes one merged row and its vector inside the caller's transaction.
+fn write_row(
+    conn: &Connection,
+    item: &MemoryItem,
+    existed: bool,
+    pin: &mut Option<EmbeddingPin>,
+) -> Result<()> {
+    if let Some(e) = &item.embedding {
+        match pin {
+            Some(p) => check_pin(p, &e.model, e.dim())?,
+            None => {
+                let new_pin = EmbeddingPin {
+                    model: e.model.clone(),
+                    dim: e.dim(),
+                };
+                schema::create_pin(conn, &new_pin)?;
+                *pin = Some(new_pin);
+            }
+        }
+    }
+    let values = sql::item_values(item)?;
+    let rowid: i64 = if existed {
+        let sets = ITEM_COLUMNS
+            .split(", ")
+            .enumerate()
+            .skip(1)
+            .map(|(i, c)| format!("{} = ?{}", c.trim().trim_start_matches("i."), i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("UPDATE items SET {sets} WHERE id = ?1 RETURNING rowid");
+        conn.prepare_cached(&sql)
+            .map_err(map_sqlite)?
+            .query_row(params_from_iter(values.iter()), |r| r.get(0))
+            .map_err(map_sqlite)?
+    } else {
+        let cols = ITEM_COLUMNS.replace("i.", "");
+        let marks = (1..=values.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO items ({cols}) VALUES ({marks}) RETURNING rowid");
+        conn.prepare_cached(&sql)
+            .map_err(map_sqlite)?
+            .query_row(params_from_iter(values.iter()), |r| r.get(0))
+            .map_err(map_sqlite)?
+    };
+    if pin.is_some() {
+        conn.prepare_cached("DELETE FROM items_vec WHERE rowid = ?1")
+            .map_err(map_sqlite)?
+            .execute([rowid])
+            .map_err(map_sqlite)?;
+        if let Some(e) = &item.embedding {
+            conn.prepare_cached("INSERT INTO items_vec (rowid, embedding) VALUES (?1, ?2)")
+                .map_err(map_sqlite)?
+                .execute(params![rowid, vectors::to_blob(&e.vector)])
+                .map_err(map_sqlite)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes rows (and their vectors) selected by `where_sql`; returns how many.
+fn delete_rows(
+    conn: &Connection,
+    where_sql: &str,
+    params: &[rusqlite::types::Value],
+) -> Result<u64> {
+    let pinned = schema::load_pin(conn)?.is_some();
+    if pinned {
+        conn.execute(
+            &format!(
+                "DELETE FROM items_vec WHERE rowid IN (SELECT i.rowid FROM items i {where_sql})"
+            ),
+            params_from_iter(params.iter()),
+        )
+        .map_err(map_sqlite)?;
+    }
+    let n = conn
+        .execute(
+            &format!("DELETE FROM items WHERE rowid IN (SELECT i.rowid FROM items i {where_sql})"),
+            params_from_iter(params.iter()),
+        )
+        .map_err(map_sqlite)?;
+    Ok(n as u64)
+}
+
+fn bump_updated(old: Timestamp) -> Timestamp {
+    Timestamp::now().max(Timestamp::from_millis(old.as_millis().saturating_add(1)))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`; `:memory:` gives a private in-memory one.
+    ///
+    /// # Errors
+    /// `Unavailable` when the file cannot be opened, `ConfigInvalid` when it is not a memlayer
+    /// database or comes from a newer version.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        SqliteStore::open_with(SqliteConfig::new(path.as_ref().to_string_lossy())).await
+    }
+
+    /// A private in-memory store.
+    ///
+    /// # Errors
+    /// Only if SQLite cannot start.
+    pub async fn open_in_memory() -> Result<Self> {
+        SqliteStore::open_with(SqliteConfig::new(":memory:")).await
+    }
+
+    /// Opens with a full configuration.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`], and `ConfigInvalid` when the file is pinned to another
+    /// embedding model or dimension than `expected_pin`.
+    pub async fn open_with(config: SqliteConfig) -> Result<Self> {
+        let path = (config.path != ":memory:").then(|| config.path.clone());
+        let expected = config.expected_pin.clone();
+        let db = db::Db::open(
+            path,
+            config.readers,
+            config.busy_timeout,
+            config.synchronous,
+            move |conn| {
+                schema::migrate(conn)?;
+                if let (Some(want), Some(have)) = (&expected, schema::load_pin(conn)?) {
+                    if *want != have {
+                        return Err(Error::new(
+                            ErrorKind::ConfigInvalid,
+                            format!(
+                                "the store is pinned to model {:?} with dimension {}, but {:?} with dimension {} was expected",
+                                have.model, have.dim, want.model, want.dim
+                            ),
+                        ));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map_err(|e| tag(e, "open"))?;
+        Ok(SqliteStore {
+            db: Arc::new(db),
+            closed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Unavailable, "the store is closed")
+                .with_backend(BACKEND)
+                .set_temporary(false));
+        }
+        Ok(())
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.check_open().map_err(|e| tag(e, op))?;
+        self.db.read(f).await.map_err(|e| tag(e, op))
+    }
+
+    /// Runs `f` in one immediate transaction on the writer; it commits only if `f` succeeds.
+    async fn write_tx<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.check_open().map_err(|e| tag(e, op))?;
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_sqlite)?;
+                let out = f(&tx)?;
+                tx.commit().map_err(map_sqlite)?;
+                Ok(out)
+            })
+            .await
+            .map_err(|e| tag(e, op))
+    }
+}
+
+#[async_trait]
+impl SearchLegs for SqliteStore {
+    async fn recent_leg(
+        &self,
+        namespace: &str,
+        filter: &Filter,
+        cursor: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SearchResults> {
+        let cursor = cursor
+            .map(|c| Cursor::decode(c, SortKey::Created, Order::Desc))
+            .transpose()?;
+        let request = ListRequest::new()
+            .with_filter(filter.clone())
+            .sorted(SortKey::Created, Order::Desc)
+            .with_limit(limit);
+        let (items, next_cursor) = self.list_page(namespace, request, cursor, offset).await?;
+        let hits = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| leg_hit(item, 1.0 / (1 + offset + i) as f32, RankedBy::Recency))
+            .collect();
+        Ok(SearchResults { hits, next_cursor })
+    }
+
+    async fn keyword_leg(
+        &self,
+        namespace: &str,
+        text: &str,
+        _terms: &[String],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        // FTS5 stems with porter itself: it gets the unstemmed literal words, each quoted.
+        let words = text::query_words(text);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let namespace = namespace.to_owned();
+        let filter = filter.clone();
+        self.read("search", move |conn| {
+            let pinned = schema::load_pin(conn)?.is_some();
+            let mut q = Query::default();
+            let m = q.bind(sql::fts_query(&words));
+            q.and(format!("items_fts MATCH {m}"));
+            q.filter(&namespace, &filter, filter.effective_now());
+            let limit = q.bind(k as i64);
+            let (vec_col, join) = if pinned {
+                ("v.embedding", "LEFT JOIN items_vec v ON v.rowid = i.rowid")
+            } else {
+                ("NULL", "")
+            };
+            let sql = format!(
+                "SELECT {ITEM_COLUMNS}, {vec_col}, -bm25(items_fts) AS score \
+                 FROM items_fts JOIN items i ON i.rowid = items_fts.rowid {join} {} \
+                 ORDER BY score DESC, i.id ASC LIMIT {limit}",
+                q.where_sql()
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
+            let mut rows = stmt
+                .query(params_from_iter(q.params.iter()))
+                .map_err(map_sqlite)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(map_sqlite)? {
+                let score: f64 = row.get(sql::VECTOR_COLUMN + 1).map_err(map_sqlite)?;
+                out.push(leg_hit(read_item(row)?, score as f32, RankedBy::Keyword));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn vector_leg(
+        &self,
+        namespace: &str,
+        vector: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let namespace = namespace.to_owned();
+        let filter = filter.clone();
+        let blob = vectors::to_blob(vector);
+        let dim = vector.len();
+        self.read("search", move |conn| {
+            let Some(pin) = schema::load_pin(conn)? else {
+                return Ok(Vec::new());
+            };
+            if pin.dim != dim {
+                return Err(Error::invalid(
+                    "vector",
+                    format!(
+                        "has dimension {dim}, but this store is pinned to dimension {}",
+                        pin.dim
+                    ),
+                ));
+            }
+            let mut q = Query::default();
+            let v = q.bind(blob);
+            q.filter(&namespace, &filter, filter.effective_now());
+            let limit = q.bind(k as i64);
+            let sql = format!(
+                "SELECT {ITEM_COLUMNS}, v.embedding, ml_cosine(v.embedding, {v}) AS score \
+                 FROM items i JOIN items_vec v ON v.rowid = i.rowid {} \
+                 ORDER BY score DESC, i.id ASC LIMIT {limit}",
+                q.where_sql()
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
+            let mut rows = stmt
+                .query(params_from_iter(q.params.iter()))
+                .map_err(map_sqlite)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(map_sqlite)? {
+                let score: f64 = row.get(sql::VECTOR_COLUMN + 1).map_err(map_sqlite)?;
+                out.push(leg_hit(read_item(row)?, score as f32, RankedBy::Vector));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    async fn list_page(
+        &self,
+        namespace: &str,
+        request: ListRequest,
+        cursor: Option<Cursor>,
+        offset: usize,
+    ) -> Result<(Vec<MemoryItem>, Option<String>)> {
+        let namespace = namespace.to_owned();
+        self.read("list", move |conn| {
+            let pinned = schema::load_pin(conn)?.is_some();
+            let mut q = Query::default();
+            q.filter(&namespace, &request.filter, request.filter.effective_now());
+            let key = sql::sort_expr(request.sort);
+            let dir = match request.order {
+                Order::Asc => "ASC",
+                Order::Desc => "DESC",
+            };
+            if let Some(c) = &cursor {
+                let v = match c.value {
+                    memlayer_store::SortValue::Int(v) => q.bind(v),
+                    memlayer_store::SortValue::Float(v) => q.bind(v),
+                };
+                let id = q.bind(c.id.clone());
+                let cmp = if request.order == Order::Asc {
+                    ">"
+                } else {
+                    "<"
+                };
+                q.and(format!("({key}, i.id) {cmp} ({v}, {id})"));
+            }
+            let limit = request.effective_limit();
+            let lim = q.bind((limit + 1) as i64);
+            let off = q.bind(offset as i64);
+            let sql = format!(
+                "{} {} ORDER BY {key} {dir}, i.id {dir} LIMIT {lim} OFFSET {off}",
+                select_items(pinned),
+                q.where_sql()
+            );
+            let mut items = query_items(conn, &sql, &q)?;
+            let next = if items.len() > limit {
+                items.truncate(limit);
+                items
+                    .last()
+                    .map(|last| Cursor::after(last, request.sort, request.order).encode())
+            } else {
+                None
+            };
+            Ok((items, next))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl MemoryStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::full();
+        caps.native_keyword_ranking = true;
+        caps
+    }
+
+    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
+        let mut out = self
+            .upsert_many(vec![item])
+            .await
+            .map_err(|e| tag(e, "upsert"))?;
+        out.pop().ok_or_else(|| {
+            tag(
+                Error::new(ErrorKind::Unexpected, "no row written"),
+                "upsert",
+            )
+        })
+    }
+
+    async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
+        if items.len() > limits::MAX_BATCH {
+            return Err(tag(
+                Error::invalid(
+                    "items",
+                    format!(
+                        "batch of {} items, the limit is {}",
+                        items.len(),
+                        limits::MAX_BATCH
+                    ),
+                ),
+                "upsert_many",
+            ));
+        }
+        for item in &items {
+            check_item(item).map_err(|e| tag(e, "upsert_many"))?;
+        }
+        self.write_tx("upsert_many", move |conn| {
+            let now = Timestamp::now();
+            let mut pin = schema::load_pin(conn)?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let existing = get_row(conn, &item.id, false)?;
+                let merged = merge_upsert(existing.as_ref(), item, now)?;
+                write_row(conn, &merged, existing.is_some(), &mut pin)?;
+                out.push(merged);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        let (ns, id) = (namespace.to_owned(), id.to_owned());
+        self.read("get", move |conn| match get_row(conn, &id, true)? {
+            Some(item) if item.namespace == ns && !item.deleted => Ok(item),
+            _ => Err(Error::not_found(&ns, &id)),
+        })
+        .await
+    }
+
+    async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
+        let (ns, id) = (namespace.to_owned(), id.to_owned());
+        self.write_tx("delete", move |conn| {
+            let mut q = Query::default();
+            let a = q.bind(id.clone());
+            let b = q.bind(ns.clone());
+            let n = delete_rows(
+                conn,
+                &format!("WHERE i.id = {a} AND i.namespace = {b}"),
+                &q.params,
+            )?;
+            if n == 0 {
+                return Err(Error::not_found(&ns, &id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
+        check_namespace(namespace).map_err(|e| tag(e, "clear"))?;
+        limits::check_filter(&request.filter).map_err(|e| tag(e, "clear"))?;
+        if !request.all && !request.filter.selects_subset() {
+            return Err(tag(
+                Error::invalid(
+                    "filter",
+                    "selects every item; set `all` to clear the whole namespace",
+                ),
+                "clear",
+            ));
+        }
+        let ns = namespace.to_owned();
+        let mut filter = request.filter.clone();
+        filter.include_deleted = false;
+        self.write_tx("clear", move |conn| {
+            let mut q = Query::default();
+            q.filter(&ns, &filter, filter.effective_now());
+            let now = q.bind(Timestamp::now().as_millis());
+            let sql = format!(
+                "UPDATE items SET deleted = 1, updated_at = MAX({now}, updated_at + 1) \
+                 WHERE rowid IN (SELECT i.rowid FROM items i {})",
+                q.where_sql()
+            );
+            let n = conn
+                .execute(&sql, params_from_iter(q.params.iter()))
+                .map_err(map_sqlite)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn count(&self, namespace: &str, options: CountOptions) -> Result<u64> {
+        let ns = namespace.to_owned();
+        self.read("count", move |conn| {
+            let sql = if options.include_deleted {
+                "SELECT COUNT(*) FROM items WHERE namespace = ?1"
+            } else {
+                "SELECT COUNT(*) FROM items WHERE namespace = ?1 AND deleted = 0"
+            };
+            let n: i64 = conn
+                .prepare_cached(sql)
+                .map_err(map_sqlite)?
+                .query_row([ns], |r| r.get(0))
+                .map_err(map_sqlite)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn search(&self, namespace: &str, request: &SearchRequest) -> Result<SearchResults> {
+        self.check_open().map_err(|e| tag(e, "search"))?;
+        run_search(self, namespace, request)
+            .await
+            .map_err(|e| tag(e, "search"))
+    }
+
+    async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
+        limits::check_list(request).map_err(|e| tag(e, "list"))?;
+        let cursor = request
+            .cursor
+            .as_deref()
+            .map(|c| Cursor::decode(c, request.sort, request.order))
+            .transpose()
+            .map_err(|e| tag(e, "list"))?;
+        let (items, next_cursor) = self
+            .list_page(namespace, request.clone(), cursor, 0)
+            .await?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
+        if id == by {
+            return Err(tag(
+                Error::invalid("by", "an item cannot supersede itself"),
+                "supersede",
+            ));
+        }
+        let (ns, id, by) = (namespace.to_owned(), id.to_owned(), by.to_owned());
+        self.write_tx("supersede", move |conn| {
+            let live = |id: &str| -> Result<MemoryItem> {
+                match get_row(conn, id, true)? {
+                    Some(item) if item.namespace == ns && !item.deleted => Ok(item),
+                    _ => Err(Error::not_found(&ns, id)),
+                }
+            };
+            live(&by)?;
+            let mut item = live(&id)?;
+            let now = Timestamp::now();
+            item.superseded_by = Some(by.clone());
+            item.valid_to = Some(now);
+            item.updated_at = bump_updated(item.updated_at);
+            conn.execute(
+                "UPDATE items SET superseded_by = ?1, valid_to = ?2, updated_at = ?3 WHERE id = ?4",
+                params![by, now.as_millis(), item.updated_at.as_millis(), id],
+            )
+            .map_err(map_sqlite)?;
+            Ok(item)
+        })
+        .await
+    }
+
+    async fn restore(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        let (ns, id) = (namespace.to_owned(), id.to_owned());
+        self.write_tx("restore", move |conn| {
+            let mut item = match get_row(conn, &id, true)? {
+                Some(item) if item.namespace == ns && !item.deleted => item,
+                _ => return Err(Error::not_found(&ns, &id)),
+            };
+            item.superseded_by = None;
+            item.valid_to = None;
+            item.updated_at = bump_updated(item.updated_at);
+            conn.execute(
+                "UPDATE items SET superseded_by = NULL, valid_to = NULL, updated_at = ?1 WHERE id = ?2",
+                params![item.updated_at.as_millis(), id],
+            )
+            .map_err(map_sqlite)?;
+            Ok(item)
+        })
+        .await
+    }
+
+    async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
+        let (ns, id) = (namespace.to_owned(), id.to_owned());
+        self.read("predecessors", move |conn| {
+            let pinned = schema::load_pin(conn)?.is_some();
+            let mut q = Query::default();
+            let a = q.bind(ns);
+            let b = q.bind(id);
+            let sql = format!(
+                "{} WHERE i.namespace = {a} AND i.superseded_by = {b} AND i.deleted = 0 \
+                 ORDER BY i.created_at, i.id",
+                select_items(pinned)
+            );
+            query_items(conn, &sql, &q)
+        })
+        .await
+    }
+
+    async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
+        let ns = namespace.to_owned();
+        let unique: HashSet<String> = ids.iter().cloned().collect();
+        self.write_tx("reinforce", move |conn| {
+            let mut n = 0;
+            for id in unique {
+                let Some(mut item) = get_row(conn, &id, false)? else {
+                    continue;
+                };
+                if item.namespace != ns || item.deleted {
+                    continue;
+                }
+                reinforce_item(&mut item, at);
+                conn.prepare_cached(
+                    "UPDATE items SET access_count = ?1, last_accessed_at = ?2, expires_at = ?3 WHERE id = ?4",
+                )
+                .map_err(map_sqlite)?
+                .execute(params![
+                    i64::try_from(item.access_count).unwrap_or(i64::MAX),
+                    at.as_millis(),
+                    item.expires_at.map(|t| t.as_millis()),
+                    id
+                ])
+                .map_err(map_sqlite)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
+        self.read("list_expired", move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT namespace, id, expires_at FROM items \
+                     WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+                     ORDER BY expires_at, id LIMIT ?2",
+                )
+                .map_err(map_sqlite)?;
+            let rows = stmt
+                .query_map(params![now.as_millis(), limit as i64], |r| {
+                    Ok(ExpiredItem {
+                        namespace: r.get(0)?,
+                        id: r.get(1)?,
+                        expires_at: Timestamp::from_millis(r.get(2)?),
+                    })
+                })
+                .map_err(map_sqlite)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_sqlite)
+        })
+        .await
+    }
+
+    async fn delete_if_expired_before(
+        &self,
+        namespace: &str,
+        id: &str,
+        cutoff: Timestamp,
+    ) -> Result<()> {
+        let (ns, id) = (namespace.to_owned(), id.to_owned());
+        self.write_tx("delete_if_expired_before", move |conn| {
+            let mut q = Query::default();
+            let a = q.bind(id.clone());
+            let b = q.bind(ns.clone());
+            let c = q.bind(cutoff.as_millis());
+            let n = delete_rows(
+                conn,
+                &format!(
+                    "WHERE i.id = {a} AND i.namespace = {b} AND i.expires_at IS NOT NULL AND i.expires_at <= {c}"
+                ),
+                &q.params,
+            )?;
+            if n == 0 {
+                return Err(Error::not_found(&ns, &id).with_context("cutoff", cutoff));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        self.read("list_namespaces", move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT DISTINCT namespace FROM items ORDER BY namespace")
+                .map_err(map_sqlite)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(map_sqlite)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(map_sqlite)
+        })
+        .await
+    }
+
+    async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
+        let ns = namespace.to_owned();
+        self.write_tx("delete_namespace", move |conn| {
+            let mut q = Query::default();
+            let a = q.bind(ns);
+            delete_rows(conn, &format!("WHERE i.namespace = {a}"), &q.params)
+        })
+        .await
+    }
+
+    async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
+        check_namespace(to).map_err(|e| tag(e, "reassign"))?;
+        for id in ids {
+            check_id(id).map_err(|e| tag(e, "reassign"))?;
+        }
+        let unique: Vec<String> = ids
+            .iter()
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.write_tx("reassign", move |conn| {
+            let mut n = 0;
+            let mut stmt = conn
+                .prepare_cached("UPDATE items SET namespace = ?1 WHERE id = ?2 AND namespace = ?3")
+                .map_err(map_sqlite)?;
+            for id in unique {
+                n += stmt.execute(params![to, id, from]).map_err(map_sqlite)? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {
+        self.read("embedding_pin", |conn| schema::load_pin(conn))
+            .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read("ping", |conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(map_sqlite)
+        })
+        .await
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.db.close().await.map_err(|e| tag(e, "close"))
+    }
+}

@@ -1,0 +1,153 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Each migration runs inside one immediate transaction together with the version bump, so
+//! two processes opening the same new file serialise and the second sees the finished schema.
+
+use memlayer_store::{EmbeddingPin, Error, ErrorKind, Result};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::map_sqlite;
+
+/// Migrations in order; index + 1 is the version each one produces.
+const MIGRATIONS: &[&str] = &[
+    // 1: items, full-text index, metadata.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE items (
+        rowid            INTEGER PRIMARY KEY,
+        id               TEXT NOT NULL UNIQUE,
+        namespace        TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        content          TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        tool_calls       TEXT NOT NULL DEFAULT '[]',
+        tool_call_id     TEXT,
+        tool_name        TEXT,
+        is_error         INTEGER,
+        user_id          TEXT,
+        session_id       TEXT,
+        task_id          TEXT,
+        agent_id         TEXT,
+        extra            TEXT NOT NULL DEFAULT '{}',
+        tags             TEXT NOT NULL DEFAULT '[]',
+        tier             TEXT NOT NULL,
+        expires_at       INTEGER,
+        importance       REAL NOT NULL,
+        confidence       REAL NOT NULL,
+        access_count     INTEGER NOT NULL DEFAULT 0,
+        last_accessed_at INTEGER,
+        superseded_by    TEXT,
+        valid_from       INTEGER,
+        valid_to         INTEGER,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        version          INTEGER NOT NULL,
+        deleted          INTEGER NOT NULL DEFAULT 0,
+        embedding_model  TEXT
+    );
+
+    -- Recency and listing within a namespace (also serves namespace counts and deletes).
+    CREATE INDEX items_ns_created ON items (namespace, created_at, id);
+    -- Partial indexes over live rows for the common owner scopes.
+    CREATE INDEX items_live_user ON items (namespace, user_id, created_at) WHERE deleted = 0;
+    CREATE INDEX items_live_session ON items (namespace, session_id, created_at) WHERE deleted = 0;
+    CREATE INDEX items_expiring ON items (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX items_superseded ON items (namespace, superseded_by) WHERE superseded_by IS NOT NULL;
+
+    CREATE VIRTUAL TABLE items_fts USING fts5(
+        content,
+        content = 'items',
+        content_rowid = 'rowid',
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN
+        INSERT INTO items_fts (rowid, content) VALUES (new.rowid, new.content);
+    END;
+    CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN
+        INSERT INTO items_fts (items_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+    END;
+    CREATE TRIGGER items_fts_update AFTER UPDATE OF content ON items BEGIN
+        INSERT INTO items_fts (items_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+        INSERT INTO items_fts (rowid, content) VALUES (new.rowid, new.content);
+    END;
+    "#,
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the file up to [`SCHEMA_VERSION`].
+///
+/// # Errors
+/// `ConfigInvalid` when the file was written by a newer memlayer.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map_sqlite)?;
+    let current: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(map_sqlite)?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            format!(
+                "the database has schema version {current}, this memlayer knows up to {SCHEMA_VERSION}"
+            ),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql).map_err(map_sqlite)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(map_sqlite)?;
+    }
+    tx.commit().map_err(map_sqlite)
+}
+
+/// The pinned embedding model, if any.
+pub(crate) fn load_pin(conn: &Connection) -> Result<Option<EmbeddingPin>> {
+    let model: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'embedding_model'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(map_sqlite)?;
+    let dim: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'embedding_dim'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(map_sqlite)?;
+    match (model, dim) {
+        (Some(model), Some(dim)) => {
+            let dim = dim
+                .parse()
+                .map_err(|e| crate::error::corrupt("embedding_dim", e))?;
+            Ok(Some(EmbeddingPin { model, dim }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Pins the model and creates the `vec0` table of that dimension (inside the caller's
+/// transaction, so a failed batch un-pins too).
+pub(crate) fn create_pin(conn: &Connection, pin: &EmbeddingPin) -> Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('embedding_model', ?1), ('embedding_dim', ?2)",
+        params![pin.model, pin.dim.to_string()],
+    )
+    .map_err(map_sqlite)?;
+    // The dimension is a validated integer, the only value ever formatted into DDL.
+    conn.execute_batch(&format!(
+        "CREATE VIRTUAL TABLE items_vec USING vec0(embedding float[{}])",
+        pin.dim
+    ))
+    .map_err(map_sqlite)
+}
