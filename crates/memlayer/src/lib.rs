@@ -1,0 +1,61 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub use memlayer_store::*;
+pub use memlayer_types::{Embedding, Kind, MemoryItem, Metadata, Status, Tier, Timestamp};
+
+/// The in-memory backend.
+#[cfg(feature = "memory")]
+pub mod memory {
+    pub use memlayer_store_memory::InMemoryStore;
+}
+
+/// The SQLite backend.
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use memlayer_store_sqlite::{SqliteConfig, SqliteStore, Synchronous};
+}
+
+/// Opens a store from a URL (see the table above).
+///
+/// # Errors
+/// `ConfigInvalid` naming what is wrong with the URL, or the backend's open errors.
+pub async fn open(url: &str) -> Result<DynStore> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once(':').unwrap_or((url, ""));
+    match scheme {
+        #[cfg(feature = "memory")]
+        "memory" if rest.is_empty() => Ok(std::sync::Arc::new(memory::InMemoryStore::new())),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = if path.is_empty() { ":memory:" } else { path };
+            Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path).await?))
+        }
+        #[allow(unreachable_patterns)]
+        "memory" | "sqlite" => Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            format!(
+                "{url:?}: the {scheme} backend is not compiled in (enable the `{scheme}` feature) or the URL has extra parts"
+            ),
+        )),
+        other => Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            format!("{url:?}: unknown backend {other:?}; expected memory or sqlite:PATH"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_resolves_urls() {
+        assert_eq!(open("memory").await.unwrap().backend(), "memory");
+        assert_eq!(open("sqlite::memory:").await.unwrap().backend(), "sqlite");
+        let e = open("mysql://x").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+        assert!(e.to_string().contains("mysql"));
+    }
+}

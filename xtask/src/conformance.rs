@@ -1,0 +1,62 @@
+//! Runs tests with the conformance log on and summarises scenario outcomes per backend.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+
+use crate::{cargo, run};
+
+/// Runs `cargo <args>` with every backend in `ids` required, then prints, per backend, how
+/// many scenarios passed, failed and were skipped. Fails if any failed or any backend ran
+/// fewer scenarios than the suite has.
+pub fn run_tests(ids: &[String], args: &[&str]) -> Result<()> {
+    let log = std::env::temp_dir().join(format!("memlayer-conformance-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let tested = run(cargo()
+        .args(args)
+        .env("MEMLAYER_CONFORMANCE_LOG", &log)
+        .env("MEMLAYER_REQUIRE_BACKENDS", ids.join(",")));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let total = memlayer_conformance::scenarios::SCENARIOS.len();
+    let mut counts: BTreeMap<&str, (usize, usize, Vec<String>)> = BTreeMap::new();
+    for line in text.lines() {
+        let mut f = line.split('\t');
+        let (Some(backend), Some(scenario), Some(outcome)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let entry = counts.entry(backend).or_default();
+        match outcome {
+            "passed" => entry.0 += 1,
+            _ => {
+                entry.1 += 1;
+                entry.2.push(format!(
+                    "{scenario} ({outcome}: {})",
+                    f.next().unwrap_or("")
+                ));
+            }
+        }
+    }
+    println!();
+    println!("| backend | scenarios | passed | failed | skipped |");
+    println!("|---|---|---|---|---|");
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for id in ids {
+        let (p, s, why) = counts.get(id.as_str()).cloned().unwrap_or_default();
+        let f = total.saturating_sub(p + s);
+        println!("| {id} | {total} | {p} | {f} | {s} |");
+        for w in why {
+            println!("|   | skipped: {w} | | | |");
+        }
+        passed += p;
+        failed += f;
+        skipped += s;
+    }
+    println!();
+    println!("conformance: {passed} passed, {failed} failed, {skipped} skipped");
+    tested?;
+    if failed > 0 {
+        bail!("{failed} conformance scenarios did not pass");
+    }
+    Ok(())
+}
