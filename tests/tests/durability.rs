@@ -1,5 +1,6 @@
 //! Every write the SQLite store acknowledged survives a SIGKILL of the writing process, and the
 //! file passes `PRAGMA integrity_check`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

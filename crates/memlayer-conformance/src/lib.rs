@@ -102,14 +102,13 @@ pub fn is_required(backend: &str) -> bool {
 }
 
 fn record(backend: &str, scenario: &str, outcome: &str, why: &str) {
-    if let Ok(path) = std::env::var("MEMLAYER_CONFORMANCE_LOG") {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
+    if let Ok(path) = std::env::var("MEMLAYER_CONFORMANCE_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-        {
-            let _ = writeln!(f, "{backend}\t{scenario}\t{outcome}\t{why}");
-        }
+    {
+        let _ = writeln!(f, "{backend}\t{scenario}\t{outcome}\t{why}");
     }
 }
 

@@ -56,13 +56,13 @@ impl State {
 
     /// Writes a merged row, keeping the namespace index and BM25 in step.
     fn put(&mut self, item: MemoryItem) {
-        if self.pin.is_none() {
-            if let Some(e) = &item.embedding {
-                self.pin = Some(EmbeddingPin {
-                    model: e.model.clone(),
-                    dim: e.dim(),
-                });
-            }
+        if self.pin.is_none()
+            && let Some(e) = &item.embedding
+        {
+            self.pin = Some(EmbeddingPin {
+                model: e.model.clone(),
+                dim: e.dim(),
+            });
         }
         let ns = self.namespaces.entry(item.namespace.clone()).or_default();
         ns.ids.insert(item.id.clone());
@@ -229,10 +229,10 @@ impl SearchLegs for InMemoryStore {
             if !top.admits(score) {
                 continue;
             }
-            if let Some(s) = state.items.get(&id) {
-                if filter.matches(&s.item, now) {
-                    top.offer(score, id);
-                }
+            if let Some(s) = state.items.get(&id)
+                && filter.matches(&s.item, now)
+            {
+                top.offer(score, id);
             }
         }
         Ok(top
@@ -513,11 +513,12 @@ impl MemoryStore for InMemoryStore {
         let mut n = 0;
         let unique: HashSet<&String> = ids.iter().collect();
         for id in unique {
-            if let Some(s) = state.items.get_mut(id.as_str()) {
-                if s.item.namespace == namespace && !s.item.deleted {
-                    reinforce_item(&mut s.item, at);
-                    n += 1;
-                }
+            if let Some(s) = state.items.get_mut(id.as_str())
+                && s.item.namespace == namespace
+                && !s.item.deleted
+            {
+                reinforce_item(&mut s.item, at);
+                n += 1;
             }
         }
         Ok(n)

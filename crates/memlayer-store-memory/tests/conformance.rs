@@ -1,4 +1,5 @@
 //! The conformance suite on the in-memory backend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::sync::Arc;
 

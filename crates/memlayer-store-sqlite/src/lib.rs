@@ -251,8 +251,8 @@ impl SqliteStore {
             config.synchronous,
             move |conn| {
                 schema::migrate(conn)?;
-                if let (Some(want), Some(have)) = (&expected, schema::load_pin(conn)?) {
-                    if *want != have {
+                if let (Some(want), Some(have)) = (&expected, schema::load_pin(conn)?)
+                    && *want != have {
                         return Err(Error::new(
                             ErrorKind::ConfigInvalid,
                             format!(
@@ -261,7 +261,6 @@ impl SqliteStore {
                             ),
                         ));
                     }
-                }
                 Ok(())
             },
         )
@@ -842,8 +841,7 @@ impl MemoryStore for SqliteStore {
     }
 
     async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {
-        self.read("embedding_pin", |conn| schema::load_pin(conn))
-            .await
+        self.read("embedding_pin", schema::load_pin).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,4 +1,5 @@
 //! The conformance suite on the SQLite backend: every test gets its own database file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::sync::Arc;
 

@@ -161,10 +161,10 @@ pub fn check_item(item: &MemoryItem) -> Result<()> {
     }
     check_unit("importance", item.importance)?;
     check_unit("confidence", item.confidence)?;
-    if let (Some(from), Some(to)) = (item.valid_from, item.valid_to) {
-        if to < from {
-            return Err(Error::invalid("valid_to", "must not be before valid_from"));
-        }
+    if let (Some(from), Some(to)) = (item.valid_from, item.valid_to)
+        && to < from
+    {
+        return Err(Error::invalid("valid_to", "must not be before valid_from"));
     }
     if let Some(e) = &item.embedding {
         if e.model.is_empty() || e.model.len() > MAX_KEY_BYTES {

@@ -73,7 +73,7 @@ impl Filter {
             && (self.statuses.is_empty() || self.statuses.contains(&item.status))
             && self.tags.iter().all(|t| item.tags.contains(t))
             && self.metadata.iter().all(|c| meta_condition_holds(item, c))
-            && !self.exclude_ids.iter().any(|id| *id == item.id)
+            && !self.exclude_ids.contains(&item.id)
             && self.created.contains(Some(item.created_at))
             && self.updated.contains(Some(item.updated_at))
             && self.accessed.contains(item.last_accessed_at)

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut i = 0u64;
     loop {
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             // Every tenth step is a batch of ten, acknowledged as a whole.
             let batch: Vec<MemoryItem> = (i..i + 10).map(item).collect();
             store.upsert_many(batch).await?;
