@@ -9,13 +9,20 @@ use crate::{cargo, run};
 /// Runs `cargo <args>` with every backend in `ids` required, then prints, per backend, how
 /// many scenarios passed, failed and were skipped. Fails if any failed or any backend ran
 /// fewer scenarios than the suite has.
-pub fn run_tests(ids: &[String], args: &[&str]) -> Result<()> {
+pub fn run_tests(ids: &[String], also_required: &[&str], args: &[&str]) -> Result<()> {
     let log = std::env::temp_dir().join(format!("memlayer-conformance-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let tested = run(cargo()
         .args(args)
         .env("MEMLAYER_CONFORMANCE_LOG", &log)
-        .env("MEMLAYER_REQUIRE_BACKENDS", ids.join(",")));
+        .env(
+            "MEMLAYER_REQUIRE_BACKENDS",
+            ids.iter()
+                .map(String::as_str)
+                .chain(also_required.iter().copied())
+                .collect::<Vec<_>>()
+                .join(","),
+        ));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     let total = memlayer_conformance::scenarios::SCENARIOS.len();

@@ -9,10 +9,15 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod conformance;
+mod embedders;
+mod eval;
 mod matrix;
+mod progress;
+mod services;
+mod stores;
 
 /// Every backend id, in documentation order.
-pub const BACKENDS: &[&str] = &["memory", "sqlite"];
+pub const BACKENDS: &[&str] = &["memory", "sqlite", "postgres"];
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "memlayer's task runner")]
@@ -37,8 +42,51 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
-    /// What CI runs: fmt check, clippy -D warnings, docs check, every test, conformance on every backend.
+    /// What CI runs: services, fmt check, clippy -D warnings, docs check, every test,
+    /// conformance on every backend, and the retrieval quality floor.
     Ci,
+    /// Starts, stops or prints the environment of local services (models; servers later).
+    Services {
+        #[command(subcommand)]
+        action: ServicesCmd,
+    },
+    /// Retrieval evaluation on a BEIR-format dataset (see ../shared/docs/EVAL.md).
+    Eval {
+        /// Dataset directory (corpus.jsonl, queries.jsonl, qrels/test.tsv).
+        #[arg(long, default_value = "../shared/data/scifact")]
+        data: PathBuf,
+        /// Backend ids, comma-separated, or `all`.
+        #[arg(long, default_value = "memory")]
+        backend: String,
+        /// keyword, vector, hybrid or all.
+        #[arg(long, default_value = "all")]
+        mode: String,
+        /// hash, minilm, static or openai.
+        #[arg(long, default_value = "minilm")]
+        embedder: String,
+        /// Hits kept per query for the metrics (at least 100 are always fetched).
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Write the result rows as a JSON array to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Hybrid fusion: `convex:W` (keyword weight W) or `rrf:K`.
+        #[arg(long)]
+        fusion: Option<String>,
+        /// Hybrid per-leg pool depth.
+        #[arg(long)]
+        pool: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServicesCmd {
+    /// Starts (or fetches) services, idempotently, and prints their environment.
+    Up { ids: Vec<String> },
+    /// Stops services.
+    Down { ids: Vec<String> },
+    /// Prints the environment of services (starting nothing new beyond what `up` would reuse).
+    Env { ids: Vec<String> },
 }
 
 /// The workspace root.
@@ -69,6 +117,79 @@ fn describe(cmd: &Command) -> String {
         .join(" ")
 }
 
+/// The cargo target directory (for caches and reports).
+pub fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"))
+}
+
+/// Parses `convex:W` or `rrf:K`.
+fn parse_fusion(s: &str) -> Result<memlayer::Fusion> {
+    let (kind, value) = s.split_once(':').unwrap_or((s, ""));
+    let value: f32 = value
+        .parse()
+        .with_context(|| format!("fusion {s:?}: expected convex:W or rrf:K"))?;
+    match kind {
+        "convex" => Ok(memlayer::Fusion::Convex {
+            keyword_weight: value,
+        }),
+        "rrf" => Ok(memlayer::Fusion::Rrf { k: value }),
+        _ => bail!("fusion {s:?}: expected convex:W or rrf:K"),
+    }
+}
+
+/// The backends named by a comma-separated list or `all`.
+fn parse_backends(s: &str) -> Result<Vec<String>> {
+    if s == "all" {
+        return Ok(BACKENDS.iter().map(|b| b.to_string()).collect());
+    }
+    let ids: Vec<String> = s.split(',').map(|b| b.trim().to_owned()).collect();
+    for id in &ids {
+        if !BACKENDS.contains(&id.as_str()) {
+            bail!("unknown backend {id:?}; known: {}", BACKENDS.join(", "));
+        }
+    }
+    Ok(ids)
+}
+
+/// The CI quality floor: keyword nDCG@10 on SciFact must stay at or above 0.65 on the
+/// in-process backends.
+fn quality_floor() -> Result<()> {
+    let data = root()
+        .join("..")
+        .join("shared")
+        .join("data")
+        .join("scifact");
+    if !data.join("corpus.jsonl").is_file() {
+        bail!(
+            "the SciFact data is missing at {}; CI needs ../shared/data/scifact",
+            data.display()
+        );
+    }
+    let args = eval::EvalArgs {
+        data,
+        backends: vec!["memory".into(), "sqlite".into()],
+        modes: vec![memlayer::SearchMode::Keyword],
+        embedder: "hash".into(),
+        k: 10,
+        json: None,
+        fusion: None,
+        pool_depth: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let rows = runtime.block_on(eval::eval(&args))?;
+    for (backend, ndcg) in eval::ndcg_by_backend(&rows) {
+        if ndcg < 0.65 {
+            bail!("keyword nDCG@10 on SciFact fell to {ndcg:.4} on {backend}; the floor is 0.65");
+        }
+        eprintln!("quality floor: {backend} keyword nDCG@10 = {ndcg:.4} (floor 0.65)");
+    }
+    Ok(())
+}
+
 /// `cargo` with the toolchain of this workspace.
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -76,11 +197,17 @@ pub fn cargo() -> Command {
 
 fn ci() -> Result<()> {
     let started = Instant::now();
+    let env = services::up(&[])?;
+    for (k, v) in &env {
+        // SAFETY of set_var: xtask is single-threaded here, before any runtime starts.
+        unsafe_set_env(k, v);
+    }
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--",
         "-D",
         "warnings",
@@ -89,9 +216,20 @@ fn ci() -> Result<()> {
     // One test run covers unit tests, integration tests and the conformance suite; the suite
     // records every scenario's outcome so the summary below can count them per backend.
     let ids: Vec<String> = BACKENDS.iter().map(|s| s.to_string()).collect();
-    conformance::run_tests(&ids, &["test", "--workspace", "--no-fail-fast"])?;
+    conformance::run_tests(
+        &ids,
+        &["models"],
+        &["test", "--workspace", "--no-fail-fast", "--all-features"],
+    )?;
+    quality_floor()?;
     eprintln!("ci passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[allow(unsafe_code)]
+fn unsafe_set_env(k: &str, v: &str) {
+    // SAFETY: called before any other thread of this process exists.
+    unsafe { std::env::set_var(k, v) }
 }
 
 fn main() -> Result<()> {
@@ -118,9 +256,43 @@ fn main() -> Result<()> {
                 ]);
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            conformance::run_tests(&ids, &args)
+            conformance::run_tests(&ids, &[], &args)
         }
         Cmd::Matrix { check } => matrix::matrix(check),
         Cmd::Ci => ci(),
+        Cmd::Services { action } => match action {
+            ServicesCmd::Up { ids } | ServicesCmd::Env { ids } => {
+                let env = services::up(&ids)?;
+                services::print_env(&env);
+                Ok(())
+            }
+            ServicesCmd::Down { ids } => services::down(&ids),
+        },
+        Cmd::Eval {
+            data,
+            backend,
+            mode,
+            embedder,
+            k,
+            json,
+            fusion,
+            pool,
+        } => {
+            let args = eval::EvalArgs {
+                data,
+                backends: parse_backends(&backend)?,
+                modes: eval::parse_modes(&mode)?,
+                embedder,
+                k,
+                json,
+                fusion: fusion.as_deref().map(parse_fusion).transpose()?,
+                pool_depth: pool,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(eval::eval(&args))?;
+            Ok(())
+        }
     }
 }

@@ -27,6 +27,8 @@ async fn stores() -> Result<Vec<DynStore>> {
                 .with_context(|| format!("opening {url}"))?,
         );
     }
+    let (pg, _guard) = crate::stores::open_fresh("postgres").await?;
+    out.push(pg);
     Ok(out)
 }
 

@@ -16,6 +16,12 @@ pub mod sqlite {
     pub use memlayer_store_sqlite::{SqliteConfig, SqliteStore, Synchronous};
 }
 
+/// The Postgres backend.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use memlayer_store_postgres::{KeywordRanking, PostgresConfig, PostgresStore};
+}
+
 /// Opens a store from a URL (see the table above).
 ///
 /// # Errors
@@ -32,8 +38,12 @@ pub async fn open(url: &str) -> Result<DynStore> {
             let path = if path.is_empty() { ":memory:" } else { path };
             Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path).await?))
         }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(std::sync::Arc::new(
+            postgres::PostgresStore::connect(url).await?,
+        )),
         #[allow(unreachable_patterns)]
-        "memory" | "sqlite" => Err(Error::new(
+        "memory" | "sqlite" | "postgres" | "postgresql" => Err(Error::new(
             ErrorKind::ConfigInvalid,
             format!(
                 "{url:?}: the {scheme} backend is not compiled in (enable the `{scheme}` feature) or the URL has extra parts"
@@ -41,7 +51,9 @@ pub async fn open(url: &str) -> Result<DynStore> {
         )),
         other => Err(Error::new(
             ErrorKind::ConfigInvalid,
-            format!("{url:?}: unknown backend {other:?}; expected memory or sqlite:PATH"),
+            format!(
+                "{url:?}: unknown backend {other:?}; expected memory, sqlite:PATH or postgres://..."
+            ),
         )),
     }
 }

@@ -1,0 +1,183 @@
+use async_trait::async_trait;
+use memlayer_store::types::{MemoryItem, Timestamp};
+use memlayer_store::{
+    Capabilities, ClearRequest, CountOptions, DynStore, EmbeddingPin, Error, ErrorKind,
+    ExpiredItem, ListRequest, MemoryStore, Page, Result, SearchMode, SearchRequest, SearchResults,
+};
+
+use crate::DynEmbedder;
+
+/// A store layer that embeds: items written without a vector get one from the embedder, and
+/// vector or hybrid searches with text but no vector embed the query once.
+///
+/// Everything else passes straight through to the wrapped store, which pins the embedder's
+/// model and dimension on the first write.
+#[derive(Debug, Clone)]
+pub struct EmbeddingStore {
+    inner: DynStore,
+    embedder: DynEmbedder,
+}
+
+impl EmbeddingStore {
+    /// Wraps `inner`.
+    ///
+    /// # Errors
+    /// `ConfigInvalid` when `inner` is already pinned to another model or dimension.
+    pub async fn new(inner: DynStore, embedder: DynEmbedder) -> Result<Self> {
+        if let Some(pin) = inner.embedding_pin().await?
+            && (pin.model != embedder.model_id() || pin.dim != embedder.dimension())
+        {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "the store is pinned to model {:?} ({} dimensions) but the embedder is {:?} ({} dimensions); re-embed the store or use the pinned model",
+                    pin.model,
+                    pin.dim,
+                    embedder.model_id(),
+                    embedder.dimension()
+                ),
+            ));
+        }
+        Ok(EmbeddingStore { inner, embedder })
+    }
+
+    /// The embedder.
+    pub fn embedder(&self) -> &DynEmbedder {
+        &self.embedder
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &DynStore {
+        &self.inner
+    }
+
+    async fn fill(&self, items: &mut [MemoryItem]) -> Result<()> {
+        let missing: Vec<usize> = items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.embedding.is_none() && !i.content.trim().is_empty())
+            .map(|(n, _)| n)
+            .collect();
+        for chunk in missing.chunks(self.embedder.max_batch().max(1)) {
+            let texts: Vec<String> = chunk.iter().map(|&n| items[n].content.clone()).collect();
+            let vectors = self.embedder.embed(&texts).await?;
+            for (&n, v) in chunk.iter().zip(vectors) {
+                items[n].embedding = Some(memlayer_store::types::Embedding::new(
+                    self.embedder.model_id(),
+                    v,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MemoryStore for EmbeddingStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
+        let mut items = [item];
+        self.fill(&mut items).await?;
+        let [item] = items;
+        self.inner.upsert(item).await
+    }
+
+    async fn upsert_many(&self, mut items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
+        self.fill(&mut items).await?;
+        self.inner.upsert_many(items).await
+    }
+
+    async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        self.inner.get(namespace, id).await
+    }
+
+    async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
+        self.inner.delete(namespace, id).await
+    }
+
+    async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
+        self.inner.clear(namespace, request).await
+    }
+
+    async fn count(&self, namespace: &str, options: CountOptions) -> Result<u64> {
+        self.inner.count(namespace, options).await
+    }
+
+    async fn search(&self, namespace: &str, request: &SearchRequest) -> Result<SearchResults> {
+        let wants_vector = matches!(request.mode, SearchMode::Vector | SearchMode::Hybrid);
+        let text = request.query.as_deref().unwrap_or("").trim();
+        if wants_vector && request.vector.is_none() && !text.is_empty() {
+            let mut request = request.clone();
+            let v = self.embedder.embed(&[text.to_owned()]).await?;
+            request.vector = v.into_iter().next();
+            return self.inner.search(namespace, &request).await;
+        }
+        self.inner.search(namespace, request).await
+    }
+
+    async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
+        self.inner.list(namespace, request).await
+    }
+
+    async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
+        self.inner.supersede(namespace, id, by).await
+    }
+
+    async fn restore(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        self.inner.restore(namespace, id).await
+    }
+
+    async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
+        self.inner.predecessors(namespace, id).await
+    }
+
+    async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
+        self.inner.reinforce(namespace, ids, at).await
+    }
+
+    async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
+        self.inner.list_expired(now, limit).await
+    }
+
+    async fn delete_if_expired_before(
+        &self,
+        namespace: &str,
+        id: &str,
+        cutoff: Timestamp,
+    ) -> Result<()> {
+        self.inner
+            .delete_if_expired_before(namespace, id, cutoff)
+            .await
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        self.inner.list_namespaces().await
+    }
+
+    async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
+        self.inner.delete_namespace(namespace).await
+    }
+
+    async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
+        self.inner.reassign(ids, from, to).await
+    }
+
+    async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {
+        self.inner.embedding_pin().await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
+}

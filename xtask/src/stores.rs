@@ -1,0 +1,41 @@
+//! Opens a fresh, empty store of any backend for evaluation and benchmarks.
+
+use anyhow::{Result, bail};
+use memlayer::DynStore;
+
+/// Keeps whatever backs a fresh store (a temporary directory) alive as long as it is held.
+pub struct Guard {
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh store of `backend`, empty, with a guard that removes its files when dropped.
+pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
+    match backend {
+        "memory" => Ok((memlayer::open("memory").await?, Guard { _dir: None })),
+        "sqlite" => {
+            let dir = tempfile::tempdir()?;
+            let url = format!("sqlite:{}", dir.path().join("eval.db").display());
+            Ok((memlayer::open(&url).await?, Guard { _dir: Some(dir) }))
+        }
+        "postgres" => {
+            let url = server_url("postgres", "MEMLAYER_POSTGRES_URL")?;
+            let schema = format!("eval_{}", uuid::Uuid::now_v7().simple());
+            let config = memlayer::postgres::PostgresConfig::new(url).schema(schema);
+            let store = memlayer::postgres::PostgresStore::connect_with(config).await?;
+            Ok((std::sync::Arc::new(store), Guard { _dir: None }))
+        }
+        other => bail!("backend {other:?} is not available to xtask yet"),
+    }
+}
+
+/// The URL of a server backend: from its env var, or by starting the service.
+pub fn server_url(id: &str, var: &str) -> Result<String> {
+    if let Ok(url) = std::env::var(var) {
+        return Ok(url);
+    }
+    let env = crate::services::up(&[id.to_owned()])?;
+    env.into_iter()
+        .find(|(k, _)| k == var)
+        .map(|(_, v)| v)
+        .ok_or_else(|| anyhow::anyhow!("starting {id} gave no {var}"))
+}
