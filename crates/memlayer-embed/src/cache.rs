@@ -128,6 +128,11 @@ impl CachedEmbedder {
         Ok(cache)
     }
 
+    /// The wrapped embedder (to time real, uncached embedding).
+    pub fn inner(&self) -> &DynEmbedder {
+        &self.inner
+    }
+
     /// How many vectors came from the cache and how many were computed.
     pub fn stats(&self) -> (u64, u64) {
         (

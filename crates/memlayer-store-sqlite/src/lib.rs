@@ -408,13 +408,16 @@ impl SearchLegs for SqliteStore {
                     ),
                 ));
             }
+            // `vec0` is the outer loop (CROSS JOIN fixes the order in SQLite): its full scan reads
+            // vectors chunk by chunk, while probing it by rowid per item opens a blob handle
+            // each time, about 50 times slower.
             let mut q = Query::default();
             let v = q.bind(blob);
             q.filter(&namespace, &filter, filter.effective_now());
             let limit = q.bind(k as i64);
             let sql = format!(
                 "SELECT {ITEM_COLUMNS}, v.embedding, ml_cosine(v.embedding, {v}) AS score \
-                 FROM items i JOIN items_vec v ON v.rowid = i.rowid {} \
+                 FROM items_vec v CROSS JOIN items i ON i.rowid = v.rowid {} \
                  ORDER BY score DESC, i.id ASC LIMIT {limit}",
                 q.where_sql()
             );
