@@ -45,7 +45,7 @@ enum Cmd {
     /// What CI runs: services, fmt check, clippy -D warnings, docs check, every test,
     /// conformance on every backend, and the retrieval quality floor.
     Ci,
-    /// Starts, stops or prints the environment of local services (models; servers later).
+    /// Starts, stops or prints the environment of local services (postgres, models).
     Services {
         #[command(subcommand)]
         action: ServicesCmd,
@@ -76,6 +76,9 @@ enum Cmd {
         /// Hybrid per-leg pool depth.
         #[arg(long)]
         pool: Option<usize>,
+        /// Write the table into this markdown file's eval section.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
     },
 }
 
@@ -176,6 +179,7 @@ fn quality_floor() -> Result<()> {
         json: None,
         fusion: None,
         pool_depth: None,
+        markdown: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -246,6 +250,17 @@ fn main() -> Result<()> {
                     bail!("unknown backend {id:?}; known: {}", BACKENDS.join(", "));
                 }
             }
+            // Server backends are started here, so the command works on a fresh machine.
+            let servers: Vec<String> = ids
+                .iter()
+                .filter(|id| services::SERVICES.contains(&id.as_str()))
+                .cloned()
+                .collect();
+            if !servers.is_empty() {
+                for (k, v) in services::up(&servers)? {
+                    unsafe_set_env(&k, &v);
+                }
+            }
             let mut args = vec!["test".to_owned(), "--no-fail-fast".to_owned()];
             for id in &ids {
                 args.extend([
@@ -256,7 +271,14 @@ fn main() -> Result<()> {
                 ]);
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            conformance::run_tests(&ids, &[], &args)
+            conformance::run_tests(&ids, &[], &args)?;
+            // Server backends also prove their fault behaviour against the same server.
+            for id in &servers {
+                run(cargo()
+                    .args(["test", "-p", &format!("memlayer-store-{id}"), "--test", "faults"])
+                    .env("MEMLAYER_REQUIRE_BACKENDS", id))?;
+            }
+            Ok(())
         }
         Cmd::Matrix { check } => matrix::matrix(check),
         Cmd::Ci => ci(),
@@ -277,6 +299,7 @@ fn main() -> Result<()> {
             json,
             fusion,
             pool,
+            markdown,
         } => {
             let args = eval::EvalArgs {
                 data,
@@ -287,6 +310,7 @@ fn main() -> Result<()> {
                 json,
                 fusion: fusion.as_deref().map(parse_fusion).transpose()?,
                 pool_depth: pool,
+                markdown,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

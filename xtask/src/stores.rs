@@ -20,7 +20,11 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
         "postgres" => {
             let url = server_url("postgres", "MEMLAYER_POSTGRES_URL")?;
             let schema = format!("eval_{}", uuid::Uuid::now_v7().simple());
-            let config = memlayer::postgres::PostgresConfig::new(url).schema(schema);
+            let mut config = memlayer::postgres::PostgresConfig::new(url).schema(schema);
+            // `MEMLAYER_EVAL_PG_KEYWORD=ts_rank_cd` measures Postgres' own ranking instead.
+            if std::env::var("MEMLAYER_EVAL_PG_KEYWORD").is_ok_and(|v| v == "ts_rank_cd") {
+                config = config.keyword_ranking(memlayer::postgres::KeywordRanking::TsRankCd);
+            }
             let store = memlayer::postgres::PostgresStore::connect_with(config).await?;
             Ok((std::sync::Arc::new(store), Guard { _dir: None }))
         }

@@ -499,10 +499,10 @@ impl PostgresStore {
             .map_err(map_pg)?;
             tx.execute(
                 &format!(
-                    "INSERT INTO {s}.postings (namespace, term, item_id, tf)
-                     SELECT $1, t, $2, f FROM unnest($3::text[], $4::int[]) AS u(t, f)"
+                    "INSERT INTO {s}.postings (namespace, term, item_id, tf, doc_len)
+                     SELECT $1, t, $2, f, $5 FROM unnest($3::text[], $4::int[]) AS u(t, f)"
                 ),
-                &[&stored.namespace, &stored.id, &terms, &tfs],
+                &[&stored.namespace, &stored.id, &terms, &tfs, &doc_len],
             )
             .await
             .map_err(map_pg)?;
@@ -558,19 +558,19 @@ impl SearchLegs for PostgresStore {
                     "WITH q AS (SELECT DISTINCT unnest({t}::text[]) AS term),
                      st AS (SELECT count(*)::float8 AS n, GREATEST(COALESCE(avg(doc_len), 1), 1)::float8 AS avgdl
                             FROM {s}.items WHERE namespace = {ns_param}),
-                     df AS (SELECT p.term, count(*)::float8 AS df FROM {s}.postings p JOIN q ON q.term = p.term
-                            WHERE p.namespace = {ns_param} GROUP BY p.term),
-                     sc AS (SELECT p.item_id,
+                     df AS MATERIALIZED (
+                            SELECT p.term, count(*)::float8 AS df FROM q JOIN {s}.postings p
+                              ON p.namespace = {ns_param} AND p.term = q.term
+                            GROUP BY p.term),
+                     sc AS MATERIALIZED (
+                            SELECT p.item_id,
                                    SUM(ln(1 + (st.n - df.df + 0.5) / (df.df + 0.5)) * p.tf * 2.2
-                                       / (p.tf + 1.2 * (0.25 + 0.75 * i.doc_len / st.avgdl))) AS score
-                            FROM {s}.postings p
-                            JOIN df ON df.term = p.term
-                            JOIN {s}.items i ON i.id = p.item_id
+                                       / (p.tf + 1.2 * (0.25 + 0.75 * p.doc_len / st.avgdl))) AS score
+                            FROM df JOIN {s}.postings p ON p.namespace = {ns_param} AND p.term = df.term
                             CROSS JOIN st
-                            {} AND p.namespace = {ns_param}
                             GROUP BY p.item_id)
                      SELECT {ITEM_COLUMNS}, sc.score::float8 FROM sc JOIN {s}.items i ON i.id = sc.item_id
-                     ORDER BY sc.score DESC, i.id COLLATE \"C\" ASC LIMIT {lim}",
+                     {} ORDER BY sc.score DESC, i.id COLLATE \"C\" ASC LIMIT {lim}",
                     q.where_sql()
                 )
             }

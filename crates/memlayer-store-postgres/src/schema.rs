@@ -62,6 +62,8 @@ fn migrations(s: &str) -> Vec<String> {
             term      text NOT NULL,
             item_id   text NOT NULL REFERENCES {s}.items (id) ON DELETE CASCADE,
             tf        integer NOT NULL,
+            -- The item's length in terms, repeated here so scoring never needs the items table.
+            doc_len   integer NOT NULL,
             PRIMARY KEY (namespace, term, item_id)
         );
         CREATE INDEX postings_item ON {s}.postings (item_id);

@@ -64,7 +64,7 @@ impl Default for Fusion {
 /// The default keyword weight of convex fusion.
 pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.5;
 /// The default depth of each hybrid leg.
-pub const DEFAULT_POOL_DEPTH: usize = 100;
+pub const DEFAULT_POOL_DEPTH: usize = 200;
 
 /// Options of hybrid search.
 #[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize)]
