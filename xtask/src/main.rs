@@ -275,7 +275,13 @@ fn main() -> Result<()> {
             // Server backends also prove their fault behaviour against the same server.
             for id in &servers {
                 run(cargo()
-                    .args(["test", "-p", &format!("memlayer-store-{id}"), "--test", "faults"])
+                    .args([
+                        "test",
+                        "-p",
+                        &format!("memlayer-store-{id}"),
+                        "--test",
+                        "faults",
+                    ])
                     .env("MEMLAYER_REQUIRE_BACKENDS", id))?;
             }
             Ok(())

