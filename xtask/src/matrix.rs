@@ -27,8 +27,10 @@ async fn stores() -> Result<Vec<DynStore>> {
                 .with_context(|| format!("opening {url}"))?,
         );
     }
-    let (pg, _guard) = crate::stores::open_fresh("postgres").await?;
-    out.push(pg);
+    for id in ["postgres", "redis"] {
+        let (store, _guard) = crate::stores::open_fresh(id).await?;
+        out.push(store);
+    }
     Ok(out)
 }
 

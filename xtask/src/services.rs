@@ -484,6 +484,7 @@ pub fn down(ids: &[String]) -> Result<()> {
 /// Prints `export K=V` lines.
 pub fn print_env(env: &[(String, String)]) {
     for (k, v) in env {
-        println!("export {k}={v}");
+        // Single-quoted for the shell; a quote inside becomes '\''.
+        println!("export {k}='{}'", v.replace('\'', "'\\''"));
     }
 }

@@ -28,6 +28,13 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
             let store = memlayer::postgres::PostgresStore::connect_with(config).await?;
             Ok((std::sync::Arc::new(store), Guard { _dir: None }))
         }
+        "redis" => {
+            let url = server_url("redis", "MEMLAYER_REDIS_URL")?;
+            let prefix = format!("eval{}:", uuid::Uuid::now_v7().simple());
+            let config = memlayer::redis::RedisConfig::new(url).prefix(prefix);
+            let store = memlayer::redis::RedisStore::connect_with(config).await?;
+            Ok((std::sync::Arc::new(store), Guard { _dir: None }))
+        }
         other => bail!("backend {other:?} is not available to xtask yet"),
     }
 }

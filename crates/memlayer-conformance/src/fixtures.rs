@@ -10,10 +10,15 @@ pub const DIM: usize = 8;
 /// The embedding model id used by the scenarios.
 pub const MODEL: &str = "conformance-model";
 
-/// A fixed point ten days ago, whole seconds, from which scenarios lay out creation times.
+/// A fixed point about ten days ago, whole seconds, from which scenarios lay out creation
+/// times. It is computed once per process, so a scenario that builds data and filters at
+/// different moments always sees the same instants.
 pub fn t0() -> Timestamp {
-    let now = Timestamp::now().as_millis();
-    Timestamp::from_millis((now / 1000) * 1000 - 10 * 24 * 3600 * 1000)
+    static T0: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+    *T0.get_or_init(|| {
+        let now = Timestamp::now().as_millis();
+        Timestamp::from_millis((now / 1000) * 1000 - 10 * 24 * 3600 * 1000)
+    })
 }
 
 /// `t0()` plus `secs` seconds.

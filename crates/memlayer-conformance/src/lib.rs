@@ -108,7 +108,10 @@ fn record(backend: &str, scenario: &str, outcome: &str, why: &str) {
             .append(true)
             .open(path)
     {
-        let _ = writeln!(f, "{backend}\t{scenario}\t{outcome}\t{why}");
+        // One write per record: appends of one write are atomic, so parallel tests never
+        // interleave their lines.
+        let line = format!("{backend}\t{scenario}\t{outcome}\t{why}\n");
+        let _ = f.write_all(line.as_bytes());
     }
 }
 

@@ -22,6 +22,12 @@ pub mod postgres {
     pub use memlayer_store_postgres::{KeywordRanking, PostgresConfig, PostgresStore};
 }
 
+/// The Redis backend.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use memlayer_store_redis::{RedisConfig, RedisStore};
+}
+
 /// Opens a store from a URL (see the table above).
 ///
 /// # Errors
@@ -42,8 +48,10 @@ pub async fn open(url: &str) -> Result<DynStore> {
         "postgres" | "postgresql" => Ok(std::sync::Arc::new(
             postgres::PostgresStore::connect(url).await?,
         )),
+        #[cfg(feature = "redis")]
+        "redis" => Ok(std::sync::Arc::new(redis::RedisStore::connect(url).await?)),
         #[allow(unreachable_patterns)]
-        "memory" | "sqlite" | "postgres" | "postgresql" => Err(Error::new(
+        "memory" | "sqlite" | "postgres" | "postgresql" | "redis" => Err(Error::new(
             ErrorKind::ConfigInvalid,
             format!(
                 "{url:?}: the {scheme} backend is not compiled in (enable the `{scheme}` feature) or the URL has extra parts"
@@ -52,7 +60,7 @@ pub async fn open(url: &str) -> Result<DynStore> {
         other => Err(Error::new(
             ErrorKind::ConfigInvalid,
             format!(
-                "{url:?}: unknown backend {other:?}; expected memory, sqlite:PATH or postgres://..."
+                "{url:?}: unknown backend {other:?}; expected memory, sqlite:PATH, postgres://... or redis://..."
             ),
         )),
     }

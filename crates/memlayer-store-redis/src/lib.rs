@@ -1,0 +1,1748 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod error;
+mod scripts;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::bytes::Bytes;
+use fred::clients::Pool;
+use fred::interfaces::{ClientLike, FredResult};
+use fred::prelude::Builder;
+use fred::types::config::{Config, ReconnectPolicy};
+use fred::types::{CustomCommand, Value};
+use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
+use memlayer_store::ranking::text;
+use memlayer_store::search::{SearchLegs, leg_hit, run_search};
+use memlayer_store::types::{Embedding, Kind, MemoryItem, Metadata, Status, Tier, Timestamp};
+use memlayer_store::{
+    Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
+    FieldMatch, Filter, ListRequest, MemoryStore, MetaCondition, MetaOp, Order, Page, RankedBy,
+    Result, SearchHit, SearchRequest, SearchResults, SortKey, SortValue,
+};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+use error::{corrupt, map_redis};
+
+const BACKEND: &str = "redis";
+const NONE: &str = "none";
+const NO_ACCESS: f64 = -1e18;
+const OPEN_END: f64 = 1e18;
+
+/// How to reach Redis.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Prefix of every key and of the index name.
+    pub prefix: String,
+    /// Pooled connections.
+    pub pool_size: usize,
+    /// Per-command timeout; a command that waits longer (for example during a reconnect) fails
+    /// with a temporary `Timeout`.
+    pub command_timeout: Duration,
+    /// HNSW `M`.
+    pub hnsw_m: u32,
+    /// HNSW `EF_CONSTRUCTION`.
+    pub hnsw_ef_construction: u32,
+    /// HNSW `EF_RUNTIME`.
+    pub ef_runtime: u32,
+    /// If set, opening a store pinned to another model or dimension fails fast.
+    pub expected_pin: Option<EmbeddingPin>,
+}
+
+impl RedisConfig {
+    /// Defaults for `url`: prefix `memlayer:`, 8 connections, 5 s command timeout, HNSW M 16,
+    /// EF_CONSTRUCTION 200, EF_RUNTIME 100.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            prefix: "memlayer:".into(),
+            pool_size: 8,
+            command_timeout: Duration::from_secs(5),
+            hnsw_m: 16,
+            hnsw_ef_construction: 200,
+            ef_runtime: 100,
+            expected_pin: None,
+        }
+    }
+
+    /// Sets the key prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the pool size.
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+}
+
+/// A memory store in Redis with RediSearch.
+#[derive(Clone)]
+pub struct RedisStore {
+    pool: Pool,
+    config: Arc<RedisConfig>,
+    numeric_fields: Arc<Mutex<HashSet<String>>>,
+    closed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.config.prefix)
+            .finish()
+    }
+}
+
+fn tag(e: Error, operation: &'static str) -> Error {
+    e.with_backend(BACKEND).with_operation(operation)
+}
+
+/// A TAG token for any string: a hex digest, so no query syntax can ever appear in a query.
+fn token(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The canonical typed form of a metadata scalar (numbers as numbers: 10 and 10.0 agree).
+fn typed(v: &Json) -> Option<String> {
+    match v {
+        Json::Number(n) => n.as_f64().map(|f| format!("n:{f}")),
+        Json::String(s) => Some(format!("s:{s}")),
+        Json::Bool(b) => Some(format!("b:{b}")),
+        _ => None,
+    }
+}
+
+fn kv_token(key: &str, v: &Json) -> Option<String> {
+    typed(v).map(|t| token(&format!("{key}\u{1f}{t}")))
+}
+
+fn numeric_field(key: &str) -> String {
+    format!("x{}", &token(key)[..16])
+}
+
+fn num(v: f64) -> String {
+    format!("{v}")
+}
+
+fn cmd(name: &'static str) -> CustomCommand {
+    CustomCommand::new_static(name, None, false)
+}
+
+fn bytes_of(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Bytes(b) => Some(b.to_vec()),
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Integer(i) => Some(i.to_string().into_bytes()),
+        Value::Double(d) => Some(d.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+fn string_of(v: &Value) -> Option<String> {
+    bytes_of(v).and_then(|b| String::from_utf8(b).ok())
+}
+
+/// One document of a search answer: its fields, and its score when asked for.
+struct Doc {
+    fields: HashMap<String, Vec<u8>>,
+    score: Option<f64>,
+}
+
+impl Doc {
+    fn text(&self, k: &str) -> Option<String> {
+        self.fields
+            .get(k)
+            .and_then(|b| String::from_utf8(b.clone()).ok())
+    }
+
+    fn int(&self, k: &str) -> Result<Option<i64>> {
+        self.text(k)
+            .map(|s| s.parse::<i64>().map_err(|e| corrupt(k, e)))
+            .transpose()
+    }
+
+    fn item(&self) -> Result<MemoryItem> {
+        let need = |k: &str| self.text(k).ok_or_else(|| corrupt(k, "missing"));
+        let status = need("status")?;
+        let tier = need("tier")?;
+        let tool_calls: Vec<Json> =
+            serde_json::from_str(&need("tool_calls")?).map_err(|e| corrupt("tool_calls", e))?;
+        let extra: serde_json::Map<String, Json> =
+            serde_json::from_str(&need("extra")?).map_err(|e| corrupt("extra", e))?;
+        let tags: BTreeSet<String> =
+            serde_json::from_str(&need("tags")?).map_err(|e| corrupt("tags", e))?;
+        let embedding = match (self.text("embedding_model"), self.fields.get("vec")) {
+            (Some(m), Some(b)) => Some(Embedding::new(
+                m,
+                b.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            )),
+            _ => None,
+        };
+        let ts =
+            |k: &str| -> Result<Option<Timestamp>> { Ok(self.int(k)?.map(Timestamp::from_millis)) };
+        Ok(MemoryItem {
+            id: need("id")?,
+            namespace: need("namespace")?,
+            kind: Kind::parse(&need("kind")?),
+            content: need("content")?,
+            status: Status::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+            tool_calls,
+            tool_call_id: self.text("tool_call_id"),
+            tool_name: self.text("tool_name"),
+            is_error: self.text("is_error").map(|v| v == "1"),
+            metadata: Metadata {
+                user_id: self.text("user_id"),
+                session_id: self.text("session_id"),
+                task_id: self.text("task_id"),
+                agent_id: self.text("agent_id"),
+                extra,
+            },
+            tags,
+            tier: Tier::parse(&tier).ok_or_else(|| corrupt("tier", &tier))?,
+            expires_at: ts("expires_at")?,
+            importance: need("importance")?
+                .parse()
+                .map_err(|e| corrupt("importance", e))?,
+            confidence: need("confidence")?
+                .parse()
+                .map_err(|e| corrupt("confidence", e))?,
+            access_count: self
+                .int("access_count")?
+                .map_or(0, |v| u64::try_from(v).unwrap_or(0)),
+            last_accessed_at: ts("last_accessed_at")?,
+            superseded_by: self.text("superseded_by"),
+            valid_from: ts("valid_from")?,
+            valid_to: ts("valid_to")?,
+            created_at: ts("created_at")?.ok_or_else(|| corrupt("created_at", "missing"))?,
+            updated_at: ts("updated_at")?.ok_or_else(|| corrupt("updated_at", "missing"))?,
+            version: self
+                .int("version")?
+                .map_or(0, |v| u64::try_from(v).unwrap_or(0)),
+            deleted: self.text("deleted").as_deref() == Some("1"),
+            embedding,
+        })
+    }
+}
+
+/// Parses an FT.SEARCH answer: `[total, key, (score,) [field, value, ...], ...]`.
+fn parse_search(v: Value, with_scores: bool) -> Result<(u64, Vec<Doc>)> {
+    let arr = v.into_array();
+    let total = arr.first().and_then(|t| t.as_i64()).unwrap_or(0).max(0) as u64;
+    let mut docs = Vec::new();
+    let mut i = 1;
+    while i < arr.len() {
+        i += 1; // the key
+        let mut score = None;
+        if with_scores {
+            score = arr
+                .get(i)
+                .and_then(string_of)
+                .and_then(|s| s.parse::<f64>().ok());
+            i += 1;
+        }
+        let mut fields = HashMap::new();
+        if let Some(Value::Array(pairs)) = arr.get(i) {
+            for p in pairs.chunks(2) {
+                if let (Some(k), Some(v)) =
+                    (p.first().and_then(string_of), p.get(1).and_then(bytes_of))
+                {
+                    fields.insert(k, v);
+                }
+            }
+        }
+        i += 1;
+        docs.push(Doc { fields, score });
+    }
+    Ok((total, docs))
+}
+
+/// A filter translated to a RediSearch query, plus what RediSearch cannot express.
+struct Translated {
+    query: String,
+    /// Conditions checked in Rust on every candidate (ranges over string values).
+    residual: Vec<MetaCondition>,
+    /// The filter can match nothing (a numeric range over a key never stored as a number).
+    empty: bool,
+}
+
+impl RedisStore {
+    /// Connects with the default configuration.
+    ///
+    /// # Errors
+    /// `ConfigInvalid` for a bad URL, `Unavailable` when Redis (with RediSearch) is not there.
+    pub async fn connect(url: &str) -> Result<Self> {
+        RedisStore::connect_with(RedisConfig::new(url)).await
+    }
+
+    /// Connects and creates the index if it is missing.
+    ///
+    /// # Errors
+    /// As [`RedisStore::connect`], and `ConfigInvalid` for a pin other than `expected_pin`.
+    pub async fn connect_with(config: RedisConfig) -> Result<Self> {
+        let c = Config::from_url(&config.url).map_err(|e| tag(map_redis(e), "connect"))?;
+        let timeout = config.command_timeout;
+        let pool = Builder::from_config(c)
+            .with_connection_config(|cc| {
+                cc.connection_timeout = Duration::from_secs(5);
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2000, 2))
+            .build_pool(config.pool_size)
+            .map_err(|e| tag(map_redis(e), "connect"))?;
+        let init = tokio::time::timeout(Duration::from_secs(10), pool.init()).await;
+        match init {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(tag(map_redis(e), "connect")),
+            Err(_) => {
+                return Err(tag(
+                    Error::new(ErrorKind::Unavailable, "timed out connecting to Redis"),
+                    "connect",
+                ));
+            }
+        }
+        let store = RedisStore {
+            pool,
+            config: Arc::new(config),
+            numeric_fields: Arc::new(Mutex::new(HashSet::new())),
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        store.ensure_index().await.map_err(|e| tag(e, "connect"))?;
+        if let (Some(want), Some(have)) = (&store.config.expected_pin, store.load_pin().await?)
+            && *want != have
+        {
+            return Err(tag(
+                Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!(
+                        "the store is pinned to model {:?} with dimension {}, but {:?} with dimension {} was expected",
+                        have.model, have.dim, want.model, want.dim
+                    ),
+                ),
+                "connect",
+            ));
+        }
+        Ok(store)
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}i:{id}", self.config.prefix)
+    }
+
+    fn index(&self) -> String {
+        format!("{}idx", self.config.prefix)
+    }
+
+    fn meta_key(&self) -> String {
+        format!("{}meta", self.config.prefix)
+    }
+
+    fn counts_key(&self) -> String {
+        format!("{}nscount", self.config.prefix)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Unavailable, "the store is closed")
+                .with_backend(BACKEND)
+                .set_temporary(false));
+        }
+        Ok(())
+    }
+
+    async fn call(&self, name: &'static str, args: Vec<Value>) -> Result<Value> {
+        self.check_open()?;
+        let r: FredResult<Value> = self.pool.custom(cmd(name), args).await;
+        r.map_err(map_redis)
+    }
+
+    async fn eval(&self, script: &str, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
+        let mut all: Vec<Value> = vec![Value::from(script), Value::from(keys.len() as i64)];
+        all.extend(keys.into_iter().map(Value::from));
+        all.extend(args);
+        self.call("EVAL", all).await
+    }
+
+    async fn ensure_index(&self) -> Result<()> {
+        let mut args: Vec<Value> = vec![
+            self.index().into(),
+            "ON".into(),
+            "HASH".into(),
+            "PREFIX".into(),
+            "1".into(),
+            format!("{}i:", self.config.prefix).into(),
+            "SCHEMA".into(),
+            "content".into(),
+            "TEXT".into(),
+        ];
+        for t in [
+            "t_ns",
+            "t_id",
+            "t_kind",
+            "t_status",
+            "t_user",
+            "t_session",
+            "t_task",
+            "t_agent",
+            "t_tags",
+            "t_kv",
+            "t_del",
+            "t_sup",
+            "t_vec",
+            "t_zero",
+        ] {
+            args.extend([Value::from(t), "TAG".into()]);
+        }
+        for n in ["exp", "vfrom", "vto"] {
+            args.extend([Value::from(n), "NUMERIC".into()]);
+        }
+        for n in ["cat", "uat", "acc", "cnt", "imp"] {
+            args.extend([Value::from(n), "NUMERIC".into(), "SORTABLE".into()]);
+        }
+        match self.call("FT.CREATE", args).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("already exists") => {}
+            Err(e) => return Err(e),
+        }
+        // Numeric metadata fields added by earlier writers.
+        let meta = self.call("HGETALL", vec![self.meta_key().into()]).await?;
+        let arr = meta.into_array();
+        let mut known = self
+            .numeric_fields
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for pair in arr.chunks(2) {
+            if let Some(k) = pair.first().and_then(string_of)
+                && let Some(f) = k.strip_prefix("num:")
+            {
+                known.insert(f.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_pin(&self) -> Result<Option<EmbeddingPin>> {
+        let v = self
+            .call(
+                "HMGET",
+                vec![self.meta_key().into(), "model".into(), "dim".into()],
+            )
+            .await?
+            .into_array();
+        match (v.first().and_then(string_of), v.get(1).and_then(string_of)) {
+            (Some(model), Some(dim)) => Ok(Some(EmbeddingPin {
+                model,
+                dim: dim.parse().map_err(|e| corrupt("dim", e))?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Pins (or checks) the model and dimension; the first pin adds the vector field.
+    async fn pin(&self, model: &str, dim: usize) -> Result<()> {
+        for _ in 0..100 {
+            if let Some(p) = self.load_pin().await? {
+                return check_pin(&p, model, dim);
+            }
+            let won = self
+                .call(
+                    "HSETNX",
+                    vec![self.meta_key().into(), "model".into(), model.into()],
+                )
+                .await?
+                .as_i64()
+                == Some(1);
+            if won {
+                let alter = self
+                    .call(
+                        "FT.ALTER",
+                        vec![
+                            self.index().into(),
+                            "SCHEMA".into(),
+                            "ADD".into(),
+                            "vec".into(),
+                            "VECTOR".into(),
+                            "HNSW".into(),
+                            "10".into(),
+                            "TYPE".into(),
+                            "FLOAT32".into(),
+                            "DIM".into(),
+                            dim.to_string().into(),
+                            "DISTANCE_METRIC".into(),
+                            "COSINE".into(),
+                            "M".into(),
+                            self.config.hnsw_m.to_string().into(),
+                            "EF_CONSTRUCTION".into(),
+                            self.config.hnsw_ef_construction.to_string().into(),
+                        ],
+                    )
+                    .await;
+                if let Err(e) = alter
+                    && !e.to_string().contains("Duplicate")
+                {
+                    let _ = self
+                        .call("HDEL", vec![self.meta_key().into(), "model".into()])
+                        .await;
+                    return Err(e);
+                }
+                self.await_indexing().await?;
+                self.call(
+                    "HSET",
+                    vec![self.meta_key().into(), "dim".into(), dim.to_string().into()],
+                )
+                .await?;
+                return Ok(());
+            }
+            // Another writer is pinning right now.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            "the embedding pin is being written; retry",
+        )
+        .set_temporary(true))
+    }
+
+    async fn ensure_numeric_field(&self, field: &str, key: &str) -> Result<()> {
+        if self
+            .numeric_fields
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(field)
+        {
+            return Ok(());
+        }
+        let r = self
+            .call(
+                "FT.ALTER",
+                vec![
+                    self.index().into(),
+                    "SCHEMA".into(),
+                    "ADD".into(),
+                    field.into(),
+                    "NUMERIC".into(),
+                ],
+            )
+            .await;
+        if let Err(e) = r
+            && !e.to_string().contains("Duplicate")
+        {
+            return Err(e);
+        }
+        self.await_indexing().await?;
+        self.call(
+            "HSET",
+            vec![
+                self.meta_key().into(),
+                format!("num:{field}").into(),
+                key.into(),
+            ],
+        )
+        .await?;
+        self.numeric_fields
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(field.to_owned());
+        Ok(())
+    }
+
+    /// Waits until the index has finished the background rescan that `FT.ALTER` starts, so
+    /// that statistics (document count, lengths) are settled before the next write or query.
+    async fn await_indexing(&self) -> Result<()> {
+        for _ in 0..500 {
+            let info = self
+                .call("FT.INFO", vec![self.index().into()])
+                .await?
+                .into_array();
+            let indexing = info
+                .chunks(2)
+                .find(|p| p.first().and_then(string_of).as_deref() == Some("indexing"))
+                .and_then(|p| p.get(1).and_then(string_of))
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if indexing == 0.0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    fn knows_numeric(&self, field: &str) -> bool {
+        self.numeric_fields
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(field)
+    }
+
+    /// The hash fields of an item (bookkeeping fields are the script's).
+    fn fields(&self, item: &MemoryItem) -> Vec<(String, Value)> {
+        let mut f: Vec<(String, Value)> = Vec::new();
+        let mut put = |k: &str, v: Value| f.push((k.to_owned(), v));
+        put("id", item.id.clone().into());
+        put("t_id", token(&item.id).into());
+        put("namespace", item.namespace.clone().into());
+        put("t_ns", token(&item.namespace).into());
+        put("kind", item.kind.as_str().into());
+        put("t_kind", token(item.kind.as_str()).into());
+        put("content", item.content.clone().into());
+        put("status", item.status.as_str().into());
+        put("t_status", token(item.status.as_str()).into());
+        put(
+            "tool_calls",
+            serde_json::to_string(&item.tool_calls)
+                .unwrap_or_else(|_| "[]".into())
+                .into(),
+        );
+        if let Some(v) = &item.tool_call_id {
+            put("tool_call_id", v.clone().into());
+        }
+        if let Some(v) = &item.tool_name {
+            put("tool_name", v.clone().into());
+        }
+        if let Some(v) = item.is_error {
+            put("is_error", if v { "1" } else { "0" }.into());
+        }
+        let m = &item.metadata;
+        for (raw, t, v) in [
+            ("user_id", "t_user", &m.user_id),
+            ("session_id", "t_session", &m.session_id),
+            ("task_id", "t_task", &m.task_id),
+            ("agent_id", "t_agent", &m.agent_id),
+        ] {
+            match v {
+                Some(v) => {
+                    put(raw, v.clone().into());
+                    put(t, token(v).into());
+                }
+                None => put(t, NONE.into()),
+            }
+        }
+        put(
+            "extra",
+            serde_json::to_string(&m.extra)
+                .unwrap_or_else(|_| "{}".into())
+                .into(),
+        );
+        let kv: Vec<String> = m.extra.iter().filter_map(|(k, v)| kv_token(k, v)).collect();
+        put("t_kv", kv.join(",").into());
+        for (k, v) in &m.extra {
+            if let Some(x) = v.as_f64() {
+                put(&numeric_field(k), num(x).into());
+            }
+        }
+        put(
+            "tags",
+            serde_json::to_string(&item.tags)
+                .unwrap_or_else(|_| "[]".into())
+                .into(),
+        );
+        put(
+            "t_tags",
+            item.tags
+                .iter()
+                .map(|t| token(t))
+                .collect::<Vec<_>>()
+                .join(",")
+                .into(),
+        );
+        put("tier", item.tier.as_str().into());
+        match item.expires_at {
+            Some(t) => {
+                put("expires_at", t.as_millis().to_string().into());
+                put("exp", t.as_millis().to_string().into());
+            }
+            None => put("exp", num(OPEN_END).into()),
+        }
+        put("importance", item.importance.to_string().into());
+        put("imp", num(f64::from(item.importance)).into());
+        put("confidence", item.confidence.to_string().into());
+        match &item.superseded_by {
+            Some(s) => {
+                put("superseded_by", s.clone().into());
+                put("t_sup", "y".into());
+            }
+            None => put("t_sup", "n".into()),
+        }
+        match item.valid_from {
+            Some(t) => {
+                put("valid_from", t.as_millis().to_string().into());
+                put("vfrom", t.as_millis().to_string().into());
+            }
+            None => put("vfrom", num(-OPEN_END).into()),
+        }
+        match item.valid_to {
+            Some(t) => {
+                put("valid_to", t.as_millis().to_string().into());
+                put("vto", t.as_millis().to_string().into());
+            }
+            None => put("vto", num(OPEN_END).into()),
+        }
+        put("deleted", "0".into());
+        put("t_del", "n".into());
+        let zero = item
+            .embedding
+            .as_ref()
+            .is_some_and(|e| e.vector.iter().all(|x| *x == 0.0));
+        put(
+            "t_vec",
+            if item.embedding.is_some() { "y" } else { "n" }.into(),
+        );
+        put("t_zero", if zero { "y" } else { "n" }.into());
+        if let Some(e) = &item.embedding {
+            put("embedding_model", e.model.clone().into());
+            let blob: Vec<u8> = e.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            put("vec", Value::Bytes(Bytes::from(blob)));
+        }
+        f
+    }
+
+    fn translate(&self, namespace: &str, f: &Filter, now: Timestamp) -> Translated {
+        let mut q: Vec<String> = vec![format!("@t_ns:{{{}}}", token(namespace))];
+        let mut residual = Vec::new();
+        let mut empty = false;
+        let now = now.as_millis();
+        if !f.include_deleted {
+            q.push("@t_del:{n}".into());
+        }
+        if !f.include_expired {
+            q.push(format!("@exp:[({now} +inf]"));
+        }
+        match f.as_of {
+            Some(a) => {
+                let a = a.as_millis();
+                q.push(format!("@vfrom:[-inf {a}] @vto:[({a} +inf]"));
+            }
+            None if !f.include_superseded => q.push(format!("@t_sup:{{n}} @vto:[({now} +inf]")),
+            None => {}
+        }
+        for (field, m) in [
+            ("t_user", &f.user),
+            ("t_session", &f.session),
+            ("t_task", &f.task),
+            ("t_agent", &f.agent),
+        ] {
+            match m {
+                FieldMatch::Any => {}
+                FieldMatch::Is(v) => q.push(format!("@{field}:{{{}}}", token(v))),
+                FieldMatch::Unset => q.push(format!("@{field}:{{{NONE}}}")),
+            }
+        }
+        if !f.kinds.is_empty() {
+            let t: Vec<String> = f.kinds.iter().map(|k| token(k.as_str())).collect();
+            q.push(format!("@t_kind:{{{}}}", t.join("|")));
+        }
+        if !f.statuses.is_empty() {
+            let t: Vec<String> = f.statuses.iter().map(|s| token(s.as_str())).collect();
+            q.push(format!("@t_status:{{{}}}", t.join("|")));
+        }
+        for t in &f.tags {
+            q.push(format!("@t_tags:{{{}}}", token(t)));
+        }
+        for c in &f.metadata {
+            match (c.op, &c.value) {
+                (MetaOp::Eq, v) => match kv_token(&c.key, v) {
+                    Some(t) => q.push(format!("@t_kv:{{{t}}}")),
+                    None => empty = true,
+                },
+                (MetaOp::Ne, v) => {
+                    if let Some(t) = kv_token(&c.key, v) {
+                        q.push(format!("-@t_kv:{{{t}}}"));
+                    }
+                }
+                (op, Json::Number(n)) => {
+                    let field = numeric_field(&c.key);
+                    if !self.knows_numeric(&field) {
+                        empty = true;
+                        continue;
+                    }
+                    let v = n.as_f64().unwrap_or(0.0);
+                    let range = match op {
+                        MetaOp::Gt => format!("[({v} +inf]"),
+                        MetaOp::Gte => format!("[{v} +inf]"),
+                        MetaOp::Lt => format!("[-inf ({v}]"),
+                        _ => format!("[-inf {v}]"),
+                    };
+                    q.push(format!("@{field}:{range}"));
+                }
+                _ => residual.push(c.clone()),
+            }
+        }
+        if !f.exclude_ids.is_empty() {
+            let t: Vec<String> = f.exclude_ids.iter().map(|i| token(i)).collect();
+            q.push(format!("-@t_id:{{{}}}", t.join("|")));
+        }
+        for (field, range, floor) in [
+            ("cat", &f.created, f64::MIN),
+            ("uat", &f.updated, f64::MIN),
+            ("acc", &f.accessed, NO_ACCESS / 2.0),
+        ] {
+            if range.is_open() {
+                continue;
+            }
+            let lo = range
+                .from
+                .map_or(floor, |t| (t.as_millis() as f64).max(floor));
+            let lo = if lo == f64::MIN {
+                "-inf".to_owned()
+            } else {
+                num(lo)
+            };
+            let hi = range
+                .to
+                .map_or("+inf".to_owned(), |t| t.as_millis().to_string());
+            q.push(format!("@{field}:[{lo} {hi}]"));
+        }
+        Translated {
+            query: q.join(" "),
+            residual,
+            empty,
+        }
+    }
+
+    fn passes(item: &MemoryItem, residual: &[MetaCondition]) -> bool {
+        residual
+            .iter()
+            .all(|c| memlayer_store::meta_condition_holds(item, c))
+    }
+
+    async fn search_docs(
+        &self,
+        query: &str,
+        extra: Vec<Value>,
+        with_scores: bool,
+    ) -> Result<(u64, Vec<Doc>)> {
+        let mut args: Vec<Value> = vec![self.index().into(), query.into()];
+        if with_scores {
+            args.push("WITHSCORES".into());
+        }
+        args.extend(extra);
+        args.extend(["DIALECT".into(), "2".into()]);
+        let v = self.call("FT.SEARCH", args).await?;
+        parse_search(v, with_scores)
+    }
+
+    /// Every document matching `query`, in pages.
+    async fn all_docs(&self, query: &str) -> Result<Vec<Doc>> {
+        let mut out = Vec::new();
+        loop {
+            let (total, docs) = self
+                .search_docs(
+                    query,
+                    vec!["LIMIT".into(), out.len().to_string().into(), "1000".into()],
+                    false,
+                )
+                .await?;
+            let n = docs.len();
+            out.extend(docs);
+            if n == 0 || out.len() as u64 >= total {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn sort_field(key: SortKey) -> &'static str {
+        match key {
+            SortKey::Created => "cat",
+            SortKey::Updated => "uat",
+            SortKey::Accessed => "acc",
+            SortKey::AccessCount => "cnt",
+            SortKey::Importance => "imp",
+        }
+    }
+
+    fn sort_value(item: &MemoryItem, key: SortKey) -> f64 {
+        match key {
+            SortKey::Accessed => item
+                .last_accessed_at
+                .map_or(NO_ACCESS, |t| t.as_millis() as f64),
+            SortKey::Importance => f64::from(item.importance),
+            other => match other.value_of(item) {
+                SortValue::Int(v) => v as f64,
+                SortValue::Float(v) => v,
+            },
+        }
+    }
+
+    /// Items matching `t`, in (key, id) order after `after`, at most `need`: exact keyset
+    /// paging built from numeric ranges, with ties on the key ordered by id in Rust.
+    async fn ordered(
+        &self,
+        t: &Translated,
+        key: SortKey,
+        order: Order,
+        after: Option<(f64, String)>,
+        need: usize,
+    ) -> Result<Vec<MemoryItem>> {
+        let field = Self::sort_field(key);
+        let desc = order == Order::Desc;
+        let mut out: Vec<MemoryItem> = Vec::new();
+        let by_id = |items: &mut Vec<MemoryItem>| {
+            items.sort_by(|a, b| {
+                if desc {
+                    b.id.cmp(&a.id)
+                } else {
+                    a.id.cmp(&b.id)
+                }
+            });
+        };
+        let tie_group = |v: f64| format!("{} @{field}:[{} {}]", t.query, num(v), num(v));
+        let mut bound: Option<f64> = None;
+        if let Some((v, id)) = after {
+            let mut tie: Vec<MemoryItem> = self
+                .all_docs(&tie_group(v))
+                .await?
+                .iter()
+                .map(Doc::item)
+                .collect::<Result<_>>()?;
+            tie.retain(|i| {
+                (if desc { i.id < id } else { i.id > id }) && Self::passes(i, &t.residual)
+            });
+            by_id(&mut tie);
+            out.extend(tie);
+            bound = Some(v);
+        }
+        while out.len() < need {
+            let range = match bound {
+                None => String::new(),
+                Some(v) if desc => format!(" @{field}:[-inf ({}]", num(v)),
+                Some(v) => format!(" @{field}:[({} +inf]", num(v)),
+            };
+            let want = (need - out.len() + 1).max(10);
+            let query = format!("{}{range}", t.query);
+            let (total, mut docs) = self
+                .search_docs(
+                    &query,
+                    vec![
+                        "SORTBY".into(),
+                        field.into(),
+                        if desc { "DESC" } else { "ASC" }.into(),
+                        "LIMIT".into(),
+                        "0".into(),
+                        want.to_string().into(),
+                    ],
+                    false,
+                )
+                .await?;
+            // RediSearch's sorted answer is occasionally short of its own count when the sort
+            // field is also range-filtered; then read the range whole and sort here.
+            if (docs.len() as u64) < total.min(want as u64) {
+                docs = self.all_docs(&query).await?;
+                docs.sort_by(|a, b| {
+                    let va = a.item().map(|i| Self::sort_value(&i, key)).unwrap_or(0.0);
+                    let vb = b.item().map(|i| Self::sort_value(&i, key)).unwrap_or(0.0);
+                    let o = va.total_cmp(&vb);
+                    if desc { o.reverse() } else { o }
+                });
+                docs.truncate(want);
+            }
+            if docs.is_empty() {
+                break;
+            }
+            let items: Vec<MemoryItem> = docs.iter().map(Doc::item).collect::<Result<_>>()?;
+            let last = items
+                .last()
+                .map(|i| Self::sort_value(i, key))
+                .unwrap_or(0.0);
+            let full = items.len() >= want;
+            // RediSearch orders equal values arbitrarily: settle (value, id) order here.
+            let mut settled: Vec<MemoryItem> = items
+                .iter()
+                .filter(|i| Self::sort_value(i, key) != last && Self::passes(i, &t.residual))
+                .cloned()
+                .collect();
+            settled.sort_by(|a, b| {
+                let o = Self::sort_value(a, key)
+                    .total_cmp(&Self::sort_value(b, key))
+                    .then_with(|| a.id.cmp(&b.id));
+                if desc { o.reverse() } else { o }
+            });
+            out.extend(settled);
+            let mut tie: Vec<MemoryItem> = if full {
+                self.all_docs(&tie_group(last))
+                    .await?
+                    .iter()
+                    .map(Doc::item)
+                    .collect::<Result<_>>()?
+            } else {
+                items
+                    .into_iter()
+                    .filter(|i| Self::sort_value(i, key) == last)
+                    .collect()
+            };
+            tie.retain(|i| Self::passes(i, &t.residual));
+            by_id(&mut tie);
+            out.extend(tie);
+            if !full {
+                break;
+            }
+            bound = Some(last);
+        }
+        out.truncate(need);
+        Ok(out)
+    }
+
+    async fn page(
+        &self,
+        namespace: &str,
+        request: &ListRequest,
+        cursor: Option<Cursor>,
+        offset: usize,
+    ) -> Result<(Vec<MemoryItem>, Option<String>)> {
+        let t = self.translate(namespace, &request.filter, request.filter.effective_now());
+        if t.empty {
+            return Ok((Vec::new(), None));
+        }
+        let after = cursor.map(|c| {
+            let v = match c.value {
+                SortValue::Int(i) if request.sort == SortKey::Accessed && i == i64::MIN => {
+                    NO_ACCESS
+                }
+                SortValue::Int(i) => i as f64,
+                SortValue::Float(f) => f,
+            };
+            (v, c.id)
+        });
+        let limit = request.effective_limit();
+        let mut items = self
+            .ordered(&t, request.sort, request.order, after, offset + limit + 1)
+            .await?;
+        let mut items: Vec<MemoryItem> = items.drain(..).skip(offset).collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|l| Cursor::after(l, request.sort, request.order).encode())
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+}
+
+#[async_trait]
+impl SearchLegs for RedisStore {
+    async fn recent_leg(
+        &self,
+        namespace: &str,
+        filter: &Filter,
+        cursor: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SearchResults> {
+        let cursor = cursor
+            .map(|c| Cursor::decode(c, SortKey::Created, Order::Desc))
+            .transpose()?;
+        let request = ListRequest::new()
+            .with_filter(filter.clone())
+            .sorted(SortKey::Created, Order::Desc)
+            .with_limit(limit);
+        let (items, next_cursor) = self.page(namespace, &request, cursor, offset).await?;
+        let hits = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| leg_hit(item, 1.0 / (1 + offset + i) as f32, RankedBy::Recency))
+            .collect();
+        Ok(SearchResults { hits, next_cursor })
+    }
+
+    async fn keyword_leg(
+        &self,
+        namespace: &str,
+        text_query: &str,
+        _terms: &[String],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        // Literal words only (letters and digits): no RediSearch syntax can reach the query.
+        let words = text::query_words(text_query);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let t = self.translate(namespace, filter, filter.effective_now());
+        if t.empty {
+            return Ok(Vec::new());
+        }
+        let query = format!("{} @content:({})", t.query, words.join("|"));
+        let mut fetch = k.max(10);
+        loop {
+            let (total, docs) = self
+                .search_docs(
+                    &query,
+                    vec![
+                        "SCORER".into(),
+                        "BM25STD".into(),
+                        "LIMIT".into(),
+                        "0".into(),
+                        fetch.to_string().into(),
+                    ],
+                    true,
+                )
+                .await?;
+            let mut hits = Vec::new();
+            for d in &docs {
+                let item = d.item()?;
+                if Self::passes(&item, &t.residual) {
+                    hits.push(leg_hit(
+                        item,
+                        d.score.unwrap_or(0.0) as f32,
+                        RankedBy::Keyword,
+                    ));
+                }
+            }
+            // Residual conditions: keep reading down the ranking until k survive.
+            if hits.len() >= k || docs.len() as u64 >= total || t.residual.is_empty() {
+                memlayer_store::ranking::fusion::sort_hits(&mut hits);
+                hits.truncate(k);
+                return Ok(hits);
+            }
+            fetch *= 4;
+        }
+    }
+
+    async fn vector_leg(
+        &self,
+        namespace: &str,
+        vector: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let Some(pin) = self.load_pin().await? else {
+            return Ok(Vec::new());
+        };
+        if pin.dim != vector.len() {
+            return Err(Error::invalid(
+                "vector",
+                format!(
+                    "has dimension {}, but this store is pinned to dimension {}",
+                    vector.len(),
+                    pin.dim
+                ),
+            ));
+        }
+        let t = self.translate(namespace, filter, filter.effective_now());
+        if t.empty {
+            return Ok(Vec::new());
+        }
+        let blob: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let zero = vector.iter().all(|x| *x == 0.0);
+        // RediSearch leaves zero vectors out of KNN (their distance is undefined); by contract
+        // their cosine is 0, so they are ranked here: every vector for a zero query, and the
+        // stored zero vectors otherwise.
+        let zero_query = if zero {
+            "@t_vec:{y}"
+        } else {
+            "@t_vec:{y} @t_zero:{y}"
+        };
+        let mut zeros: Vec<SearchHit> = Vec::new();
+        for d in self.all_docs(&format!("{} {zero_query}", t.query)).await? {
+            let item = d.item()?;
+            if Self::passes(&item, &t.residual) {
+                zeros.push(leg_hit(item, 0.0, RankedBy::Vector));
+            }
+        }
+        if zero {
+            memlayer_store::ranking::fusion::sort_hits(&mut zeros);
+            zeros.truncate(k);
+            return Ok(zeros);
+        }
+        let mut fetch = k.max(10);
+        loop {
+            let query = format!(
+                "({})=>[KNN {fetch} @vec $B EF_RUNTIME {} AS __d]",
+                t.query, self.config.ef_runtime
+            );
+            let (total, docs) = self
+                .search_docs(
+                    &query,
+                    vec![
+                        "PARAMS".into(),
+                        "2".into(),
+                        "B".into(),
+                        Value::Bytes(Bytes::from(blob.clone())),
+                        "SORTBY".into(),
+                        "__d".into(),
+                        "ASC".into(),
+                        "LIMIT".into(),
+                        "0".into(),
+                        fetch.to_string().into(),
+                    ],
+                    false,
+                )
+                .await?;
+            let mut hits = zeros.clone();
+            for d in &docs {
+                let item = d.item()?;
+                if !Self::passes(&item, &t.residual) {
+                    continue;
+                }
+                let dist = d
+                    .text("__d")
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(1.0);
+                // A zero vector has no direction: its cosine is 0 by contract.
+                let zero_item = item
+                    .embedding
+                    .as_ref()
+                    .is_some_and(|e| e.vector.iter().all(|x| *x == 0.0));
+                let score = if zero || zero_item || !dist.is_finite() {
+                    0.0
+                } else {
+                    (1.0 - dist) as f32
+                };
+                hits.push(leg_hit(item, score, RankedBy::Vector));
+            }
+            if hits.len() >= k
+                || (docs.len() as u64) < fetch as u64
+                || docs.len() as u64 >= total
+                || t.residual.is_empty()
+            {
+                memlayer_store::ranking::fusion::sort_hits(&mut hits);
+                hits.truncate(k);
+                return Ok(hits);
+            }
+            fetch *= 4;
+        }
+    }
+}
+
+#[async_trait]
+impl MemoryStore for RedisStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::full();
+        caps.native_keyword_ranking = true;
+        caps.approximate_vectors = true;
+        caps
+    }
+
+    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
+        let mut out = self
+            .upsert_many(vec![item])
+            .await
+            .map_err(|e| tag(e, "upsert"))?;
+        out.pop().ok_or_else(|| {
+            tag(
+                Error::new(ErrorKind::Unexpected, "no row written"),
+                "upsert",
+            )
+        })
+    }
+
+    async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
+        let op = "upsert_many";
+        if items.len() > limits::MAX_BATCH {
+            return Err(tag(
+                Error::invalid(
+                    "items",
+                    format!(
+                        "batch of {} items, the limit is {}",
+                        items.len(),
+                        limits::MAX_BATCH
+                    ),
+                ),
+                op,
+            ));
+        }
+        for item in &items {
+            check_item(item).map_err(|e| tag(e, op))?;
+        }
+        // Every vector of the batch must agree with the pin before anything is written.
+        let mut batch_pin: Option<(String, usize)> = None;
+        for e in items.iter().filter_map(|i| i.embedding.as_ref()) {
+            match &batch_pin {
+                Some((m, d)) => check_pin(
+                    &EmbeddingPin {
+                        model: m.clone(),
+                        dim: *d,
+                    },
+                    &e.model,
+                    e.dim(),
+                )
+                .map_err(|e| tag(e, op))?,
+                None => batch_pin = Some((e.model.clone(), e.dim())),
+            }
+        }
+        if let Some((m, d)) = &batch_pin
+            && let Some(p) = self.load_pin().await.map_err(|e| tag(e, op))?
+        {
+            check_pin(&p, m, *d).map_err(|e| tag(e, op))?;
+        }
+        let now = Timestamp::now();
+        let mut fresh = Vec::with_capacity(items.len());
+        for item in items {
+            fresh.push(
+                memlayer_store::lifecycle::merge_upsert(None, item, now).map_err(|e| tag(e, op))?,
+            );
+        }
+        if let Some((m, d)) = &batch_pin {
+            self.pin(m, *d).await.map_err(|e| tag(e, op))?;
+        }
+        for item in &fresh {
+            for (k, v) in &item.metadata.extra {
+                if v.is_number() {
+                    self.ensure_numeric_field(&numeric_field(k), k)
+                        .await
+                        .map_err(|e| tag(e, op))?;
+                }
+            }
+        }
+        let mut keys: Vec<String> = fresh.iter().map(|i| self.key(&i.id)).collect();
+        keys.push(self.counts_key());
+        let mut args: Vec<Value> = vec![now.as_millis().to_string().into()];
+        for item in &fresh {
+            let fields = self.fields(item);
+            args.push(item.namespace.clone().into());
+            args.push(item.status.as_str().into());
+            args.push(item.created_at.as_millis().to_string().into());
+            args.push(item.access_count.to_string().into());
+            args.push(
+                item.last_accessed_at
+                    .map_or(String::new(), |t| t.as_millis().to_string())
+                    .into(),
+            );
+            args.push(fields.len().to_string().into());
+            for (k, v) in fields {
+                args.push(k.into());
+                args.push(v);
+            }
+        }
+        let reply = match self.eval(scripts::UPSERT, keys, args).await {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = e.to_string();
+                let index = |s: &str| -> Option<usize> {
+                    let rest = msg.split(s).nth(1)?;
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse::<usize>().ok()
+                };
+                if let Some(i) = index("CONFLICT ") {
+                    let item = &fresh[i.saturating_sub(1).min(fresh.len() - 1)];
+                    return Err(tag(
+                        Error::new(
+                            ErrorKind::Conflict,
+                            format!(
+                                "id {:?} already exists in another namespace; upsert into {:?} refused",
+                                item.id, item.namespace
+                            ),
+                        ),
+                        op,
+                    ));
+                }
+                if let Some(i) = index("STATUS ") {
+                    let item = &fresh[i.saturating_sub(1).min(fresh.len() - 1)];
+                    let old = msg
+                        .split("STATUS ")
+                        .nth(1)
+                        .and_then(|s| s.split_whitespace().nth(1))
+                        .map(|s| s.trim_end_matches(':'))
+                        .unwrap_or("?");
+                    return Err(tag(
+                        Error::invalid(
+                            "status",
+                            format!(
+                                "cannot move from {old} to {}; legal moves are draft->accepted, draft->discard, accepted->discard",
+                                item.status.as_str()
+                            ),
+                        ),
+                        op,
+                    ));
+                }
+                return Err(tag(e, op));
+            }
+        };
+        let rows = reply.into_array();
+        let mut out = Vec::with_capacity(fresh.len());
+        for (mut item, row) in fresh.into_iter().zip(rows) {
+            let r: Vec<String> = row
+                .into_array()
+                .iter()
+                .map(|v| string_of(v).unwrap_or_default())
+                .collect();
+            let int = |i: usize| r.get(i).and_then(|s| s.parse::<i64>().ok());
+            item.version = int(0).map_or(1, |v| v as u64);
+            item.created_at = Timestamp::from_millis(int(1).unwrap_or(item.created_at.as_millis()));
+            item.updated_at = Timestamp::from_millis(int(2).unwrap_or(item.updated_at.as_millis()));
+            item.access_count = int(3).map_or(0, |v| v as u64);
+            item.last_accessed_at = int(4).map(Timestamp::from_millis);
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        let v = self
+            .call("HGETALL", vec![self.key(id).into()])
+            .await
+            .map_err(|e| tag(e, "get"))?;
+        let arr = v.into_array();
+        let mut fields = HashMap::new();
+        for p in arr.chunks(2) {
+            if let (Some(k), Some(v)) = (p.first().and_then(string_of), p.get(1).and_then(bytes_of))
+            {
+                fields.insert(k, v);
+            }
+        }
+        if fields.is_empty() {
+            return Err(tag(Error::not_found(namespace, id), "get"));
+        }
+        let item = Doc {
+            fields,
+            score: None,
+        }
+        .item()
+        .map_err(|e| tag(e, "get"))?;
+        if item.namespace != namespace || item.deleted {
+            return Err(tag(Error::not_found(namespace, id), "get"));
+        }
+        Ok(item)
+    }
+
+    async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
+        let n = self
+            .eval(
+                scripts::DELETE,
+                vec![self.key(id), self.counts_key()],
+                vec![namespace.into(), "".into()],
+            )
+            .await
+            .map_err(|e| tag(e, "delete"))?;
+        if n.as_i64() != Some(1) {
+            return Err(tag(Error::not_found(namespace, id), "delete"));
+        }
+        Ok(())
+    }
+
+    async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
+        check_namespace(namespace).map_err(|e| tag(e, "clear"))?;
+        limits::check_filter(&request.filter).map_err(|e| tag(e, "clear"))?;
+        if !request.all && !request.filter.selects_subset() {
+            return Err(tag(
+                Error::invalid(
+                    "filter",
+                    "selects every item; set `all` to clear the whole namespace",
+                ),
+                "clear",
+            ));
+        }
+        let mut filter = request.filter.clone();
+        filter.include_deleted = false;
+        let t = self.translate(namespace, &filter, filter.effective_now());
+        if t.empty {
+            return Ok(0);
+        }
+        let docs = self.all_docs(&t.query).await.map_err(|e| tag(e, "clear"))?;
+        let now = Timestamp::now().as_millis().to_string();
+        let mut n = 0;
+        for d in docs {
+            let item = d.item().map_err(|e| tag(e, "clear"))?;
+            if !Self::passes(&item, &t.residual) {
+                continue;
+            }
+            let r = self
+                .eval(
+                    scripts::SOFT_DELETE,
+                    vec![self.key(&item.id)],
+                    vec![namespace.into(), now.clone().into()],
+                )
+                .await
+                .map_err(|e| tag(e, "clear"))?;
+            if r.as_i64() == Some(1) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn count(&self, namespace: &str, options: CountOptions) -> Result<u64> {
+        if options.include_deleted {
+            let v = self
+                .call("HGET", vec![self.counts_key().into(), namespace.into()])
+                .await
+                .map_err(|e| tag(e, "count"))?;
+            return Ok(string_of(&v)
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(0)
+                .max(0) as u64);
+        }
+        let (total, _) = self
+            .search_docs(
+                &format!("@t_ns:{{{}}} @t_del:{{n}}", token(namespace)),
+                vec!["LIMIT".into(), "0".into(), "0".into()],
+                false,
+            )
+            .await
+            .map_err(|e| tag(e, "count"))?;
+        Ok(total)
+    }
+
+    async fn search(&self, namespace: &str, request: &SearchRequest) -> Result<SearchResults> {
+        run_search(self, namespace, request)
+            .await
+            .map_err(|e| tag(e, "search"))
+    }
+
+    async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
+        limits::check_list(request).map_err(|e| tag(e, "list"))?;
+        let cursor = request
+            .cursor
+            .as_deref()
+            .map(|c| Cursor::decode(c, request.sort, request.order))
+            .transpose()
+            .map_err(|e| tag(e, "list"))?;
+        let (items, next_cursor) = self
+            .page(namespace, request, cursor, 0)
+            .await
+            .map_err(|e| tag(e, "list"))?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
+        if id == by {
+            return Err(tag(
+                Error::invalid("by", "an item cannot supersede itself"),
+                "supersede",
+            ));
+        }
+        let now = Timestamp::now().as_millis().to_string();
+        let r = self
+            .eval(
+                scripts::SUPERSEDE,
+                vec![self.key(id), self.key(by)],
+                vec![namespace.into(), now.into(), by.into()],
+            )
+            .await
+            .map_err(|e| tag(e, "supersede"))?;
+        match r.as_i64() {
+            Some(1) => self.get(namespace, id).await,
+            Some(-1) => Err(tag(Error::not_found(namespace, by), "supersede")),
+            _ => Err(tag(Error::not_found(namespace, id), "supersede")),
+        }
+    }
+
+    async fn restore(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        let now = Timestamp::now().as_millis().to_string();
+        let r = self
+            .eval(
+                scripts::SUPERSEDE,
+                vec![self.key(id), self.key(id)],
+                vec![namespace.into(), now.into(), "".into()],
+            )
+            .await
+            .map_err(|e| tag(e, "restore"))?;
+        match r.as_i64() {
+            Some(1) => self.get(namespace, id).await,
+            _ => Err(tag(Error::not_found(namespace, id), "restore")),
+        }
+    }
+
+    async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
+        let query = format!("@t_ns:{{{}}} @t_del:{{n}} @t_sup:{{y}}", token(namespace));
+        let docs = self
+            .all_docs(&query)
+            .await
+            .map_err(|e| tag(e, "predecessors"))?;
+        let mut out: Vec<MemoryItem> = docs
+            .iter()
+            .map(Doc::item)
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| tag(e, "predecessors"))?
+            .into_iter()
+            .filter(|i| i.superseded_by.as_deref() == Some(id))
+            .collect();
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+
+    async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
+        let unique: HashSet<&String> = ids.iter().collect();
+        let mut n = 0;
+        for id in unique {
+            // The tier is needed for the TTL: read it, then the script re-checks everything.
+            let tier = self
+                .call("HGET", vec![self.key(id).into(), "tier".into()])
+                .await
+                .map_err(|e| tag(e, "reinforce"))?;
+            let ttl = string_of(&tier)
+                .and_then(|t| Tier::parse(&t))
+                .and_then(Tier::default_ttl)
+                .map_or(String::new(), |d| d.as_millis().to_string());
+            let r = self
+                .eval(
+                    scripts::REINFORCE,
+                    vec![self.key(id)],
+                    vec![
+                        namespace.into(),
+                        at.as_millis().to_string().into(),
+                        ttl.into(),
+                    ],
+                )
+                .await
+                .map_err(|e| tag(e, "reinforce"))?;
+            if r.as_i64() == Some(1) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
+        let (_, docs) = self
+            .search_docs(
+                &format!("@exp:[-inf {}]", now.as_millis()),
+                vec![
+                    "SORTBY".into(),
+                    "cat".into(),
+                    "ASC".into(),
+                    "LIMIT".into(),
+                    "0".into(),
+                    "10000".into(),
+                ],
+                false,
+            )
+            .await
+            .map_err(|e| tag(e, "list_expired"))?;
+        let mut out: Vec<ExpiredItem> = docs
+            .iter()
+            .filter_map(|d| {
+                Some(ExpiredItem {
+                    namespace: d.text("namespace")?,
+                    id: d.text("id")?,
+                    expires_at: Timestamp::from_millis(d.text("expires_at")?.parse().ok()?),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.expires_at
+                .cmp(&b.expires_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn delete_if_expired_before(
+        &self,
+        namespace: &str,
+        id: &str,
+        cutoff: Timestamp,
+    ) -> Result<()> {
+        let n = self
+            .eval(
+                scripts::DELETE,
+                vec![self.key(id), self.counts_key()],
+                vec![namespace.into(), cutoff.as_millis().to_string().into()],
+            )
+            .await
+            .map_err(|e| tag(e, "delete_if_expired_before"))?;
+        if n.as_i64() != Some(1) {
+            return Err(tag(
+                Error::not_found(namespace, id).with_context("cutoff", cutoff),
+                "delete_if_expired_before",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        let v = self
+            .call("HGETALL", vec![self.counts_key().into()])
+            .await
+            .map_err(|e| tag(e, "list_namespaces"))?;
+        let arr = v.into_array();
+        let mut out: Vec<String> = arr
+            .chunks(2)
+            .filter_map(|p| {
+                let n = p.get(1).and_then(string_of)?.parse::<i64>().ok()?;
+                (n > 0).then(|| p.first().and_then(string_of)).flatten()
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
+        let docs = self
+            .all_docs(&format!("@t_ns:{{{}}}", token(namespace)))
+            .await
+            .map_err(|e| tag(e, "delete_namespace"))?;
+        let mut n = 0;
+        for d in docs {
+            let Some(id) = d.text("id") else { continue };
+            let r = self
+                .eval(
+                    scripts::DELETE,
+                    vec![self.key(&id), self.counts_key()],
+                    vec![namespace.into(), "".into()],
+                )
+                .await
+                .map_err(|e| tag(e, "delete_namespace"))?;
+            if r.as_i64() == Some(1) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
+        check_namespace(to).map_err(|e| tag(e, "reassign"))?;
+        for id in ids {
+            check_id(id).map_err(|e| tag(e, "reassign"))?;
+        }
+        let unique: HashSet<&String> = ids.iter().collect();
+        let mut n = 0;
+        for id in unique {
+            let r = self
+                .eval(
+                    scripts::REASSIGN,
+                    vec![self.key(id), self.counts_key()],
+                    vec![from.into(), to.into(), token(to).into()],
+                )
+                .await
+                .map_err(|e| tag(e, "reassign"))?;
+            if r.as_i64() == Some(1) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {
+        self.load_pin().await.map_err(|e| tag(e, "embedding_pin"))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.call("PING", vec![])
+            .await
+            .map_err(|e| tag(e, "ping"))?;
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.pool.quit().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! Lua scripts: every write that must read-then-write runs as one script, so it is atomic.
+
+/// Upserts a batch. KEYS: the item keys, then the namespace-count hash.
+/// ARGV[1] = now (ms); then per item: namespace, status, and for a new id its created_at,
+/// access_count and last_accessed_at ('' for none); then n (number of field/value pairs) and
+/// the n pairs.
+/// All items are checked before any is written; returns per item
+/// {version, created_at, updated_at, access_count, last_accessed_at or ""}, or an error
+/// `CONFLICT <i>` / `STATUS <i> <old>`.
+pub(crate) const UPSERT: &str = r#"
+local now = tonumber(ARGV[1])
+local nkeys = #KEYS - 1
+local counts = KEYS[#KEYS]
+local pending = {}
+local plan = {}
+local pos = 2
+for i = 1, nkeys do
+  local key = KEYS[i]
+  local ns, status, created = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
+  local new_count, new_accessed = ARGV[pos + 3], ARGV[pos + 4]
+  local n = tonumber(ARGV[pos + 5])
+  local first = pos + 6
+  pos = first + 2 * n
+  local old = pending[key]
+  if old == nil and redis.call('EXISTS', key) == 1 then
+    local v = redis.call('HMGET', key, 'namespace', 'status', 'deleted', 'version', 'created_at', 'updated_at', 'access_count', 'last_accessed_at')
+    old = {ns = v[1], status = v[2], deleted = v[3], version = tonumber(v[4]), created = v[5], updated = tonumber(v[6]), count = v[7], accessed = v[8] or ''}
+  end
+  local row
+  if old == nil then
+    row = {ns = ns, status = status, deleted = '0', version = 1, created = created, updated = math.max(now, tonumber(created)), count = new_count, accessed = new_accessed}
+  else
+    if old.ns ~= ns then return redis.error_reply('CONFLICT ' .. i) end
+    if old.deleted ~= '1' and not (old.status == status or old.status == 'draft' or (old.status == 'accepted' and status == 'discard')) then
+      return redis.error_reply('STATUS ' .. i .. ' ' .. old.status)
+    end
+    row = {ns = ns, status = status, deleted = '0', version = old.version + 1, created = old.created, updated = math.max(now, old.updated + 1), count = old.count, accessed = old.accessed}
+  end
+  pending[key] = row
+  plan[i] = {key = key, first = first, n = n, row = row, existed = (old ~= nil)}
+end
+local out = {}
+local seen = {}
+for i = 1, nkeys do
+  local p = plan[i]
+  local args = {}
+  for j = 0, 2 * p.n - 1 do args[#args + 1] = ARGV[p.first + j] end
+  local row = p.row
+  local accessed = row.accessed or ''
+  if not p.existed and not seen[p.key] then
+    redis.call('HINCRBY', counts, row.ns, 1)
+  end
+  seen[p.key] = true
+  redis.call('DEL', p.key)
+  args[#args + 1] = 'version'; args[#args + 1] = tostring(row.version)
+  args[#args + 1] = 'created_at'; args[#args + 1] = row.created
+  args[#args + 1] = 'cat'; args[#args + 1] = row.created
+  args[#args + 1] = 'updated_at'; args[#args + 1] = tostring(row.updated)
+  args[#args + 1] = 'uat'; args[#args + 1] = tostring(row.updated)
+  args[#args + 1] = 'access_count'; args[#args + 1] = row.count or '0'
+  args[#args + 1] = 'cnt'; args[#args + 1] = row.count or '0'
+  if accessed ~= '' then
+    args[#args + 1] = 'last_accessed_at'; args[#args + 1] = accessed
+    args[#args + 1] = 'acc'; args[#args + 1] = accessed
+  else
+    args[#args + 1] = 'acc'; args[#args + 1] = '-1e18'
+  end
+  redis.call('HSET', p.key, unpack(args))
+  out[i] = {tostring(row.version), row.created, tostring(row.updated), row.count or '0', accessed}
+end
+return out
+"#;
+
+/// Hard-deletes KEYS[1] if it belongs to ARGV[1] (and, when ARGV[2] is not empty, only if it
+/// expires at or before ARGV[2]). KEYS[2] is the namespace-count hash. Returns 1 or 0.
+pub(crate) const DELETE: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'namespace', 'expires_at')
+if v[1] ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then
+  if v[2] == false or v[2] == nil or tonumber(v[2]) > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('DEL', KEYS[1])
+if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+return 1
+"#;
+
+/// Soft-deletes KEYS[1] if live in ARGV[1]; ARGV[2] = now. Returns 1 or 0.
+pub(crate) const SOFT_DELETE: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'namespace', 'deleted', 'updated_at')
+if v[1] ~= ARGV[1] or v[2] ~= '0' then return 0 end
+local updated = math.max(tonumber(ARGV[2]), tonumber(v[3]) + 1)
+redis.call('HSET', KEYS[1], 'deleted', '1', 't_del', 'y', 'updated_at', tostring(updated), 'uat', tostring(updated))
+return 1
+"#;
+
+/// Supersedes or restores KEYS[1] (live, in ARGV[1]). ARGV[2] = now; ARGV[3] = the replacing
+/// id, or '' to restore; when superseding, KEYS[2] must be live in ARGV[1] too.
+/// Returns 1, or 0 when KEYS[1] is not live, or -1 when KEYS[2] is not.
+pub(crate) const SUPERSEDE: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'namespace', 'deleted', 'updated_at')
+if v[1] ~= ARGV[1] or v[2] ~= '0' then return 0 end
+local updated = math.max(tonumber(ARGV[2]), tonumber(v[3]) + 1)
+if ARGV[3] ~= '' then
+  local b = redis.call('HMGET', KEYS[2], 'namespace', 'deleted')
+  if b[1] ~= ARGV[1] or b[2] ~= '0' then return -1 end
+  redis.call('HSET', KEYS[1], 'superseded_by', ARGV[3], 't_sup', 'y', 'valid_to', ARGV[2], 'vto', ARGV[2], 'updated_at', tostring(updated), 'uat', tostring(updated))
+else
+  redis.call('HDEL', KEYS[1], 'superseded_by', 'valid_to')
+  redis.call('HSET', KEYS[1], 't_sup', 'n', 'vto', '1e18', 'updated_at', tostring(updated), 'uat', tostring(updated))
+end
+return 1
+"#;
+
+/// Reinforces KEYS[1] (live, in ARGV[1]) at ARGV[2]; ARGV[3] = the tier's TTL in ms or ''.
+/// Returns 1 or 0.
+pub(crate) const REINFORCE: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'namespace', 'deleted', 'access_count', 'expires_at', 'created_at')
+if v[1] ~= ARGV[1] or v[2] ~= '0' then return 0 end
+local at = tonumber(ARGV[2])
+local count = tonumber(v[3] or '0') + 1
+redis.call('HSET', KEYS[1], 'access_count', tostring(count), 'cnt', tostring(count), 'last_accessed_at', ARGV[2], 'acc', ARGV[2])
+if v[4] then
+  local expires = tonumber(v[4])
+  local ttl
+  if ARGV[3] ~= '' then ttl = tonumber(ARGV[3]) else ttl = math.max(0, expires - tonumber(v[5])) end
+  local slid = math.max(expires, at + ttl)
+  redis.call('HSET', KEYS[1], 'expires_at', string.format('%d', slid), 'exp', string.format('%d', slid))
+end
+return 1
+"#;
+
+/// Moves KEYS[1] from ARGV[1] to ARGV[2] (ARGV[3] = the new namespace's tag). KEYS[2] is the
+/// namespace-count hash. Returns 1 or 0.
+pub(crate) const REASSIGN: &str = r#"
+local ns = redis.call('HGET', KEYS[1], 'namespace')
+if ns ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'namespace', ARGV[2], 't_ns', ARGV[3])
+if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+return 1
+"#;
