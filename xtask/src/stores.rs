@@ -31,7 +31,11 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
         "redis" => {
             let url = server_url("redis", "MEMLAYER_REDIS_URL")?;
             let prefix = format!("eval{}:", uuid::Uuid::now_v7().simple());
-            let config = memlayer::redis::RedisConfig::new(url).prefix(prefix);
+            let mut config = memlayer::redis::RedisConfig::new(url).prefix(prefix);
+            // `MEMLAYER_EVAL_REDIS_SCORER=BM25` (or TFIDF, ...) measures another engine scorer.
+            if let Ok(scorer) = std::env::var("MEMLAYER_EVAL_REDIS_SCORER") {
+                config.scorer = scorer;
+            }
             let store = memlayer::redis::RedisStore::connect_with(config).await?;
             Ok((std::sync::Arc::new(store), Guard { _dir: None }))
         }

@@ -203,11 +203,7 @@ impl SearchLegs for InMemoryStore {
             offset,
             limit,
         );
-        let hits = page
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| leg_hit(item, 1.0 / (1 + offset + i) as f32, RankedBy::Recency))
-            .collect();
+        let hits = memlayer_store::search::recency_hits(page, offset);
         Ok(SearchResults { hits, next_cursor })
     }
 
@@ -309,22 +305,7 @@ impl MemoryStore for InMemoryStore {
     }
 
     async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
-        if items.len() > limits::MAX_BATCH {
-            return Err(tag(
-                Error::invalid(
-                    "items",
-                    format!(
-                        "batch of {} items, the limit is {}",
-                        items.len(),
-                        limits::MAX_BATCH
-                    ),
-                ),
-                "upsert_many",
-            ));
-        }
-        for item in &items {
-            check_item(item).map_err(|e| tag(e, "upsert_many"))?;
-        }
+        limits::check_batch(&items).map_err(|e| tag(e, "upsert_many"))?;
         let mut state = self.write()?;
         // All-or-nothing: apply to a scratch overlay first, then commit every row at once.
         let now = Timestamp::now();
@@ -374,17 +355,7 @@ impl MemoryStore for InMemoryStore {
     }
 
     async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
-        check_namespace(namespace).map_err(|e| tag(e, "clear"))?;
-        limits::check_filter(&request.filter).map_err(|e| tag(e, "clear"))?;
-        if !request.all && !request.filter.selects_subset() {
-            return Err(tag(
-                Error::invalid(
-                    "filter",
-                    "selects every item; set `all` to clear the whole namespace",
-                ),
-                "clear",
-            ));
-        }
+        limits::check_clear(namespace, request).map_err(|e| tag(e, "clear"))?;
         let mut state = self.write()?;
         let now = request.filter.effective_now();
         let ids: Vec<String> = state
@@ -425,12 +396,7 @@ impl MemoryStore for InMemoryStore {
 
     async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
         limits::check_list(request).map_err(|e| tag(e, "list"))?;
-        let cursor = request
-            .cursor
-            .as_deref()
-            .map(|c| Cursor::decode(c, request.sort, request.order))
-            .transpose()
-            .map_err(|e| tag(e, "list"))?;
+        let cursor = request.decoded_cursor().map_err(|e| tag(e, "list"))?;
         let state = self.read()?;
         let now = request.filter.effective_now();
         let items = state

@@ -16,7 +16,7 @@ use fred::interfaces::{ClientLike, FredResult};
 use fred::prelude::Builder;
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::{CustomCommand, Value};
-use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
+use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
 use memlayer_store::ranking::text;
 use memlayer_store::search::{SearchLegs, leg_hit, run_search};
 use memlayer_store::types::{Embedding, Kind, MemoryItem, Metadata, Status, Tier, Timestamp};
@@ -56,6 +56,8 @@ pub struct RedisConfig {
     pub ef_runtime: u32,
     /// If set, opening a store pinned to another model or dimension fails fast.
     pub expected_pin: Option<EmbeddingPin>,
+    /// The RediSearch scorer of keyword search (`BM25STD`, `BM25`, `TFIDF`, ...).
+    pub scorer: String,
 }
 
 impl RedisConfig {
@@ -71,6 +73,7 @@ impl RedisConfig {
             hnsw_ef_construction: 200,
             ef_runtime: 100,
             expected_pin: None,
+            scorer: "BM25STD".into(),
         }
     }
 
@@ -1053,11 +1056,7 @@ impl SearchLegs for RedisStore {
             .sorted(SortKey::Created, Order::Desc)
             .with_limit(limit);
         let (items, next_cursor) = self.page(namespace, &request, cursor, offset).await?;
-        let hits = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| leg_hit(item, 1.0 / (1 + offset + i) as f32, RankedBy::Recency))
-            .collect();
+        let hits = memlayer_store::search::recency_hits(items, offset);
         Ok(SearchResults { hits, next_cursor })
     }
 
@@ -1086,7 +1085,7 @@ impl SearchLegs for RedisStore {
                     &query,
                     vec![
                         "SCORER".into(),
-                        "BM25STD".into(),
+                        self.config.scorer.clone().into(),
                         "LIMIT".into(),
                         "0".into(),
                         fetch.to_string().into(),
@@ -1249,22 +1248,7 @@ impl MemoryStore for RedisStore {
 
     async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
         let op = "upsert_many";
-        if items.len() > limits::MAX_BATCH {
-            return Err(tag(
-                Error::invalid(
-                    "items",
-                    format!(
-                        "batch of {} items, the limit is {}",
-                        items.len(),
-                        limits::MAX_BATCH
-                    ),
-                ),
-                op,
-            ));
-        }
-        for item in &items {
-            check_item(item).map_err(|e| tag(e, op))?;
-        }
+        limits::check_batch(&items).map_err(|e| tag(e, op))?;
         // Every vector of the batch must agree with the pin before anything is written.
         let mut batch_pin: Option<(String, usize)> = None;
         for e in items.iter().filter_map(|i| i.embedding.as_ref()) {
@@ -1432,17 +1416,7 @@ impl MemoryStore for RedisStore {
     }
 
     async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
-        check_namespace(namespace).map_err(|e| tag(e, "clear"))?;
-        limits::check_filter(&request.filter).map_err(|e| tag(e, "clear"))?;
-        if !request.all && !request.filter.selects_subset() {
-            return Err(tag(
-                Error::invalid(
-                    "filter",
-                    "selects every item; set `all` to clear the whole namespace",
-                ),
-                "clear",
-            ));
-        }
+        limits::check_clear(namespace, request).map_err(|e| tag(e, "clear"))?;
         let mut filter = request.filter.clone();
         filter.include_deleted = false;
         let t = self.translate(namespace, &filter, filter.effective_now());
@@ -1502,12 +1476,7 @@ impl MemoryStore for RedisStore {
 
     async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
         limits::check_list(request).map_err(|e| tag(e, "list"))?;
-        let cursor = request
-            .cursor
-            .as_deref()
-            .map(|c| Cursor::decode(c, request.sort, request.order))
-            .transpose()
-            .map_err(|e| tag(e, "list"))?;
+        let cursor = request.decoded_cursor().map_err(|e| tag(e, "list"))?;
         let (items, next_cursor) = self
             .page(namespace, request, cursor, 0)
             .await

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use memlayer_store::lifecycle::{merge_upsert, reinforce_item};
-use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
+use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
 use memlayer_store::ranking::text;
 use memlayer_store::search::{SearchLegs, leg_hit, run_search};
 use memlayer_store::types::{MemoryItem, Timestamp};
@@ -329,11 +329,7 @@ impl SearchLegs for SqliteStore {
             .sorted(SortKey::Created, Order::Desc)
             .with_limit(limit);
         let (items, next_cursor) = self.list_page(namespace, request, cursor, offset).await?;
-        let hits = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| leg_hit(item, 1.0 / (1 + offset + i) as f32, RankedBy::Recency))
-            .collect();
+        let hits = memlayer_store::search::recency_hits(items, offset);
         Ok(SearchResults { hits, next_cursor })
     }
 
@@ -516,22 +512,7 @@ impl MemoryStore for SqliteStore {
     }
 
     async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
-        if items.len() > limits::MAX_BATCH {
-            return Err(tag(
-                Error::invalid(
-                    "items",
-                    format!(
-                        "batch of {} items, the limit is {}",
-                        items.len(),
-                        limits::MAX_BATCH
-                    ),
-                ),
-                "upsert_many",
-            ));
-        }
-        for item in &items {
-            check_item(item).map_err(|e| tag(e, "upsert_many"))?;
-        }
+        limits::check_batch(&items).map_err(|e| tag(e, "upsert_many"))?;
         self.write_tx("upsert_many", move |conn| {
             let now = Timestamp::now();
             let mut pin = schema::load_pin(conn)?;
@@ -576,17 +557,7 @@ impl MemoryStore for SqliteStore {
     }
 
     async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
-        check_namespace(namespace).map_err(|e| tag(e, "clear"))?;
-        limits::check_filter(&request.filter).map_err(|e| tag(e, "clear"))?;
-        if !request.all && !request.filter.selects_subset() {
-            return Err(tag(
-                Error::invalid(
-                    "filter",
-                    "selects every item; set `all` to clear the whole namespace",
-                ),
-                "clear",
-            ));
-        }
+        limits::check_clear(namespace, request).map_err(|e| tag(e, "clear"))?;
         let ns = namespace.to_owned();
         let mut filter = request.filter.clone();
         filter.include_deleted = false;
@@ -634,12 +605,7 @@ impl MemoryStore for SqliteStore {
 
     async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
         limits::check_list(request).map_err(|e| tag(e, "list"))?;
-        let cursor = request
-            .cursor
-            .as_deref()
-            .map(|c| Cursor::decode(c, request.sort, request.order))
-            .transpose()
-            .map_err(|e| tag(e, "list"))?;
+        let cursor = request.decoded_cursor().map_err(|e| tag(e, "list"))?;
         let (items, next_cursor) = self
             .list_page(namespace, request.clone(), cursor, 0)
             .await?;

@@ -300,6 +300,36 @@ pub fn check_search(request: &SearchRequest) -> Result<()> {
     Ok(())
 }
 
+/// Validates a batch before any write: its size and every item.
+///
+/// # Errors
+/// `InvalidInput` naming `items` above [`MAX_BATCH`], or the first bad item's field.
+pub fn check_batch(items: &[MemoryItem]) -> Result<()> {
+    if items.len() > MAX_BATCH {
+        return Err(Error::invalid(
+            "items",
+            format!("batch of {} items, the limit is {MAX_BATCH}", items.len()),
+        ));
+    }
+    items.iter().try_for_each(check_item)
+}
+
+/// Validates a `clear`: a filter that selects everything needs the explicit `all` flag.
+///
+/// # Errors
+/// `InvalidInput` naming `filter` (or the namespace, or a bad metadata condition).
+pub fn check_clear(namespace: &str, request: &crate::ClearRequest) -> Result<()> {
+    check_namespace(namespace)?;
+    check_filter(&request.filter)?;
+    if !request.all && !request.filter.selects_subset() {
+        return Err(Error::invalid(
+            "filter",
+            "selects every item; set `all` to clear the whole namespace",
+        ));
+    }
+    Ok(())
+}
+
 /// Validates a list request.
 ///
 /// # Errors

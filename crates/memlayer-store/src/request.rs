@@ -445,6 +445,17 @@ impl ListRequest {
     pub fn effective_limit(&self) -> usize {
         self.limit.unwrap_or(DEFAULT_LIMIT)
     }
+
+    /// The decoded cursor, if any.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming `cursor` when it was made for another listing.
+    pub fn decoded_cursor(&self) -> Result<Option<Cursor>> {
+        self.cursor
+            .as_deref()
+            .map(|c| Cursor::decode(c, self.sort, self.order))
+            .transpose()
+    }
 }
 
 /// One page of a listing.

@@ -126,3 +126,12 @@ pub fn leg_hit(item: memlayer_types::MemoryItem, score: f32, by: RankedBy) -> Se
         ranked_by: by,
     }
 }
+
+/// The hits of a recency page that starts `offset` items into the ranking.
+pub fn recency_hits(items: Vec<memlayer_types::MemoryItem>, offset: usize) -> Vec<SearchHit> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| leg_hit(item, 1.0 / (1 + offset + i) as f32, RankedBy::Recency))
+        .collect()
+}

@@ -1,13 +1,18 @@
 //! Stores a short conversation in `./memlayer.db` and prints a hybrid recall of it.
 //!
-//! Run with `cargo run --release -p memlayer --example quickstart`.
+//! Run with `cargo run --release -p memlayer --example quickstart`. The store embeds with the
+//! zero-setup hash embedder (lexical similarity); swap in `MiniLmEmbedder` for recall by meaning.
 
-use memlayer::{Filter, Kind, MemoryItem, SearchRequest, Tier, Timestamp};
+use std::sync::Arc;
+
+use memlayer::embed::{EmbeddingStore, HashEmbedder};
+use memlayer::{Filter, Kind, MemoryItem, MemoryStore, SearchRequest, Tier, Timestamp};
 use serde_json::json;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = memlayer::open("sqlite:./memlayer.db").await?;
+    let sqlite = memlayer::open("sqlite:./memlayer.db").await?;
+    let store = EmbeddingStore::new(sqlite, Arc::new(HashEmbedder::new())).await?;
     let ns = "quickstart";
     let start = Timestamp::now().as_millis();
     let at = |i: i64| Timestamp::from_millis(start + i);
@@ -25,7 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
-            m.with_user("traveller-1")
+            // Fixed ids: running the example again replaces the same six items.
+            m.with_id(format!("quickstart-{i}"))
+                .with_user("traveller-1")
                 .with_session("trip")
                 .with_created_at(at(i as i64))
         })

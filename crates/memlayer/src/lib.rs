@@ -2,6 +2,11 @@
 #![warn(missing_docs)]
 
 pub use memlayer_store::*;
+
+/// Embedders, the embedding cache and the store layer that embeds on write and query.
+pub mod embed {
+    pub use memlayer_embed::*;
+}
 pub use memlayer_types::{Embedding, Kind, MemoryItem, Metadata, Status, Tier, Timestamp};
 
 /// The in-memory backend.
