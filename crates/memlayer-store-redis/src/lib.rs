@@ -56,7 +56,9 @@ pub struct RedisConfig {
     pub ef_runtime: u32,
     /// If set, opening a store pinned to another model or dimension fails fast.
     pub expected_pin: Option<EmbeddingPin>,
-    /// The RediSearch scorer of keyword search (`BM25STD`, `BM25`, `TFIDF`, ...).
+    /// Keyword ranking: `memlayer` (the default) scores RediSearch's candidates with memlayer's
+    /// BM25 from per-namespace term statistics, exactly as the memory backend does; any other
+    /// value is a RediSearch scorer name (`BM25STD`, `BM25`, `TFIDF`, ...).
     pub scorer: String,
 }
 
@@ -73,7 +75,7 @@ impl RedisConfig {
             hnsw_ef_construction: 200,
             ef_runtime: 100,
             expected_pin: None,
-            scorer: "BM25STD".into(),
+            scorer: "memlayer".into(),
         }
     }
 
@@ -359,6 +361,10 @@ impl RedisStore {
         format!("{}nscount", self.config.prefix)
     }
 
+    fn lens_key(&self) -> String {
+        format!("{}nslen", self.config.prefix)
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Unavailable, "the store is closed")
@@ -408,6 +414,7 @@ impl RedisStore {
             "t_sup",
             "t_vec",
             "t_zero",
+            "t_terms",
         ] {
             args.extend([Value::from(t), "TAG".into()]);
         }
@@ -458,7 +465,9 @@ impl RedisStore {
 
     /// Pins (or checks) the model and dimension; the first pin adds the vector field.
     async fn pin(&self, model: &str, dim: usize) -> Result<()> {
-        for _ in 0..100 {
+        // Another writer may be pinning (FT.ALTER and its rescan); it is making progress, so
+        // wait for it generously (30 s) rather than fail a write under load.
+        for _ in 0..3000 {
             if let Some(p) = self.load_pin().await? {
                 return check_pin(&p, model, dim);
             }
@@ -604,6 +613,14 @@ impl RedisStore {
         put("kind", item.kind.as_str().into());
         put("t_kind", token(item.kind.as_str()).into());
         put("content", item.content.clone().into());
+        // memlayer's analysis, for BM25: the length in terms and the distinct terms as tags.
+        let terms: Vec<String> = text::terms(&item.content).collect();
+        put("doc_len", terms.len().to_string().into());
+        let distinct: BTreeSet<String> = terms.into_iter().map(|t| token(&t)).collect();
+        put(
+            "t_terms",
+            distinct.into_iter().collect::<Vec<_>>().join(",").into(),
+        );
         put("status", item.status.as_str().into());
         put("t_status", token(item.status.as_str()).into());
         put(
@@ -818,6 +835,114 @@ impl RedisStore {
         }
     }
 
+    /// Keyword search ranked by memlayer's BM25 (k1 1.2, b 0.75, Lucene IDF) over per-namespace
+    /// statistics that include soft-deleted items, exactly as the memory backend ranks: the
+    /// candidates are every item passing the filter that carries any query term.
+    async fn bm25_leg(
+        &self,
+        namespace: &str,
+        terms: &[String],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let t = self.translate(namespace, filter, filter.effective_now());
+        if t.empty || terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ns = token(namespace);
+        let stat = |v: Value| {
+            string_of(&v)
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let n = stat(
+            self.call("HGET", vec![self.counts_key().into(), namespace.into()])
+                .await?,
+        );
+        let total_len = stat(
+            self.call("HGET", vec![self.lens_key().into(), namespace.into()])
+                .await?,
+        );
+        if n <= 0.0 {
+            return Ok(Vec::new());
+        }
+        let avg_len = (total_len / n).max(1.0) as f32;
+        let n = n as f32;
+        let mut idf: HashMap<&str, f32> = HashMap::new();
+        let mut present = Vec::new();
+        for term in terms {
+            let tok = token(term);
+            let (df, _) = self
+                .search_docs(
+                    &format!("@t_ns:{{{ns}}} @t_terms:{{{tok}}}"),
+                    vec!["LIMIT".into(), "0".into(), "0".into()],
+                    false,
+                )
+                .await?;
+            if df > 0 {
+                let df = df as f32;
+                idf.insert(term.as_str(), (1.0 + (n - df + 0.5) / (df + 0.5)).ln());
+                present.push(tok);
+            }
+        }
+        if present.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = format!("{} @t_terms:{{{}}}", t.query, present.join("|"));
+        // Candidates carry only what scoring needs; full items are read for the winners.
+        // Residual conditions need the metadata, so then the candidates are read whole.
+        let fields: &[&str] = if t.residual.is_empty() {
+            &["id", "content"]
+        } else {
+            &[]
+        };
+        let docs = self.all_docs_returning(&query, fields).await?;
+        let (k1, b) = (1.2f32, 0.75f32);
+        let mut scored: Vec<(f32, String)> = Vec::with_capacity(docs.len());
+        for d in &docs {
+            if !t.residual.is_empty() && !Self::passes(&d.item()?, &t.residual) {
+                continue;
+            }
+            let (Some(id), Some(content)) = (d.text("id"), d.text("content")) else {
+                continue;
+            };
+            let mut tf: HashMap<String, f32> = HashMap::new();
+            let mut len = 0f32;
+            for term in text::terms(&content) {
+                len += 1.0;
+                if idf.contains_key(term.as_str()) {
+                    *tf.entry(term).or_default() += 1.0;
+                }
+            }
+            let score: f32 = tf
+                .iter()
+                .map(|(term, &f)| {
+                    idf.get(term.as_str()).copied().unwrap_or(0.0) * f * (k1 + 1.0)
+                        / (f + k1 * (1.0 - b + b * len / avg_len))
+                })
+                .sum();
+            scored.push((score, id));
+        }
+        scored.sort_by(memlayer_store::ranking::vector::best_first);
+        scored.truncate(k);
+        if scored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = scored.iter().map(|(_, id)| token(id)).collect();
+        let winners = self
+            .all_docs(&format!("@t_ns:{{{ns}}} @t_id:{{{}}}", ids.join("|")))
+            .await?;
+        let mut by_id: HashMap<String, MemoryItem> = HashMap::new();
+        for d in &winners {
+            let item = d.item()?;
+            by_id.insert(item.id.clone(), item);
+        }
+        Ok(scored
+            .into_iter()
+            .filter_map(|(score, id)| Some(leg_hit(by_id.remove(&id)?, score, RankedBy::Keyword)))
+            .collect())
+    }
+
     fn passes(item: &MemoryItem, residual: &[MetaCondition]) -> bool {
         residual
             .iter()
@@ -842,15 +967,21 @@ impl RedisStore {
 
     /// Every document matching `query`, in pages.
     async fn all_docs(&self, query: &str) -> Result<Vec<Doc>> {
+        self.all_docs_returning(query, &[]).await
+    }
+
+    /// Every document matching `query`, in pages, with only the named fields (all when empty).
+    async fn all_docs_returning(&self, query: &str, fields: &[&str]) -> Result<Vec<Doc>> {
         let mut out = Vec::new();
         loop {
-            let (total, docs) = self
-                .search_docs(
-                    query,
-                    vec!["LIMIT".into(), out.len().to_string().into(), "1000".into()],
-                    false,
-                )
-                .await?;
+            let mut args: Vec<Value> = Vec::new();
+            if !fields.is_empty() {
+                args.push("RETURN".into());
+                args.push(fields.len().to_string().into());
+                args.extend(fields.iter().map(|f| Value::from(*f)));
+            }
+            args.extend(["LIMIT".into(), out.len().to_string().into(), "1000".into()]);
+            let (total, docs) = self.search_docs(query, args, false).await?;
             let n = docs.len();
             out.extend(docs);
             if n == 0 || out.len() as u64 >= total {
@@ -1064,10 +1195,13 @@ impl SearchLegs for RedisStore {
         &self,
         namespace: &str,
         text_query: &str,
-        _terms: &[String],
+        terms: &[String],
         filter: &Filter,
         k: usize,
     ) -> Result<Vec<SearchHit>> {
+        if self.config.scorer == "memlayer" {
+            return self.bm25_leg(namespace, terms, filter, k).await;
+        }
         // Literal words only (letters and digits): no RediSearch syntax can reach the query.
         let words = text::query_words(text_query);
         if words.is_empty() {
@@ -1291,6 +1425,7 @@ impl MemoryStore for RedisStore {
         }
         let mut keys: Vec<String> = fresh.iter().map(|i| self.key(&i.id)).collect();
         keys.push(self.counts_key());
+        keys.push(self.lens_key());
         let mut args: Vec<Value> = vec![now.as_millis().to_string().into()];
         for item in &fresh {
             let fields = self.fields(item);
@@ -1404,7 +1539,7 @@ impl MemoryStore for RedisStore {
         let n = self
             .eval(
                 scripts::DELETE,
-                vec![self.key(id), self.counts_key()],
+                vec![self.key(id), self.counts_key(), self.lens_key()],
                 vec![namespace.into(), "".into()],
             )
             .await
@@ -1621,7 +1756,7 @@ impl MemoryStore for RedisStore {
         let n = self
             .eval(
                 scripts::DELETE,
-                vec![self.key(id), self.counts_key()],
+                vec![self.key(id), self.counts_key(), self.lens_key()],
                 vec![namespace.into(), cutoff.as_millis().to_string().into()],
             )
             .await
@@ -1663,7 +1798,7 @@ impl MemoryStore for RedisStore {
             let r = self
                 .eval(
                     scripts::DELETE,
-                    vec![self.key(&id), self.counts_key()],
+                    vec![self.key(&id), self.counts_key(), self.lens_key()],
                     vec![namespace.into(), "".into()],
                 )
                 .await
@@ -1686,7 +1821,7 @@ impl MemoryStore for RedisStore {
             let r = self
                 .eval(
                     scripts::REASSIGN,
-                    vec![self.key(id), self.counts_key()],
+                    vec![self.key(id), self.counts_key(), self.lens_key()],
                     vec![from.into(), to.into(), token(to).into()],
                 )
                 .await

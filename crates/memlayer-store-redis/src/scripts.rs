@@ -1,6 +1,7 @@
 //! Lua scripts: every write that must read-then-write runs as one script, so it is atomic.
 
-/// Upserts a batch. KEYS: the item keys, then the namespace-count hash.
+/// Upserts a batch. KEYS: the item keys, then the namespace-count hash, then the
+/// namespace-length hash (total analysed length of the namespace's items, for BM25).
 /// ARGV[1] = now (ms); then per item: namespace, status, and for a new id its created_at,
 /// access_count and last_accessed_at ('' for none); then n (number of field/value pairs) and
 /// the n pairs.
@@ -9,8 +10,9 @@
 /// `CONFLICT <i>` / `STATUS <i> <old>`.
 pub(crate) const UPSERT: &str = r#"
 local now = tonumber(ARGV[1])
-local nkeys = #KEYS - 1
-local counts = KEYS[#KEYS]
+local nkeys = #KEYS - 2
+local counts = KEYS[#KEYS - 1]
+local lens = KEYS[#KEYS]
 local pending = {}
 local plan = {}
 local pos = 2
@@ -23,8 +25,8 @@ for i = 1, nkeys do
   pos = first + 2 * n
   local old = pending[key]
   if old == nil and redis.call('EXISTS', key) == 1 then
-    local v = redis.call('HMGET', key, 'namespace', 'status', 'deleted', 'version', 'created_at', 'updated_at', 'access_count', 'last_accessed_at')
-    old = {ns = v[1], status = v[2], deleted = v[3], version = tonumber(v[4]), created = v[5], updated = tonumber(v[6]), count = v[7], accessed = v[8] or ''}
+    local v = redis.call('HMGET', key, 'namespace', 'status', 'deleted', 'version', 'created_at', 'updated_at', 'access_count', 'last_accessed_at', 'doc_len')
+    old = {ns = v[1], status = v[2], deleted = v[3], version = tonumber(v[4]), created = v[5], updated = tonumber(v[6]), count = v[7], accessed = v[8] or '', len = tonumber(v[9] or '0')}
   end
   local row
   if old == nil then
@@ -37,7 +39,7 @@ for i = 1, nkeys do
     row = {ns = ns, status = status, deleted = '0', version = old.version + 1, created = old.created, updated = math.max(now, old.updated + 1), count = old.count, accessed = old.accessed}
   end
   pending[key] = row
-  plan[i] = {key = key, first = first, n = n, row = row, existed = (old ~= nil)}
+  plan[i] = {key = key, first = first, n = n, row = row, existed = (old ~= nil), old_len = (old and old.len) or 0}
 end
 local out = {}
 local seen = {}
@@ -50,7 +52,14 @@ for i = 1, nkeys do
   if not p.existed and not seen[p.key] then
     redis.call('HINCRBY', counts, row.ns, 1)
   end
-  seen[p.key] = true
+  local new_len = 0
+  for j = 1, #args, 2 do
+    if args[j] == 'doc_len' then new_len = tonumber(args[j + 1]) end
+  end
+  local prior = 0
+  if seen[p.key] then prior = seen[p.key] elseif p.existed then prior = p.old_len end
+  redis.call('HINCRBY', lens, row.ns, new_len - prior)
+  seen[p.key] = new_len
   redis.call('DEL', p.key)
   args[#args + 1] = 'version'; args[#args + 1] = tostring(row.version)
   args[#args + 1] = 'created_at'; args[#args + 1] = row.created
@@ -72,15 +81,20 @@ return out
 "#;
 
 /// Hard-deletes KEYS[1] if it belongs to ARGV[1] (and, when ARGV[2] is not empty, only if it
-/// expires at or before ARGV[2]). KEYS[2] is the namespace-count hash. Returns 1 or 0.
+/// expires at or before ARGV[2]). KEYS[2] and KEYS[3] are the namespace count and length
+/// hashes. Returns 1 or 0.
 pub(crate) const DELETE: &str = r#"
-local v = redis.call('HMGET', KEYS[1], 'namespace', 'expires_at')
+local v = redis.call('HMGET', KEYS[1], 'namespace', 'expires_at', 'doc_len')
 if v[1] ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then
   if v[2] == false or v[2] == nil or tonumber(v[2]) > tonumber(ARGV[2]) then return 0 end
 end
 redis.call('DEL', KEYS[1])
-if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+redis.call('HINCRBY', KEYS[3], ARGV[1], -tonumber(v[3] or '0'))
+if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
 return 1
 "#;
 
@@ -129,13 +143,19 @@ end
 return 1
 "#;
 
-/// Moves KEYS[1] from ARGV[1] to ARGV[2] (ARGV[3] = the new namespace's tag). KEYS[2] is the
-/// namespace-count hash. Returns 1 or 0.
+/// Moves KEYS[1] from ARGV[1] to ARGV[2] (ARGV[3] = the new namespace's tag). KEYS[2] and
+/// KEYS[3] are the namespace count and length hashes. Returns 1 or 0.
 pub(crate) const REASSIGN: &str = r#"
-local ns = redis.call('HGET', KEYS[1], 'namespace')
-if ns ~= ARGV[1] then return 0 end
+local v = redis.call('HMGET', KEYS[1], 'namespace', 'doc_len')
+if v[1] ~= ARGV[1] then return 0 end
+local len = tonumber(v[2] or '0')
 redis.call('HSET', KEYS[1], 'namespace', ARGV[2], 't_ns', ARGV[3])
-if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+redis.call('HINCRBY', KEYS[3], ARGV[1], -len)
+redis.call('HINCRBY', KEYS[3], ARGV[2], len)
+if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 return 1
 "#;
