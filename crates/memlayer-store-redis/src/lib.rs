@@ -415,6 +415,7 @@ impl RedisStore {
             "t_vec",
             "t_zero",
             "t_terms",
+            "t_supby",
         ] {
             args.extend([Value::from(t), "TAG".into()]);
         }
@@ -696,8 +697,12 @@ impl RedisStore {
             Some(s) => {
                 put("superseded_by", s.clone().into());
                 put("t_sup", "y".into());
+                put("t_supby", token(s).into());
             }
-            None => put("t_sup", "n".into()),
+            None => {
+                put("t_sup", "n".into());
+                put("t_supby", NONE.into());
+            }
         }
         match item.valid_from {
             Some(t) => {
@@ -1631,7 +1636,7 @@ impl MemoryStore for RedisStore {
             .eval(
                 scripts::SUPERSEDE,
                 vec![self.key(id), self.key(by)],
-                vec![namespace.into(), now.into(), by.into()],
+                vec![namespace.into(), now.into(), by.into(), token(by).into()],
             )
             .await
             .map_err(|e| tag(e, "supersede"))?;
@@ -1648,7 +1653,7 @@ impl MemoryStore for RedisStore {
             .eval(
                 scripts::SUPERSEDE,
                 vec![self.key(id), self.key(id)],
-                vec![namespace.into(), now.into(), "".into()],
+                vec![namespace.into(), now.into(), "".into(), NONE.into()],
             )
             .await
             .map_err(|e| tag(e, "restore"))?;
@@ -1659,7 +1664,11 @@ impl MemoryStore for RedisStore {
     }
 
     async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
-        let query = format!("@t_ns:{{{}}} @t_del:{{n}} @t_sup:{{y}}", token(namespace));
+        let query = format!(
+            "@t_ns:{{{}}} @t_del:{{n}} @t_supby:{{{}}}",
+            token(namespace),
+            token(id)
+        );
         let docs = self
             .all_docs(&query)
             .await

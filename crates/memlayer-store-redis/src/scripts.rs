@@ -108,7 +108,8 @@ return 1
 "#;
 
 /// Supersedes or restores KEYS[1] (live, in ARGV[1]). ARGV[2] = now; ARGV[3] = the replacing
-/// id, or '' to restore; when superseding, KEYS[2] must be live in ARGV[1] too.
+/// id, or '' to restore; ARGV[4] = the replacing id's tag (or the none tag); when superseding,
+/// KEYS[2] must be live in ARGV[1] too.
 /// Returns 1, or 0 when KEYS[1] is not live, or -1 when KEYS[2] is not.
 pub(crate) const SUPERSEDE: &str = r#"
 local v = redis.call('HMGET', KEYS[1], 'namespace', 'deleted', 'updated_at')
@@ -117,10 +118,10 @@ local updated = math.max(tonumber(ARGV[2]), tonumber(v[3]) + 1)
 if ARGV[3] ~= '' then
   local b = redis.call('HMGET', KEYS[2], 'namespace', 'deleted')
   if b[1] ~= ARGV[1] or b[2] ~= '0' then return -1 end
-  redis.call('HSET', KEYS[1], 'superseded_by', ARGV[3], 't_sup', 'y', 'valid_to', ARGV[2], 'vto', ARGV[2], 'updated_at', tostring(updated), 'uat', tostring(updated))
+  redis.call('HSET', KEYS[1], 'superseded_by', ARGV[3], 't_sup', 'y', 't_supby', ARGV[4], 'valid_to', ARGV[2], 'vto', ARGV[2], 'updated_at', tostring(updated), 'uat', tostring(updated))
 else
   redis.call('HDEL', KEYS[1], 'superseded_by', 'valid_to')
-  redis.call('HSET', KEYS[1], 't_sup', 'n', 'vto', '1e18', 'updated_at', tostring(updated), 'uat', tostring(updated))
+  redis.call('HSET', KEYS[1], 't_sup', 'n', 't_supby', ARGV[4], 'vto', '1e18', 'updated_at', tostring(updated), 'uat', tostring(updated))
 end
 return 1
 "#;
