@@ -178,33 +178,27 @@ fn sorted_page(
 
 #[async_trait]
 impl SearchLegs for InMemoryStore {
-    async fn recent_leg(
+    async fn page(
         &self,
         namespace: &str,
-        filter: &Filter,
-        cursor: Option<&str>,
+        request: &ListRequest,
+        cursor: Option<Cursor>,
         offset: usize,
-        limit: usize,
-    ) -> Result<SearchResults> {
-        let cursor = cursor
-            .map(|c| Cursor::decode(c, SortKey::Created, Order::Desc))
-            .transpose()?;
+    ) -> Result<(Vec<MemoryItem>, Option<String>)> {
         let state = self.read()?;
-        let now = filter.effective_now();
+        let now = request.filter.effective_now();
         let items = state
-            .visible(namespace, filter, now)
+            .visible(namespace, &request.filter, now)
             .map(|s| s.item.clone())
             .collect();
-        let (page, next_cursor) = sorted_page(
+        Ok(sorted_page(
             items,
-            SortKey::Created,
-            Order::Desc,
+            request.sort,
+            request.order,
             cursor.as_ref(),
             offset,
-            limit,
-        );
-        let hits = memlayer_store::search::recency_hits(page, offset);
-        Ok(SearchResults { hits, next_cursor })
+            request.effective_limit(),
+        ))
     }
 
     async fn keyword_leg(
@@ -397,20 +391,7 @@ impl MemoryStore for InMemoryStore {
     async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
         limits::check_list(request).map_err(|e| tag(e, "list"))?;
         let cursor = request.decoded_cursor().map_err(|e| tag(e, "list"))?;
-        let state = self.read()?;
-        let now = request.filter.effective_now();
-        let items = state
-            .visible(namespace, &request.filter, now)
-            .map(|s| s.item.clone())
-            .collect();
-        let (items, next_cursor) = sorted_page(
-            items,
-            request.sort,
-            request.order,
-            cursor.as_ref(),
-            0,
-            request.effective_limit(),
-        );
+        let (items, next_cursor) = self.page(namespace, request, cursor, 0).await?;
         Ok(Page { items, next_cursor })
     }
 

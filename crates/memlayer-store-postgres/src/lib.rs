@@ -20,7 +20,7 @@ use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
     Filter, ListRequest, MemoryStore, Order, Page, RankedBy, Result, SearchHit, SearchRequest,
-    SearchResults, SortKey, SortValue,
+    SearchResults, SortValue,
 };
 use tokio_postgres::NoTls;
 
@@ -514,24 +514,14 @@ impl PostgresStore {
 
 #[async_trait]
 impl SearchLegs for PostgresStore {
-    async fn recent_leg(
+    async fn page(
         &self,
         namespace: &str,
-        filter: &Filter,
-        cursor: Option<&str>,
+        request: &ListRequest,
+        cursor: Option<Cursor>,
         offset: usize,
-        limit: usize,
-    ) -> Result<SearchResults> {
-        let cursor = cursor
-            .map(|c| Cursor::decode(c, SortKey::Created, Order::Desc))
-            .transpose()?;
-        let request = ListRequest::new()
-            .with_filter(filter.clone())
-            .sorted(SortKey::Created, Order::Desc)
-            .with_limit(limit);
-        let (items, next_cursor) = self.list_page(namespace, &request, cursor, offset).await?;
-        let hits = memlayer_store::search::recency_hits(items, offset);
-        Ok(SearchResults { hits, next_cursor })
+    ) -> Result<(Vec<MemoryItem>, Option<String>)> {
+        self.list_page(namespace, request, cursor, offset).await
     }
 
     async fn keyword_leg(

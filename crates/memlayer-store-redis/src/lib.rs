@@ -1136,7 +1136,7 @@ impl RedisStore {
         Ok(out)
     }
 
-    async fn page(
+    async fn ordered_page(
         &self,
         namespace: &str,
         request: &ListRequest,
@@ -1176,24 +1176,14 @@ impl RedisStore {
 
 #[async_trait]
 impl SearchLegs for RedisStore {
-    async fn recent_leg(
+    async fn page(
         &self,
         namespace: &str,
-        filter: &Filter,
-        cursor: Option<&str>,
+        request: &ListRequest,
+        cursor: Option<Cursor>,
         offset: usize,
-        limit: usize,
-    ) -> Result<SearchResults> {
-        let cursor = cursor
-            .map(|c| Cursor::decode(c, SortKey::Created, Order::Desc))
-            .transpose()?;
-        let request = ListRequest::new()
-            .with_filter(filter.clone())
-            .sorted(SortKey::Created, Order::Desc)
-            .with_limit(limit);
-        let (items, next_cursor) = self.page(namespace, &request, cursor, offset).await?;
-        let hits = memlayer_store::search::recency_hits(items, offset);
-        Ok(SearchResults { hits, next_cursor })
+    ) -> Result<(Vec<MemoryItem>, Option<String>)> {
+        self.ordered_page(namespace, request, cursor, offset).await
     }
 
     async fn keyword_leg(

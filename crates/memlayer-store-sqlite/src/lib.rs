@@ -23,7 +23,7 @@ use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
     Filter, ListRequest, MemoryStore, Order, Page, RankedBy, Result, SearchHit, SearchRequest,
-    SearchResults, SortKey,
+    SearchResults,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
@@ -313,24 +313,15 @@ impl SqliteStore {
 
 #[async_trait]
 impl SearchLegs for SqliteStore {
-    async fn recent_leg(
+    async fn page(
         &self,
         namespace: &str,
-        filter: &Filter,
-        cursor: Option<&str>,
+        request: &ListRequest,
+        cursor: Option<Cursor>,
         offset: usize,
-        limit: usize,
-    ) -> Result<SearchResults> {
-        let cursor = cursor
-            .map(|c| Cursor::decode(c, SortKey::Created, Order::Desc))
-            .transpose()?;
-        let request = ListRequest::new()
-            .with_filter(filter.clone())
-            .sorted(SortKey::Created, Order::Desc)
-            .with_limit(limit);
-        let (items, next_cursor) = self.list_page(namespace, request, cursor, offset).await?;
-        let hits = memlayer_store::search::recency_hits(items, offset);
-        Ok(SearchResults { hits, next_cursor })
+    ) -> Result<(Vec<MemoryItem>, Option<String>)> {
+        self.list_page(namespace, request.clone(), cursor, offset)
+            .await
     }
 
     async fn keyword_leg(

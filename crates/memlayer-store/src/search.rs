@@ -4,11 +4,25 @@
 use async_trait::async_trait;
 
 use crate::ranking::{fusion, text};
-use crate::{Filter, RankedBy, Result, SearchHit, SearchMode, SearchRequest, SearchResults};
+use crate::{
+    Cursor, Filter, ListRequest, Order, RankedBy, Result, SearchHit, SearchMode, SearchRequest,
+    SearchResults, SortKey,
+};
 
 /// The three primitive searches of a backend, each with the filter pushed down.
 #[async_trait]
 pub trait SearchLegs: Send + Sync {
+    /// One page of items passing the filter of `request`, in its (sort key, id) order, after
+    /// `cursor`, skipping `offset`, at most the request's limit, plus the next cursor when more
+    /// remain. `list` and the recency leg are both built on it.
+    async fn page(
+        &self,
+        namespace: &str,
+        request: &ListRequest,
+        cursor: Option<Cursor>,
+        offset: usize,
+    ) -> Result<(Vec<memlayer_types::MemoryItem>, Option<String>)>;
+
     /// Newest first by (created_at, id), after `cursor`, skipping `offset`, at most `limit`
     /// hits with `RankedBy::Recency`, plus the next cursor when more remain.
     async fn recent_leg(
@@ -18,7 +32,20 @@ pub trait SearchLegs: Send + Sync {
         cursor: Option<&str>,
         offset: usize,
         limit: usize,
-    ) -> Result<SearchResults>;
+    ) -> Result<SearchResults> {
+        let cursor = cursor
+            .map(|c| Cursor::decode(c, SortKey::Created, Order::Desc))
+            .transpose()?;
+        let request = ListRequest::new()
+            .with_filter(filter.clone())
+            .sorted(SortKey::Created, Order::Desc)
+            .with_limit(limit);
+        let (items, next_cursor) = self.page(namespace, &request, cursor, offset).await?;
+        Ok(SearchResults {
+            hits: recency_hits(items, offset),
+            next_cursor,
+        })
+    }
 
     /// The best `k` BM25 hits for the query, best first, ties by id. `text` is the raw query;
     /// `terms` its analysed distinct terms (never empty).
