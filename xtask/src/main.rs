@@ -17,7 +17,7 @@ mod services;
 mod stores;
 
 /// Every backend id, in documentation order.
-pub const BACKENDS: &[&str] = &["memory", "sqlite", "postgres", "redis"];
+pub const BACKENDS: &[&str] = &["memory", "sqlite", "postgres", "redis", "chroma"];
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "memlayer's task runner")]
@@ -45,7 +45,7 @@ enum Cmd {
     /// What CI runs: services, fmt check, clippy -D warnings, docs check, every test,
     /// conformance on every backend, and the retrieval quality floor.
     Ci,
-    /// Starts, stops or prints the environment of local services (postgres, redis, models).
+    /// Starts, stops or prints the environment of local services (postgres, redis, chroma, models).
     Services {
         #[command(subcommand)]
         action: ServicesCmd,

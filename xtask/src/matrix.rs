@@ -27,7 +27,7 @@ async fn stores() -> Result<Vec<DynStore>> {
                 .with_context(|| format!("opening {url}"))?,
         );
     }
-    for id in ["postgres", "redis"] {
+    for id in ["postgres", "redis", "chroma"] {
         let (store, _guard) = crate::stores::open_fresh(id).await?;
         out.push(store);
     }

@@ -20,7 +20,7 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// Every service id `services` knows.
-pub const SERVICES: &[&str] = &["models", "postgres", "redis"];
+pub const SERVICES: &[&str] = &["models", "postgres", "redis", "chroma"];
 
 fn port(var: &str, default: u16) -> u16 {
     std::env::var(var)
@@ -422,6 +422,103 @@ fn redis_down() -> Result<()> {
     Ok(())
 }
 
+/// Whether an HTTP server on 127.0.0.1:`port` answers `GET path` with 200.
+fn http_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_millis(300),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(1000)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut head = [0u8; 12];
+    s.write_all(request.as_bytes()).is_ok()
+        && s.read_exact(&mut head).is_ok()
+        && head.starts_with(b"HTTP/1.")
+        && &head[9..12] == b"200"
+}
+
+/// Chroma 1.5.9 from PyPI in a venv, serving the v2 API on loopback.
+fn chroma_up() -> Result<Vec<(String, String)>> {
+    let started = std::time::Instant::now();
+    let root = services_dir().join("chroma");
+    let venv = root.join("venv");
+    let bin = venv.join("bin").join("chroma");
+    if !bin.is_file() {
+        std::fs::create_dir_all(&root)?;
+        eprintln!("chroma: creating a venv and installing chromadb==1.5.9 (about a minute)");
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .context("python3 -m venv")?;
+        if !status.success() {
+            bail!("python3 -m venv {} failed", venv.display());
+        }
+        let status = Command::new(venv.join("bin").join("pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "chromadb==1.5.9",
+            ])
+            .status()
+            .context("pip install chromadb")?;
+        if !status.success() || !bin.is_file() {
+            bail!("pip install chromadb==1.5.9 failed");
+        }
+    }
+    let port = port("MEMLAYER_CHROMA_PORT", 58000);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data)?;
+    if !http_ok(port, "/api/v2/heartbeat") {
+        let log = std::fs::File::create(root.join("chroma.log"))?;
+        let child = Command::new(&bin)
+            .arg("run")
+            .arg("--path")
+            .arg(&data)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .env("ANONYMIZED_TELEMETRY", "False")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting chroma")?;
+        std::fs::write(root.join("chroma.pid"), child.id().to_string())?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !http_ok(port, "/api/v2/heartbeat") {
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "chroma did not answer; see {}",
+                    root.join("chroma.log").display()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    eprintln!(
+        "chroma ready on 127.0.0.1:{port} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(vec![
+        (
+            "MEMLAYER_CHROMA_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("MEMLAYER_CHROMA_BIN".into(), bin.display().to_string()),
+    ])
+}
+
+fn chroma_down() -> Result<()> {
+    let pid = services_dir().join("chroma").join("chroma.pid");
+    if let Ok(pid) = std::fs::read_to_string(&pid) {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+    Ok(())
+}
+
 fn models_up() -> Result<Vec<(String, String)>> {
     let wheels = services_dir().join("wheels");
     let minilm = models_dir().join("minilm");
@@ -463,6 +560,7 @@ pub fn up(ids: &[String]) -> Result<Vec<(String, String)>> {
             "models" => env.extend(models_up()?),
             "postgres" => env.extend(postgres_up()?),
             "redis" => env.extend(redis_up()?),
+            "chroma" => env.extend(chroma_up()?),
             other => bail!("unknown service {other}"),
         }
     }
@@ -475,6 +573,7 @@ pub fn down(ids: &[String]) -> Result<()> {
         match id.as_str() {
             "postgres" => postgres_down()?,
             "redis" => redis_down()?,
+            "chroma" => chroma_down()?,
             _ => eprintln!("{id}: nothing running"),
         }
     }

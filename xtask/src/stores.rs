@@ -39,6 +39,13 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
             let store = memlayer::redis::RedisStore::connect_with(config).await?;
             Ok((std::sync::Arc::new(store), Guard { _dir: None }))
         }
+        "chroma" => {
+            let url = server_url("chroma", "MEMLAYER_CHROMA_URL")?;
+            let prefix = format!("eval{}-", uuid::Uuid::now_v7().simple());
+            let config = memlayer::chroma::ChromaConfig::new(url).prefix(prefix);
+            let store = memlayer::chroma::ChromaStore::connect_with(config).await?;
+            Ok((std::sync::Arc::new(store), Guard { _dir: None }))
+        }
         other => bail!("backend {other:?} is not available to xtask yet"),
     }
 }

@@ -6,16 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use memlayer_store::lifecycle::{merge_upsert, reinforce_item};
+use memlayer_store::lifecycle::{merge_upsert, reinforce_item, touch};
 use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
 use memlayer_store::ranking::bm25::Bm25Index;
 use memlayer_store::ranking::vector::{TopK, cosine_with_norms, norm};
-use memlayer_store::search::{SearchLegs, leg_hit, run_search};
+use memlayer_store::search::{SearchLegs, leg_hit, run_search, sort_page};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
-    Filter, ListRequest, MemoryStore, Order, Page, RankedBy, Result, SearchHit, SearchRequest,
-    SearchResults, SortKey,
+    Filter, ListRequest, MemoryStore, Page, RankedBy, Result, SearchHit, SearchRequest,
+    SearchResults,
 };
 
 const BACKEND: &str = "memory";
@@ -146,36 +146,6 @@ fn tag(e: Error, operation: &'static str) -> Error {
     e.with_backend(BACKEND).with_operation(operation)
 }
 
-fn sorted_page(
-    mut items: Vec<MemoryItem>,
-    key: SortKey,
-    order: Order,
-    cursor: Option<&Cursor>,
-    offset: usize,
-    limit: usize,
-) -> (Vec<MemoryItem>, Option<String>) {
-    items.retain(|i| cursor.is_none_or(|c| c.admits(i)));
-    items.sort_by(|a, b| {
-        let ord = key
-            .value_of(a)
-            .cmp_to(&key.value_of(b))
-            .then_with(|| a.id.cmp(&b.id));
-        match order {
-            Order::Asc => ord,
-            Order::Desc => ord.reverse(),
-        }
-    });
-    let mut page: Vec<MemoryItem> = items.into_iter().skip(offset).take(limit + 1).collect();
-    let next = if page.len() > limit {
-        page.truncate(limit);
-        page.last()
-            .map(|last| Cursor::after(last, key, order).encode())
-    } else {
-        None
-    };
-    (page, next)
-}
-
 #[async_trait]
 impl SearchLegs for InMemoryStore {
     async fn page(
@@ -191,7 +161,7 @@ impl SearchLegs for InMemoryStore {
             .visible(namespace, &request.filter, now)
             .map(|s| s.item.clone())
             .collect();
-        Ok(sorted_page(
+        Ok(sort_page(
             items,
             request.sort,
             request.order,
@@ -361,9 +331,7 @@ impl MemoryStore for InMemoryStore {
         for id in &ids {
             if let Some(s) = state.items.get_mut(id) {
                 s.item.deleted = true;
-                s.item.updated_at = stamp.max(Timestamp::from_millis(
-                    s.item.updated_at.as_millis().saturating_add(1),
-                ));
+                touch(&mut s.item, stamp);
             }
         }
         Ok(ids.len() as u64)
@@ -411,9 +379,7 @@ impl MemoryStore for InMemoryStore {
             Some(s) if s.item.namespace == namespace && !s.item.deleted => {
                 s.item.superseded_by = Some(by.to_owned());
                 s.item.valid_to = Some(now);
-                s.item.updated_at = now.max(Timestamp::from_millis(
-                    s.item.updated_at.as_millis().saturating_add(1),
-                ));
+                touch(&mut s.item, now);
                 Ok(s.item.clone())
             }
             _ => Err(tag(Error::not_found(namespace, id), "supersede")),
@@ -426,9 +392,7 @@ impl MemoryStore for InMemoryStore {
             Some(s) if s.item.namespace == namespace && !s.item.deleted => {
                 s.item.superseded_by = None;
                 s.item.valid_to = None;
-                s.item.updated_at = Timestamp::now().max(Timestamp::from_millis(
-                    s.item.updated_at.as_millis().saturating_add(1),
-                ));
+                touch(&mut s.item, Timestamp::now());
                 Ok(s.item.clone())
             }
             _ => Err(tag(Error::not_found(namespace, id), "restore")),

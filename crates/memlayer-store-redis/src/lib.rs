@@ -17,7 +17,7 @@ use fred::prelude::Builder;
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::{CustomCommand, Value};
 use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
-use memlayer_store::ranking::text;
+use memlayer_store::ranking::{bm25, text};
 use memlayer_store::search::{SearchLegs, leg_hit, run_search};
 use memlayer_store::types::{Embedding, Kind, MemoryItem, Metadata, Status, Tier, Timestamp};
 use memlayer_store::{
@@ -886,7 +886,7 @@ impl RedisStore {
                 .await?;
             if df > 0 {
                 let df = df as f32;
-                idf.insert(term.as_str(), (1.0 + (n - df + 0.5) / (df + 0.5)).ln());
+                idf.insert(term.as_str(), bm25::idf(n, df));
                 present.push(tok);
             }
         }
@@ -902,7 +902,7 @@ impl RedisStore {
             &[]
         };
         let docs = self.all_docs_returning(&query, fields).await?;
-        let (k1, b) = (1.2f32, 0.75f32);
+        let params = bm25::Bm25Params::default();
         let mut scored: Vec<(f32, String)> = Vec::with_capacity(docs.len());
         for d in &docs {
             if !t.residual.is_empty() && !Self::passes(&d.item()?, &t.residual) {
@@ -922,8 +922,8 @@ impl RedisStore {
             let score: f32 = tf
                 .iter()
                 .map(|(term, &f)| {
-                    idf.get(term.as_str()).copied().unwrap_or(0.0) * f * (k1 + 1.0)
-                        / (f + k1 * (1.0 - b + b * len / avg_len))
+                    let idf = idf.get(term.as_str()).copied().unwrap_or(0.0);
+                    params.term_score(idf, f, len, avg_len)
                 })
                 .sum();
             scored.push((score, id));
@@ -1357,7 +1357,9 @@ impl MemoryStore for RedisStore {
 
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::full();
-        caps.native_keyword_ranking = true;
+        // The default ranks RediSearch's candidates with memlayer's BM25; a named scorer ranks
+        // in the engine.
+        caps.native_keyword_ranking = self.config.scorer != "memlayer";
         caps.approximate_vectors = true;
         caps
     }

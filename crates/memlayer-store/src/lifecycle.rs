@@ -69,6 +69,14 @@ pub fn merge_upsert(
     }
 }
 
+/// Stamps a write that is not an upsert (soft delete, supersede, restore): `updated_at`
+/// strictly advances, to `now` or one millisecond past the previous write.
+pub fn touch(item: &mut MemoryItem, now: Timestamp) {
+    item.updated_at = now.max(Timestamp::from_millis(
+        item.updated_at.as_millis().saturating_add(1),
+    ));
+}
+
 /// Applies one reinforcement at `at` to `item`.
 ///
 /// The expiry of an item that expires slides to `at` plus the tier's time to live (or, for a

@@ -162,3 +162,37 @@ pub fn recency_hits(items: Vec<memlayer_types::MemoryItem>, offset: usize) -> Ve
         .map(|(i, item)| leg_hit(item, 1.0 / (1 + offset + i) as f32, RankedBy::Recency))
         .collect()
 }
+
+/// One keyset page of `items` in (key, id) order: those after `cursor`, skipping `offset`, at
+/// most `limit`, plus the cursor after the last one when more remain. For backends that cannot
+/// sort on the server.
+pub fn sort_page(
+    mut items: Vec<memlayer_types::MemoryItem>,
+    key: SortKey,
+    order: Order,
+    cursor: Option<&Cursor>,
+    offset: usize,
+    limit: usize,
+) -> (Vec<memlayer_types::MemoryItem>, Option<String>) {
+    items.retain(|i| cursor.is_none_or(|c| c.admits(i)));
+    items.sort_by(|a, b| {
+        let ord = key
+            .value_of(a)
+            .cmp_to(&key.value_of(b))
+            .then_with(|| a.id.cmp(&b.id));
+        match order {
+            Order::Asc => ord,
+            Order::Desc => ord.reverse(),
+        }
+    });
+    let mut page: Vec<memlayer_types::MemoryItem> =
+        items.into_iter().skip(offset).take(limit + 1).collect();
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last()
+            .map(|last| Cursor::after(last, key, order).encode())
+    } else {
+        None
+    };
+    (page, next)
+}

@@ -89,7 +89,11 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        // Instants beyond RFC 3339's range (far-future validity ends) stay exact as numbers.
+        match Utc.timestamp_millis_opt(self.0).single() {
+            Some(d) => s.serialize_str(&d.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            None => s.serialize_i64(self.0),
+        }
     }
 }
 
@@ -113,6 +117,13 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_instants_round_trip_through_json() {
+        let t = Timestamp::from_millis(i64::MAX / 2);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+    }
 
     #[test]
     fn rfc3339_round_trips_with_millis() {

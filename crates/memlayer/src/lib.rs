@@ -33,6 +33,12 @@ pub mod redis {
     pub use memlayer_store_redis::{RedisConfig, RedisStore};
 }
 
+/// The Chroma backend.
+#[cfg(feature = "chroma")]
+pub mod chroma {
+    pub use memlayer_store_chroma::{ChromaConfig, ChromaStore};
+}
+
 /// Opens a store from a URL (see the table above).
 ///
 /// # Errors
@@ -55,8 +61,12 @@ pub async fn open(url: &str) -> Result<DynStore> {
         )),
         #[cfg(feature = "redis")]
         "redis" => Ok(std::sync::Arc::new(redis::RedisStore::connect(url).await?)),
+        #[cfg(feature = "chroma")]
+        "chroma" if rest.starts_with("http://") || rest.starts_with("https://") => Ok(
+            std::sync::Arc::new(chroma::ChromaStore::connect(rest).await?),
+        ),
         #[allow(unreachable_patterns)]
-        "memory" | "sqlite" | "postgres" | "postgresql" | "redis" => Err(Error::new(
+        "memory" | "sqlite" | "postgres" | "postgresql" | "redis" | "chroma" => Err(Error::new(
             ErrorKind::ConfigInvalid,
             format!(
                 "{url:?}: the {scheme} backend is not compiled in (enable the `{scheme}` feature) or the URL has extra parts"
@@ -65,7 +75,7 @@ pub async fn open(url: &str) -> Result<DynStore> {
         other => Err(Error::new(
             ErrorKind::ConfigInvalid,
             format!(
-                "{url:?}: unknown backend {other:?}; expected memory, sqlite:PATH, postgres://... or redis://..."
+                "{url:?}: unknown backend {other:?}; expected memory, sqlite:PATH, postgres://..., redis://... or chroma:http://HOST:PORT"
             ),
         )),
     }
@@ -82,5 +92,7 @@ mod tests {
         let e = open("mysql://x").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
         assert!(e.to_string().contains("mysql"));
+        let e = open("chroma:localhost:8000").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
     }
 }

@@ -22,6 +22,22 @@ impl Default for Bm25Params {
     }
 }
 
+impl Bm25Params {
+    /// One term's contribution: `idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))`.
+    ///
+    /// Backends that keep their own postings (Redis, Chroma) score with this, so their ranking
+    /// is the memory backend's exactly.
+    pub fn term_score(&self, idf: f32, tf: f32, len: f32, avg_len: f32) -> f32 {
+        let Bm25Params { k1, b } = *self;
+        idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / avg_len))
+    }
+}
+
+/// Lucene's always-positive IDF of a term found in `df` of `n` documents.
+pub fn idf(n: f32, df: f32) -> f32 {
+    (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+}
+
 #[derive(Debug, Clone)]
 struct Doc {
     len: u32,
@@ -118,17 +134,14 @@ impl<K: Eq + Hash + Clone> Bm25Index<K> {
         }
         let n = self.docs.len() as f32;
         let avg_len = (self.total_len as f32 / n).max(1.0);
-        let Bm25Params { k1, b } = self.params;
         for term in query_terms {
             let Some(posting) = self.postings.get(term) else {
                 continue;
             };
-            let df = posting.len() as f32;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            let idf = idf(n, posting.len() as f32);
             for (key, &tf) in posting {
                 let len = self.docs.get(key).map_or(avg_len, |d| d.len as f32);
-                let tf = tf as f32;
-                let s = idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / avg_len));
+                let s = self.params.term_score(idf, tf as f32, len, avg_len);
                 *scores.entry(key.clone()).or_default() += s;
             }
         }

@@ -1,0 +1,1350 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod error;
+mod layout;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chromadb::client::{ChromaAuthMethod, ChromaClient, ChromaClientOptions};
+use chromadb::collection::{ChromaCollection, CollectionEntries, GetOptions, QueryOptions};
+use memlayer_store::lifecycle::{merge_upsert, reinforce_item, touch};
+use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
+use memlayer_store::ranking::bm25::{self, Bm25Params};
+use memlayer_store::ranking::fusion::sort_hits;
+use memlayer_store::ranking::vector::{best_first, cosine};
+use memlayer_store::search::{SearchLegs, leg_hit, run_search, sort_page};
+use memlayer_store::types::{MemoryItem, Timestamp};
+use memlayer_store::{
+    Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
+    Filter, ListRequest, MemoryStore, Page, RankedBy, Result, SearchHit, SearchRequest,
+    SearchResults,
+};
+use serde_json::{Map, Value as Json, json};
+
+use error::{corrupt, map_chroma, timed_out};
+use layout::{all, any, decode, translate};
+
+const BACKEND: &str = "chroma";
+const PIN_ID: &str = "pin";
+
+/// How to reach Chroma and how to lay the store out there.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ChromaConfig {
+    /// `http://host:port` of a Chroma 1.x server (v2 API).
+    pub url: String,
+    /// Prefix of the store's three collection names (`<prefix>items`, `<prefix>index`,
+    /// `<prefix>meta`): letters, digits, `.`, `_` and `-`, starting with a letter or digit.
+    pub prefix: String,
+    /// The Chroma database (in the default tenant).
+    pub database: String,
+    /// Per-request timeout; a request that waits longer fails with a temporary `Timeout`.
+    pub timeout: Duration,
+    /// HNSW `M` of the vector index.
+    pub hnsw_m: u32,
+    /// HNSW construction ef.
+    pub hnsw_construction_ef: u32,
+    /// HNSW search ef.
+    pub hnsw_search_ef: u32,
+    /// A vector search whose filter selects at most this many vectors is scored exactly
+    /// instead of through HNSW.
+    pub exact_below: usize,
+}
+
+impl ChromaConfig {
+    /// Defaults for `url`: prefix `memlayer-`, database `default_database`, 10 s timeout,
+    /// HNSW M 16, construction ef 200, search ef 100, exact scoring below 1,000 vectors.
+    pub fn new(url: impl Into<String>) -> Self {
+        ChromaConfig {
+            url: url.into(),
+            prefix: "memlayer-".into(),
+            database: "default_database".into(),
+            timeout: Duration::from_secs(10),
+            hnsw_m: 16,
+            hnsw_construction_ef: 200,
+            hnsw_search_ef: 100,
+            exact_below: 1000,
+        }
+    }
+
+    /// Sets the collection name prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the size under which vector search scores exactly (0 sends every search through
+    /// HNSW, with the exact scan only as the fallback for a short answer).
+    pub fn exact_below(mut self, n: usize) -> Self {
+        self.exact_below = n;
+        self
+    }
+
+    /// Sets the request timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        let starts_ok = self
+            .prefix
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        if !starts_ok || !self.prefix.chars().all(ok_char) || self.prefix.len() > 400 {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "chroma prefix {:?} must start with a letter or digit and hold only letters, \
+                     digits, '.', '_' and '-' (at most 400 characters)",
+                    self.prefix
+                ),
+            )
+            .with_backend(BACKEND));
+        }
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "chroma url {:?} must start with http:// or https://",
+                    self.url
+                ),
+            )
+            .with_backend(BACKEND));
+        }
+        Ok(())
+    }
+}
+
+/// A memory store in Chroma.
+///
+/// Three collections: `items` holds every item (the truth: document = content, metadata =
+/// filter fields, BM25 statistics, the item and its vector), `index` holds the vectors with the
+/// filter fields for pre-filtered HNSW search, `meta` holds the model pin and per-namespace
+/// counts. Writes of one store are serialised in-process (Chroma has no conditional write).
+#[derive(Clone)]
+pub struct ChromaStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ChromaConfig,
+    items: ChromaCollection,
+    index: ChromaCollection,
+    meta: ChromaCollection,
+    http: reqwest::Client,
+    max_batch: usize,
+    write: tokio::sync::Mutex<()>,
+    pin: Mutex<Option<EmbeddingPin>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for ChromaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChromaStore")
+            .field("url", &self.inner.config.url)
+            .field("prefix", &self.inner.config.prefix)
+            .finish()
+    }
+}
+
+fn tag(e: Error, operation: &'static str) -> Error {
+    e.with_backend(BACKEND).with_operation(operation)
+}
+
+/// A record as read: its metadata and, when asked for, its document.
+struct Row {
+    meta: Map<String, Json>,
+    document: Option<String>,
+}
+
+impl Row {
+    fn item(&self) -> Result<MemoryItem> {
+        decode(&self.meta, self.document.clone())
+    }
+}
+
+/// One write: the row as it was (if any) and the item to store (`None` removes it).
+struct Change {
+    old: Option<(MemoryItem, Map<String, Json>)>,
+    new: Option<MemoryItem>,
+}
+
+/// The 1-d placeholder embedding of a record in the `items` collection (Chroma requires one;
+/// vectors live in `index`). Spread over [0, 1) by id so the collection's own index stays sane.
+fn placeholder(id: &str) -> Vec<f32> {
+    let d = layout::digest(id);
+    let n = u32::from_str_radix(&d[..8], 16).unwrap_or(0);
+    vec![n as f32 / u32::MAX as f32]
+}
+
+async fn timed<T, F>(timeout: Duration, what: &str, f: F) -> Result<T>
+where
+    F: Future<Output = anyhow::Result<T>>,
+{
+    match tokio::time::timeout(timeout, f).await {
+        Ok(r) => r.map_err(map_chroma),
+        Err(_) => Err(timed_out(what, timeout)),
+    }
+}
+
+impl ChromaStore {
+    /// Connects with the defaults of [`ChromaConfig::new`].
+    ///
+    /// # Errors
+    /// `Unavailable` when the server does not answer; `ConfigInvalid` for a bad URL.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(ChromaConfig::new(url)).await
+    }
+
+    /// Connects, creating the store's collections when missing.
+    ///
+    /// # Errors
+    /// `Unavailable` when the server does not answer; `ConfigInvalid` for a bad configuration.
+    pub async fn connect_with(config: ChromaConfig) -> Result<Self> {
+        config.validate()?;
+        let url = config.url.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::ConfigInvalid, format!("http client: {e}"))
+                    .with_backend(BACKEND)
+            })?;
+        let checks: Json = {
+            let r = http
+                .get(format!("{url}/api/v2/pre-flight-checks"))
+                .send()
+                .await
+                .map_err(|e| unavailable(&url, e))?;
+            r.json().await.map_err(|e| unavailable(&url, e))?
+        };
+        let server_batch = checks
+            .get("max_batch_size")
+            .and_then(Json::as_u64)
+            .unwrap_or(1000) as usize;
+        let client = timed(
+            config.timeout,
+            "connect",
+            ChromaClient::new(ChromaClientOptions {
+                url: Some(url.clone()),
+                auth: ChromaAuthMethod::None,
+                database: config.database.clone(),
+            }),
+        )
+        .await?;
+        let p = &config.prefix;
+        let mut index_meta = Map::new();
+        index_meta.insert("hnsw:space".into(), json!("cosine"));
+        index_meta.insert("hnsw:M".into(), json!(config.hnsw_m));
+        index_meta.insert(
+            "hnsw:construction_ef".into(),
+            json!(config.hnsw_construction_ef),
+        );
+        index_meta.insert("hnsw:search_ef".into(), json!(config.hnsw_search_ef));
+        let items = timed(
+            config.timeout,
+            "create collection",
+            client.get_or_create_collection(&format!("{p}items"), None),
+        )
+        .await?;
+        let index = timed(
+            config.timeout,
+            "create collection",
+            client.get_or_create_collection(&format!("{p}index"), Some(index_meta)),
+        )
+        .await?;
+        let meta = timed(
+            config.timeout,
+            "create collection",
+            client.get_or_create_collection(&format!("{p}meta"), None),
+        )
+        .await?;
+        let store = ChromaStore {
+            inner: Arc::new(Inner {
+                config,
+                items,
+                index,
+                meta,
+                http,
+                max_batch: server_batch.min(limits::MAX_BATCH),
+                write: tokio::sync::Mutex::new(()),
+                pin: Mutex::new(None),
+                closed: AtomicBool::new(false),
+            }),
+        };
+        store.load_pin().await?;
+        Ok(store)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Unavailable, "the store is closed")
+                .with_backend(BACKEND)
+                .set_temporary(false));
+        }
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        self.inner.config.timeout
+    }
+
+    /// Records by id, in chunks the server accepts; missing ids are absent from the map.
+    async fn rows_by_id(&self, ids: &[&str], documents: bool) -> Result<HashMap<String, Row>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(self.inner.max_batch.max(1)) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let include = if documents {
+                vec!["metadatas".to_owned(), "documents".to_owned()]
+            } else {
+                vec!["metadatas".to_owned()]
+            };
+            let options = GetOptions {
+                ids: chunk.iter().map(|s| (*s).to_owned()).collect(),
+                include: Some(include),
+                ..GetOptions::default()
+            };
+            let r = self.get_rows(&self.inner.items, options).await?;
+            out.extend(r);
+        }
+        Ok(out)
+    }
+
+    /// Records matching a `where` clause.
+    async fn rows_where(&self, filter: Json, documents: bool) -> Result<HashMap<String, Row>> {
+        let include = if documents {
+            vec!["metadatas".to_owned(), "documents".to_owned()]
+        } else {
+            vec!["metadatas".to_owned()]
+        };
+        let options = GetOptions {
+            where_metadata: Some(filter),
+            include: Some(include),
+            ..GetOptions::default()
+        };
+        self.get_rows(&self.inner.items, options).await
+    }
+
+    async fn get_rows(
+        &self,
+        collection: &ChromaCollection,
+        options: GetOptions,
+    ) -> Result<HashMap<String, Row>> {
+        self.check_open()?;
+        // An empty id list would mean "every record" to Chroma.
+        if options.ids.is_empty() && options.where_metadata.is_none() {
+            return Ok(HashMap::new());
+        }
+        let r = timed(self.timeout(), "get", collection.get(options)).await?;
+        let metas = r.metadatas.unwrap_or_default();
+        let mut docs = r.documents.unwrap_or_default().into_iter();
+        let mut out = HashMap::with_capacity(r.ids.len());
+        for (id, meta) in r.ids.into_iter().zip(metas) {
+            let document = docs.next().flatten();
+            out.insert(
+                id,
+                Row {
+                    meta: meta.unwrap_or_default(),
+                    document,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Ids matching a `where` clause, without their data.
+    async fn ids_where(&self, filter: Json) -> Result<Vec<String>> {
+        self.check_open()?;
+        let options = GetOptions {
+            where_metadata: Some(filter),
+            include: Some(Vec::new()),
+            ..GetOptions::default()
+        };
+        let r = timed(self.timeout(), "get", self.inner.items.get(options)).await?;
+        Ok(r.ids)
+    }
+
+    /// The decoded items matching a translated filter (and the filter itself, re-checked).
+    async fn items_where(
+        &self,
+        namespace: &str,
+        filter: &Filter,
+        documents: bool,
+        extra: Vec<Json>,
+    ) -> Result<Vec<MemoryItem>> {
+        let now = filter.effective_now();
+        let t = translate(namespace, filter, now);
+        if t.empty {
+            return Ok(Vec::new());
+        }
+        let mut clauses = t.clauses;
+        clauses.extend(extra);
+        let Some(w) = all(clauses) else {
+            return Ok(Vec::new());
+        };
+        let rows = self.rows_where(w, documents).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.values() {
+            let item = row.item()?;
+            if item.namespace == namespace && filter.matches(&item, now) {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The pinned model: cached once known (a pin never changes).
+    async fn load_pin(&self) -> Result<Option<EmbeddingPin>> {
+        if let Some(p) = self.cached_pin() {
+            return Ok(Some(p));
+        }
+        let options = GetOptions {
+            ids: vec![PIN_ID.to_owned()],
+            include: Some(vec!["metadatas".to_owned()]),
+            ..GetOptions::default()
+        };
+        let rows = self.get_rows(&self.inner.meta, options).await?;
+        let Some(row) = rows.get(PIN_ID) else {
+            return Ok(None);
+        };
+        let model = row.meta.get("model").and_then(Json::as_str);
+        let dim = row.meta.get("dim").and_then(Json::as_u64);
+        let (Some(model), Some(dim)) = (model, dim) else {
+            return Err(corrupt("model pin", "missing model or dim"));
+        };
+        let pin = EmbeddingPin {
+            model: model.to_owned(),
+            dim: dim as usize,
+        };
+        if let Ok(mut cached) = self.inner.pin.lock() {
+            *cached = Some(pin.clone());
+        }
+        Ok(Some(pin))
+    }
+
+    fn cached_pin(&self) -> Option<EmbeddingPin> {
+        self.inner.pin.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// Pins the model: `add` never overwrites in Chroma, so across processes the first pin
+    /// wins, and the pin read back is the one every writer then checks against.
+    async fn pin(&self, want: &EmbeddingPin) -> Result<EmbeddingPin> {
+        let mut meta = Map::new();
+        meta.insert("model".into(), json!(want.model));
+        meta.insert("dim".into(), json!(want.dim));
+        let entries = CollectionEntries {
+            ids: vec![PIN_ID],
+            metadatas: Some(vec![meta]),
+            documents: None,
+            embeddings: Some(vec![vec![0.0]]),
+        };
+        timed(self.timeout(), "pin", self.inner.meta.add(entries, None)).await?;
+        self.load_pin()
+            .await?
+            .ok_or_else(|| corrupt("model pin", "missing after it was written"))
+    }
+
+    /// Applies a set of changes: records (the truth) first, in one request, then the vector
+    /// index, then the namespace counts. The caller holds the write lock.
+    async fn apply(&self, changes: Vec<Change>) -> Result<()> {
+        self.check_open()?;
+        let t = self.timeout();
+        let mut put_ids = Vec::new();
+        let mut put_meta = Vec::new();
+        let mut put_docs = Vec::new();
+        let mut put_emb = Vec::new();
+        let mut removed = Vec::new();
+        let mut index_ids = Vec::new();
+        let mut index_meta = Vec::new();
+        let mut index_emb = Vec::new();
+        let mut index_removed = Vec::new();
+        let mut deltas: HashMap<String, (i64, i64)> = HashMap::new();
+        for c in &changes {
+            if let Some((old, _)) = &c.old {
+                let d = deltas.entry(old.namespace.clone()).or_default();
+                d.0 -= 1;
+                d.1 -= layout::doc_len(&layout::record(old)?) as i64;
+            }
+            match &c.new {
+                Some(item) => {
+                    let record = layout::record(item)?;
+                    let d = deltas.entry(item.namespace.clone()).or_default();
+                    d.0 += 1;
+                    d.1 += layout::doc_len(&record) as i64;
+                    let record = match &c.old {
+                        Some((_, old_meta)) => layout::with_removals(record, old_meta),
+                        None => record,
+                    };
+                    put_ids.push(item.id.as_str());
+                    put_meta.push(record);
+                    put_docs.push(item.content.as_str());
+                    put_emb.push(placeholder(&item.id));
+                    match layout::embedding_of(item) {
+                        Some(e) => {
+                            let fields = layout::filter_fields(item);
+                            let fields = match &c.old {
+                                Some((old, _)) if old.embedding.is_some() => {
+                                    layout::with_removals(fields, &layout::filter_fields(old))
+                                }
+                                _ => fields,
+                            };
+                            index_ids.push(item.id.as_str());
+                            index_meta.push(fields);
+                            index_emb.push(e.vector.clone());
+                        }
+                        None => {
+                            if c.old.as_ref().is_some_and(|(o, _)| o.embedding.is_some()) {
+                                index_removed.push(item.id.as_str());
+                            }
+                        }
+                    }
+                }
+                None => {
+                    if let Some((old, _)) = &c.old {
+                        removed.push(old.id.as_str());
+                        if old.embedding.is_some() {
+                            index_removed.push(old.id.as_str());
+                        }
+                    }
+                }
+            }
+        }
+        if !put_ids.is_empty() {
+            let entries = CollectionEntries {
+                ids: put_ids,
+                metadatas: Some(put_meta),
+                documents: Some(put_docs),
+                embeddings: Some(put_emb),
+            };
+            timed(t, "upsert", self.inner.items.upsert(entries, None)).await?;
+        }
+        if !removed.is_empty() {
+            timed(
+                t,
+                "delete",
+                self.inner.items.delete(Some(removed), None, None),
+            )
+            .await?;
+        }
+        if !index_ids.is_empty() {
+            let entries = CollectionEntries {
+                ids: index_ids,
+                metadatas: Some(index_meta),
+                documents: None,
+                embeddings: Some(index_emb),
+            };
+            timed(t, "index upsert", self.inner.index.upsert(entries, None)).await?;
+        }
+        if !index_removed.is_empty() {
+            timed(
+                t,
+                "index delete",
+                self.inner.index.delete(Some(index_removed), None, None),
+            )
+            .await?;
+        }
+        deltas.retain(|_, d| *d != (0, 0));
+        if !deltas.is_empty() {
+            self.bump_counts(deltas).await?;
+        }
+        Ok(())
+    }
+
+    fn ns_id(namespace: &str) -> String {
+        format!("ns/{namespace}")
+    }
+
+    /// Per-namespace (items, total length), written by this process under the write lock.
+    async fn counts(&self, namespaces: &[&str]) -> Result<HashMap<String, (i64, i64)>> {
+        let ids: Vec<String> = namespaces.iter().map(|n| Self::ns_id(n)).collect();
+        let options = GetOptions {
+            ids,
+            include: Some(vec!["metadatas".to_owned()]),
+            ..GetOptions::default()
+        };
+        let rows = self.get_rows(&self.inner.meta, options).await?;
+        let mut out = HashMap::new();
+        for row in rows.values() {
+            let ns = row.meta.get("ns").and_then(Json::as_str);
+            let n = row.meta.get("n").and_then(Json::as_i64).unwrap_or(0);
+            let len = row.meta.get("len").and_then(Json::as_i64).unwrap_or(0);
+            if let Some(ns) = ns {
+                out.insert(ns.to_owned(), (n, len));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn bump_counts(&self, deltas: HashMap<String, (i64, i64)>) -> Result<()> {
+        let names: Vec<&str> = deltas.keys().map(String::as_str).collect();
+        let current = self.counts(&names).await?;
+        let mut ids = Vec::new();
+        let mut metas = Vec::new();
+        for (ns, (dn, dl)) in &deltas {
+            let (n, len) = current.get(ns).copied().unwrap_or((0, 0));
+            let mut m = Map::new();
+            m.insert("kind".into(), json!("ns"));
+            m.insert("ns".into(), json!(ns));
+            m.insert("n".into(), json!((n + dn).max(0)));
+            m.insert("len".into(), json!((len + dl).max(0)));
+            ids.push(Self::ns_id(ns));
+            metas.push(m);
+        }
+        let embeddings = vec![vec![0.0f32]; ids.len()];
+        let entries = CollectionEntries {
+            ids: ids.iter().map(String::as_str).collect(),
+            metadatas: Some(metas),
+            documents: None,
+            embeddings: Some(embeddings),
+        };
+        timed(
+            self.timeout(),
+            "counts",
+            self.inner.meta.upsert(entries, None),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Reads the items to change under the write lock.
+    async fn old_items(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, (MemoryItem, Map<String, Json>)>> {
+        let rows = self.rows_by_id(ids, true).await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for (id, row) in rows {
+            let item = row.item()?;
+            out.insert(id, (item, row.meta));
+        }
+        Ok(out)
+    }
+
+    /// Changes the live item `id` of `namespace` with `f` under the write lock.
+    async fn modify(
+        &self,
+        namespace: &str,
+        id: &str,
+        f: impl FnOnce(&mut MemoryItem),
+    ) -> Result<MemoryItem> {
+        let _guard = self.inner.write.lock().await;
+        let mut old = self.old_items(&[id]).await?;
+        let Some((item, meta)) = old.remove(id) else {
+            return Err(Error::not_found(namespace, id));
+        };
+        if item.namespace != namespace || item.deleted {
+            return Err(Error::not_found(namespace, id));
+        }
+        let mut new = item.clone();
+        f(&mut new);
+        self.apply(vec![Change {
+            old: Some((item, meta)),
+            new: Some(new.clone()),
+        }])
+        .await?;
+        Ok(new)
+    }
+
+    /// Removes the listed items (already read under the write lock).
+    async fn remove_all(&self, old: Vec<(MemoryItem, Map<String, Json>)>) -> Result<u64> {
+        let n = old.len() as u64;
+        let changes = old
+            .into_iter()
+            .map(|o| Change {
+                old: Some(o),
+                new: None,
+            })
+            .collect();
+        self.apply(changes).await?;
+        Ok(n)
+    }
+
+    fn check_dim(&self, vector: &[f32], pin: &EmbeddingPin) -> Result<()> {
+        if pin.dim != vector.len() {
+            return Err(Error::invalid(
+                "vector",
+                format!(
+                    "has dimension {}, but this store is pinned to dimension {}",
+                    vector.len(),
+                    pin.dim
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn unavailable(url: &str, e: reqwest::Error) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!("chroma at {url} does not answer: {e}"),
+    )
+    .with_backend(BACKEND)
+    .set_temporary(true)
+}
+
+#[async_trait]
+impl SearchLegs for ChromaStore {
+    async fn page(
+        &self,
+        namespace: &str,
+        request: &ListRequest,
+        cursor: Option<Cursor>,
+        offset: usize,
+    ) -> Result<(Vec<MemoryItem>, Option<String>)> {
+        // Chroma cannot sort: the filtered metadata is read and ordered here, then the page's
+        // documents are fetched.
+        let items = self
+            .items_where(namespace, &request.filter, false, Vec::new())
+            .await?;
+        let (page, next) = sort_page(
+            items,
+            request.sort,
+            request.order,
+            cursor.as_ref(),
+            offset,
+            request.effective_limit(),
+        );
+        let ids: Vec<&str> = page.iter().map(|i| i.id.as_str()).collect();
+        let mut rows = self.rows_by_id(&ids, true).await?;
+        let mut out = Vec::with_capacity(page.len());
+        for item in page {
+            match rows.remove(&item.id) {
+                Some(row) => out.push(row.item()?),
+                None => out.push(item),
+            }
+        }
+        Ok((out, next))
+    }
+
+    async fn keyword_leg(
+        &self,
+        namespace: &str,
+        _text: &str,
+        terms: &[String],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let now = filter.effective_now();
+        let t = translate(namespace, filter, now);
+        if t.empty {
+            return Ok(Vec::new());
+        }
+        let counts = self.counts(&[namespace]).await?;
+        let Some(&(n, total_len)) = counts.get(namespace) else {
+            return Ok(Vec::new());
+        };
+        if n <= 0 {
+            return Ok(Vec::new());
+        }
+        let n = n as f32;
+        let avg_len = (total_len as f32 / n).max(1.0);
+        // Document frequencies over the namespace, as the memory backend's index counts them.
+        let mut idf: Vec<(&str, f32)> = Vec::new();
+        for term in terms {
+            let key = format!("w.{term}");
+            let df = self
+                .ids_where(json!({ "$and": [
+                    { "ns": { "$eq": namespace } },
+                    { key: { "$gt": 0 } },
+                ] }))
+                .await?
+                .len();
+            if df > 0 {
+                idf.push((term.as_str(), bm25::idf(n, df as f32)));
+            }
+        }
+        let has_term: Vec<Json> = idf
+            .iter()
+            .map(|(term, _)| json!({ format!("w.{term}"): { "$gt": 0 } }))
+            .collect();
+        let Some(has_term) = any(has_term) else {
+            return Ok(Vec::new());
+        };
+        let mut clauses = t.clauses;
+        clauses.push(has_term);
+        let Some(w) = all(clauses) else {
+            return Ok(Vec::new());
+        };
+        let rows = self.rows_where(w, false).await?;
+        let params = Bm25Params::default();
+        let mut scored: Vec<(f32, String)> = Vec::with_capacity(rows.len());
+        for (id, row) in &rows {
+            let item = row.item()?;
+            if item.namespace != namespace || !filter.matches(&item, now) {
+                continue;
+            }
+            let len = layout::doc_len(&row.meta);
+            let score: f32 = idf
+                .iter()
+                .map(|(term, idf)| {
+                    let tf = layout::term_frequency(&row.meta, term);
+                    if tf > 0.0 {
+                        params.term_score(*idf, tf, len, avg_len)
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+            scored.push((score, id.clone()));
+        }
+        scored.sort_by(best_first);
+        scored.truncate(k);
+        let ids: Vec<&str> = scored.iter().map(|(_, id)| id.as_str()).collect();
+        let mut winners = self.rows_by_id(&ids, true).await?;
+        let mut hits = Vec::with_capacity(scored.len());
+        for (score, id) in scored {
+            if let Some(row) = winners.remove(&id) {
+                hits.push(leg_hit(row.item()?, score, RankedBy::Keyword));
+            }
+        }
+        Ok(hits)
+    }
+
+    async fn vector_leg(
+        &self,
+        namespace: &str,
+        vector: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let Some(pin) = self.load_pin().await? else {
+            return Ok(Vec::new());
+        };
+        self.check_dim(vector, &pin)?;
+        let now = filter.effective_now();
+        let t = translate(namespace, filter, now);
+        if t.empty {
+            return Ok(Vec::new());
+        }
+        let mut clauses = t.clauses;
+        clauses.push(json!({ "hasvec": { "$eq": true } }));
+        let Some(w) = all(clauses) else {
+            return Ok(Vec::new());
+        };
+        // The filter's vectors, by id only: a narrow filter (or a zero query, where every
+        // cosine is 0) is scored exactly over them.
+        let candidates = self.ids_where(w.clone()).await?;
+        let zero = vector.iter().all(|x| *x == 0.0);
+        if candidates.len() <= self.inner.config.exact_below || zero {
+            return self
+                .exact_vector(namespace, &candidates, vector, filter, k)
+                .await;
+        }
+        // HNSW pre-filtered by Chroma proposes candidates; the records (the truth) are read
+        // back, re-checked and scored exactly, so a stale index entry can cost recall but
+        // never a wrong answer. Chroma's filtered HNSW can come back short (measured: 1 of 12
+        // matches behind 300 duplicates); then the exact scan answers.
+        let mut fetch = k.max(10);
+        loop {
+            self.check_open()?;
+            let options = QueryOptions {
+                query_embeddings: Some(vec![vector.to_vec()]),
+                query_texts: None,
+                n_results: Some(fetch),
+                where_metadata: Some(w.clone()),
+                where_document: None,
+                include: Some(vec!["distances"]),
+            };
+            let r = timed(
+                self.timeout(),
+                "query",
+                self.inner.index.query(options, None),
+            )
+            .await?;
+            let ids: Vec<String> = r.ids.into_iter().next().unwrap_or_default();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let rows = self.rows_by_id(&refs, true).await?;
+            let mut hits = Vec::with_capacity(rows.len());
+            for row in rows.values() {
+                let item = row.item()?;
+                if item.namespace != namespace || !filter.matches(&item, now) {
+                    continue;
+                }
+                let Some(e) = &item.embedding else { continue };
+                let score = cosine(vector, &e.vector);
+                hits.push(leg_hit(item, score, RankedBy::Vector));
+            }
+            if hits.len() >= k.min(candidates.len()) {
+                sort_hits(&mut hits);
+                hits.truncate(k);
+                return Ok(hits);
+            }
+            if fetch >= candidates.len() || fetch >= self.inner.max_batch {
+                return self
+                    .exact_vector(namespace, &candidates, vector, filter, k)
+                    .await;
+            }
+            fetch = (fetch * 4).min(self.inner.max_batch);
+        }
+    }
+}
+
+impl ChromaStore {
+    /// Exact cosine over the given records, best first, ties by id.
+    async fn exact_vector(
+        &self,
+        namespace: &str,
+        ids: &[String],
+        vector: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let now = filter.effective_now();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let rows = self.rows_by_id(&refs, false).await?;
+        let mut scored: Vec<(f32, String)> = Vec::with_capacity(rows.len());
+        for (id, row) in &rows {
+            let item = row.item()?;
+            if item.namespace != namespace || !filter.matches(&item, now) {
+                continue;
+            }
+            if let Some(e) = &item.embedding {
+                scored.push((cosine(vector, &e.vector), id.clone()));
+            }
+        }
+        scored.sort_by(best_first);
+        scored.truncate(k);
+        let winners: Vec<&str> = scored.iter().map(|(_, id)| id.as_str()).collect();
+        let mut rows = self.rows_by_id(&winners, true).await?;
+        let mut hits = Vec::with_capacity(scored.len());
+        for (score, id) in scored {
+            if let Some(row) = rows.remove(&id) {
+                hits.push(leg_hit(row.item()?, score, RankedBy::Vector));
+            }
+        }
+        Ok(hits)
+    }
+}
+
+#[async_trait]
+impl MemoryStore for ChromaStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::full();
+        caps.approximate_vectors = true;
+        caps.max_batch = self.inner.max_batch;
+        caps
+    }
+
+    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
+        let mut out = self
+            .upsert_many(vec![item])
+            .await
+            .map_err(|e| tag(e, "upsert"))?;
+        out.pop()
+            .ok_or_else(|| tag(corrupt("upsert", "no item returned"), "upsert"))
+    }
+
+    async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
+        let op = "upsert_many";
+        limits::check_batch(&items).map_err(|e| tag(e, op))?;
+        if items.len() > self.inner.max_batch {
+            return Err(tag(
+                Error::invalid(
+                    "items",
+                    format!(
+                        "holds {} items; this Chroma server accepts at most {} per batch",
+                        items.len(),
+                        self.inner.max_batch
+                    ),
+                ),
+                op,
+            ));
+        }
+        for item in &items {
+            check_item(item).map_err(|e| tag(e, op))?;
+        }
+        let _guard = self.inner.write.lock().await;
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        let old = self.old_items(&ids).await.map_err(|e| tag(e, op))?;
+        let mut pin = self.load_pin().await.map_err(|e| tag(e, op))?;
+        let mut new_pin = None;
+        let now = Timestamp::now();
+        let mut overlay: HashMap<String, MemoryItem> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(e) = &item.embedding {
+                match &pin {
+                    Some(p) => check_pin(p, &e.model, e.dim()).map_err(|e| tag(e, op))?,
+                    None => {
+                        let p = EmbeddingPin {
+                            model: e.model.clone(),
+                            dim: e.dim(),
+                        };
+                        new_pin = Some(p.clone());
+                        pin = Some(p);
+                    }
+                }
+            }
+            let existing = overlay
+                .get(&item.id)
+                .or_else(|| old.get(&item.id).map(|(i, _)| i));
+            let merged = merge_upsert(existing, item, now).map_err(|e| tag(e, op))?;
+            if !overlay.contains_key(&merged.id) {
+                order.push(merged.id.clone());
+            }
+            overlay.insert(merged.id.clone(), merged.clone());
+            out.push(merged);
+        }
+        if let Some(want) = new_pin {
+            let got = self.pin(&want).await.map_err(|e| tag(e, op))?;
+            // Another writer may have pinned first: every vector must match the winner.
+            for item in overlay.values() {
+                if let Some(e) = &item.embedding {
+                    check_pin(&got, &e.model, e.dim()).map_err(|e| tag(e, op))?;
+                }
+            }
+        }
+        let mut old = old;
+        let changes = order
+            .into_iter()
+            .filter_map(|id| {
+                let new = overlay.remove(&id)?;
+                Some(Change {
+                    old: old.remove(&id),
+                    new: Some(new),
+                })
+            })
+            .collect();
+        self.apply(changes).await.map_err(|e| tag(e, op))?;
+        Ok(out)
+    }
+
+    async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        let rows = self
+            .rows_by_id(&[id], true)
+            .await
+            .map_err(|e| tag(e, "get"))?;
+        let item = match rows.get(id) {
+            Some(row) => row.item().map_err(|e| tag(e, "get"))?,
+            None => return Err(tag(Error::not_found(namespace, id), "get")),
+        };
+        if item.namespace != namespace || item.deleted {
+            return Err(tag(Error::not_found(namespace, id), "get"));
+        }
+        Ok(item)
+    }
+
+    async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
+        let _guard = self.inner.write.lock().await;
+        let mut old = self.old_items(&[id]).await.map_err(|e| tag(e, "delete"))?;
+        match old.remove(id) {
+            Some(o) if o.0.namespace == namespace => {
+                self.remove_all(vec![o])
+                    .await
+                    .map_err(|e| tag(e, "delete"))?;
+                Ok(())
+            }
+            _ => Err(tag(Error::not_found(namespace, id), "delete")),
+        }
+    }
+
+    async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
+        limits::check_clear(namespace, request).map_err(|e| tag(e, "clear"))?;
+        let mut filter = request.filter.clone();
+        filter.include_deleted = false;
+        let _guard = self.inner.write.lock().await;
+        let matched = self
+            .items_where(namespace, &filter, false, Vec::new())
+            .await
+            .map_err(|e| tag(e, "clear"))?;
+        let ids: Vec<&str> = matched.iter().map(|i| i.id.as_str()).collect();
+        let old = self.old_items(&ids).await.map_err(|e| tag(e, "clear"))?;
+        let stamp = Timestamp::now();
+        let changes: Vec<Change> = old
+            .into_values()
+            .filter(|(i, _)| !i.deleted)
+            .map(|(item, meta)| {
+                let mut new = item.clone();
+                new.deleted = true;
+                touch(&mut new, stamp);
+                Change {
+                    old: Some((item, meta)),
+                    new: Some(new),
+                }
+            })
+            .collect();
+        let n = changes.len() as u64;
+        self.apply(changes).await.map_err(|e| tag(e, "clear"))?;
+        Ok(n)
+    }
+
+    async fn count(&self, namespace: &str, options: CountOptions) -> Result<u64> {
+        let mut clauses = vec![json!({ "ns": { "$eq": namespace } })];
+        if !options.include_deleted {
+            clauses.push(json!({ "del": { "$eq": false } }));
+        }
+        let Some(w) = all(clauses) else {
+            return Ok(0);
+        };
+        let ids = self.ids_where(w).await.map_err(|e| tag(e, "count"))?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn search(&self, namespace: &str, request: &SearchRequest) -> Result<SearchResults> {
+        run_search(self, namespace, request)
+            .await
+            .map_err(|e| tag(e, "search"))
+    }
+
+    async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
+        limits::check_list(request).map_err(|e| tag(e, "list"))?;
+        let cursor = request.decoded_cursor().map_err(|e| tag(e, "list"))?;
+        let (items, next_cursor) = self
+            .page(namespace, request, cursor, 0)
+            .await
+            .map_err(|e| tag(e, "list"))?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
+        if id == by {
+            return Err(tag(
+                Error::invalid("by", "an item cannot supersede itself"),
+                "supersede",
+            ));
+        }
+        match self.get(namespace, by).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(tag(Error::not_found(namespace, by), "supersede"));
+            }
+            Err(e) => return Err(e),
+        }
+        let now = Timestamp::now();
+        self.modify(namespace, id, |item| {
+            item.superseded_by = Some(by.to_owned());
+            item.valid_to = Some(now);
+            touch(item, now);
+        })
+        .await
+        .map_err(|e| tag(e, "supersede"))
+    }
+
+    async fn restore(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
+        self.modify(namespace, id, |item| {
+            item.superseded_by = None;
+            item.valid_to = None;
+            touch(item, Timestamp::now());
+        })
+        .await
+        .map_err(|e| tag(e, "restore"))
+    }
+
+    async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
+        let w = json!({ "$and": [
+            { "ns": { "$eq": namespace } },
+            { "del": { "$eq": false } },
+            { "supby": { "$eq": id } },
+        ] });
+        let rows = self
+            .rows_where(w, true)
+            .await
+            .map_err(|e| tag(e, "predecessors"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.values() {
+            let item = row.item().map_err(|e| tag(e, "predecessors"))?;
+            if item.superseded_by.as_deref() == Some(id) {
+                out.push(item);
+            }
+        }
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+
+    async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
+        let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let unique: Vec<&str> = unique.into_iter().collect();
+        let _guard = self.inner.write.lock().await;
+        let old = self
+            .old_items(&unique)
+            .await
+            .map_err(|e| tag(e, "reinforce"))?;
+        let changes: Vec<Change> = old
+            .into_values()
+            .filter(|(i, _)| i.namespace == namespace && !i.deleted)
+            .map(|(item, meta)| {
+                let mut new = item.clone();
+                reinforce_item(&mut new, at);
+                Change {
+                    old: Some((item, meta)),
+                    new: Some(new),
+                }
+            })
+            .collect();
+        let n = changes.len() as u64;
+        self.apply(changes).await.map_err(|e| tag(e, "reinforce"))?;
+        Ok(n)
+    }
+
+    async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
+        let rows = self
+            .rows_where(json!({ "exp": { "$lte": now.as_millis() } }), false)
+            .await
+            .map_err(|e| tag(e, "list_expired"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.values() {
+            let item = row.item().map_err(|e| tag(e, "list_expired"))?;
+            if let Some(at) = item.expires_at.filter(|e| *e <= now) {
+                out.push(ExpiredItem {
+                    namespace: item.namespace,
+                    id: item.id,
+                    expires_at: at,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            a.expires_at
+                .cmp(&b.expires_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn delete_if_expired_before(
+        &self,
+        namespace: &str,
+        id: &str,
+        cutoff: Timestamp,
+    ) -> Result<()> {
+        let op = "delete_if_expired_before";
+        let _guard = self.inner.write.lock().await;
+        let mut old = self.old_items(&[id]).await.map_err(|e| tag(e, op))?;
+        match old.remove(id) {
+            Some(o) if o.0.namespace == namespace && o.0.is_expired_at(cutoff) => {
+                self.remove_all(vec![o]).await.map_err(|e| tag(e, op))?;
+                Ok(())
+            }
+            _ => Err(tag(
+                Error::not_found(namespace, id).with_context("cutoff", cutoff),
+                op,
+            )),
+        }
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        let options = GetOptions {
+            where_metadata: Some(json!({ "$and": [
+                { "kind": { "$eq": "ns" } },
+                { "n": { "$gt": 0 } },
+            ] })),
+            include: Some(vec!["metadatas".to_owned()]),
+            ..GetOptions::default()
+        };
+        let rows = self
+            .get_rows(&self.inner.meta, options)
+            .await
+            .map_err(|e| tag(e, "list_namespaces"))?;
+        let mut out: Vec<String> = rows
+            .values()
+            .filter_map(|r| r.meta.get("ns").and_then(Json::as_str).map(str::to_owned))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
+        let op = "delete_namespace";
+        let _guard = self.inner.write.lock().await;
+        let rows = self
+            .rows_where(json!({ "ns": { "$eq": namespace } }), true)
+            .await
+            .map_err(|e| tag(e, op))?;
+        let mut old = Vec::with_capacity(rows.len());
+        for row in rows.into_values() {
+            let item = row.item().map_err(|e| tag(e, op))?;
+            if item.namespace == namespace {
+                old.push((item, row.meta));
+            }
+        }
+        self.remove_all(old).await.map_err(|e| tag(e, op))
+    }
+
+    async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
+        check_namespace(to).map_err(|e| tag(e, "reassign"))?;
+        for id in ids {
+            check_id(id).map_err(|e| tag(e, "reassign"))?;
+        }
+        let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let unique: Vec<&str> = unique.into_iter().collect();
+        let _guard = self.inner.write.lock().await;
+        let old = self
+            .old_items(&unique)
+            .await
+            .map_err(|e| tag(e, "reassign"))?;
+        let belonging: Vec<(MemoryItem, Map<String, Json>)> = old
+            .into_values()
+            .filter(|(i, _)| i.namespace == from)
+            .collect();
+        let n = belonging.len() as u64;
+        if from == to {
+            return Ok(n);
+        }
+        let changes = belonging
+            .into_iter()
+            .map(|(item, meta)| {
+                let mut new = item.clone();
+                new.namespace = to.to_owned();
+                Change {
+                    old: Some((item, meta)),
+                    new: Some(new),
+                }
+            })
+            .collect();
+        self.apply(changes).await.map_err(|e| tag(e, "reassign"))?;
+        Ok(n)
+    }
+
+    async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {
+        self.load_pin().await.map_err(|e| tag(e, "embedding_pin"))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.check_open()?;
+        let url = self.inner.config.url.trim_end_matches('/');
+        let r = self
+            .inner
+            .http
+            .get(format!("{url}/api/v2/heartbeat"))
+            .send()
+            .await
+            .map_err(|e| tag(unavailable(url, e), "ping"))?;
+        if !r.status().is_success() {
+            return Err(tag(
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("chroma heartbeat answered {}", r.status()),
+                )
+                .set_temporary(true),
+                "ping",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::Release);
+        Ok(())
+    }
+}
