@@ -22,6 +22,10 @@ pub use tokio;
 pub trait Harness: Send + Sync + 'static {
     /// Opens (or reopens, at the same place) the store; `Err` says why it is unavailable.
     async fn open(&self) -> Result<DynStore, String>;
+
+    /// Removes what the test left on a server after a passing scenario (a failing one keeps
+    /// its data for inspection). The default leaves everything.
+    async fn cleanup(&self) {}
 }
 
 /// A harness from an async closure.
@@ -155,8 +159,14 @@ pub fn run<H, F, Fut>(
             return;
         }
         let ns = format!("t-{scenario}-{}", uuid::Uuid::now_v7().simple());
-        body(Ctx { store, ns, harness }).await;
+        body(Ctx {
+            store,
+            ns,
+            harness: harness.clone(),
+        })
+        .await;
         record(backend, scenario, "passed", "");
+        harness.cleanup().await;
     });
 }
 

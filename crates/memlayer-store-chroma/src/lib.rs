@@ -168,7 +168,7 @@ struct Row {
 
 impl Row {
     fn item(&self) -> Result<MemoryItem> {
-        decode(&self.meta, self.document.clone())
+        decode(&self.meta)
     }
 }
 
@@ -193,6 +193,39 @@ where
     match tokio::time::timeout(timeout, f).await {
         Ok(r) => r.map_err(map_chroma),
         Err(_) => Err(timed_out(what, timeout)),
+    }
+}
+
+/// The id of a namespace's statistics record (item count and total length).
+fn ns_id(namespace: &str) -> String {
+    format!("ns/{namespace}")
+}
+
+/// The id of a term's document-frequency record in a namespace.
+fn df_id(namespace: &str, term: &str) -> String {
+    format!("df/{}/{term}", layout::digest(namespace))
+}
+
+/// Changes to the BM25 statistics of a set of writes.
+#[derive(Default)]
+struct StatDeltas {
+    /// Namespace -> (items, total length).
+    namespaces: HashMap<String, (i64, i64)>,
+    /// Term record id -> document frequency.
+    terms: HashMap<String, i64>,
+}
+
+impl StatDeltas {
+    /// Counts (`sign` 1) or uncounts (-1) one stored item.
+    fn add(&mut self, item: &MemoryItem, sign: i64) {
+        let terms: Vec<String> = memlayer_store::ranking::text::terms(&item.content).collect();
+        let d = self.namespaces.entry(item.namespace.clone()).or_default();
+        d.0 += sign;
+        d.1 += sign * terms.len() as i64;
+        let distinct: HashSet<&String> = terms.iter().collect();
+        for t in distinct {
+            *self.terms.entry(df_id(&item.namespace, t)).or_default() += sign;
+        }
     }
 }
 
@@ -285,6 +318,33 @@ impl ChromaStore {
         Ok(store)
     }
 
+    /// Deletes the store's three collections and everything in them; the store is closed.
+    ///
+    /// # Errors
+    /// `Unavailable` and friends when the server does not answer.
+    pub async fn destroy(self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::Release);
+        let client = timed(
+            self.timeout(),
+            "connect",
+            ChromaClient::new(ChromaClientOptions {
+                url: Some(self.inner.config.url.trim_end_matches('/').to_owned()),
+                auth: ChromaAuthMethod::None,
+                database: self.inner.config.database.clone(),
+            }),
+        )
+        .await?;
+        for c in [&self.inner.items, &self.inner.index, &self.inner.meta] {
+            timed(
+                self.timeout(),
+                "delete collection",
+                client.delete_collection(c.name()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Unavailable, "the store is closed")
@@ -298,39 +358,37 @@ impl ChromaStore {
         self.inner.config.timeout
     }
 
-    /// Records by id, in chunks the server accepts; missing ids are absent from the map.
-    async fn rows_by_id(&self, ids: &[&str], documents: bool) -> Result<HashMap<String, Row>> {
+    /// Item records by id, in chunks the server accepts; missing ids are absent from the map.
+    async fn rows_by_id(&self, ids: &[&str]) -> Result<HashMap<String, Row>> {
+        self.rows_in(&self.inner.items, ids).await
+    }
+
+    /// Records of `collection` by id, in chunks the server accepts.
+    async fn rows_in(
+        &self,
+        collection: &ChromaCollection,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Row>> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(self.inner.max_batch.max(1)) {
             if chunk.is_empty() {
                 continue;
             }
-            let include = if documents {
-                vec!["metadatas".to_owned(), "documents".to_owned()]
-            } else {
-                vec!["metadatas".to_owned()]
-            };
             let options = GetOptions {
                 ids: chunk.iter().map(|s| (*s).to_owned()).collect(),
-                include: Some(include),
+                include: Some(vec!["metadatas".to_owned()]),
                 ..GetOptions::default()
             };
-            let r = self.get_rows(&self.inner.items, options).await?;
-            out.extend(r);
+            out.extend(self.get_rows(collection, options).await?);
         }
         Ok(out)
     }
 
-    /// Records matching a `where` clause.
-    async fn rows_where(&self, filter: Json, documents: bool) -> Result<HashMap<String, Row>> {
-        let include = if documents {
-            vec!["metadatas".to_owned(), "documents".to_owned()]
-        } else {
-            vec!["metadatas".to_owned()]
-        };
+    /// Item records matching a `where` clause.
+    async fn rows_where(&self, filter: Json) -> Result<HashMap<String, Row>> {
         let options = GetOptions {
             where_metadata: Some(filter),
-            include: Some(include),
+            include: Some(vec!["metadatas".to_owned()]),
             ..GetOptions::default()
         };
         self.get_rows(&self.inner.items, options).await
@@ -347,18 +405,14 @@ impl ChromaStore {
             return Ok(HashMap::new());
         }
         let r = timed(self.timeout(), "get", collection.get(options)).await?;
-        let metas = r.metadatas.unwrap_or_default();
+        // Each of metadatas and documents is absent unless included.
+        let mut metas = r.metadatas.unwrap_or_default().into_iter();
         let mut docs = r.documents.unwrap_or_default().into_iter();
         let mut out = HashMap::with_capacity(r.ids.len());
-        for (id, meta) in r.ids.into_iter().zip(metas) {
+        for id in r.ids {
+            let meta = metas.next().flatten().unwrap_or_default();
             let document = docs.next().flatten();
-            out.insert(
-                id,
-                Row {
-                    meta: meta.unwrap_or_default(),
-                    document,
-                },
-            );
+            out.insert(id, Row { meta, document });
         }
         Ok(out)
     }
@@ -380,7 +434,6 @@ impl ChromaStore {
         &self,
         namespace: &str,
         filter: &Filter,
-        documents: bool,
         extra: Vec<Json>,
     ) -> Result<Vec<MemoryItem>> {
         let now = filter.effective_now();
@@ -393,7 +446,7 @@ impl ChromaStore {
         let Some(w) = all(clauses) else {
             return Ok(Vec::new());
         };
-        let rows = self.rows_where(w, documents).await?;
+        let rows = self.rows_where(w).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows.values() {
             let item = row.item()?;
@@ -469,26 +522,22 @@ impl ChromaStore {
         let mut index_meta = Vec::new();
         let mut index_emb = Vec::new();
         let mut index_removed = Vec::new();
-        let mut deltas: HashMap<String, (i64, i64)> = HashMap::new();
+        let mut stats = StatDeltas::default();
         for c in &changes {
             if let Some((old, _)) = &c.old {
-                let d = deltas.entry(old.namespace.clone()).or_default();
-                d.0 -= 1;
-                d.1 -= layout::doc_len(&layout::record(old)?) as i64;
+                stats.add(old, -1);
             }
             match &c.new {
                 Some(item) => {
+                    stats.add(item, 1);
                     let record = layout::record(item)?;
-                    let d = deltas.entry(item.namespace.clone()).or_default();
-                    d.0 += 1;
-                    d.1 += layout::doc_len(&record) as i64;
                     let record = match &c.old {
                         Some((_, old_meta)) => layout::with_removals(record, old_meta),
                         None => record,
                     };
                     put_ids.push(item.id.as_str());
                     put_meta.push(record);
-                    put_docs.push(item.content.as_str());
+                    put_docs.push(layout::terms_document(&item.content));
                     put_emb.push(placeholder(&item.id));
                     match layout::embedding_of(item) {
                         Some(e) => {
@@ -524,7 +573,7 @@ impl ChromaStore {
             let entries = CollectionEntries {
                 ids: put_ids,
                 metadatas: Some(put_meta),
-                documents: Some(put_docs),
+                documents: Some(put_docs.iter().map(String::as_str).collect()),
                 embeddings: Some(put_emb),
             };
             timed(t, "upsert", self.inner.items.upsert(entries, None)).await?;
@@ -554,66 +603,71 @@ impl ChromaStore {
             )
             .await?;
         }
-        deltas.retain(|_, d| *d != (0, 0));
-        if !deltas.is_empty() {
-            self.bump_counts(deltas).await?;
+        self.bump_stats(stats).await
+    }
+
+    /// The BM25 statistics records of a namespace and some of its terms, by record id.
+    async fn stats(&self, ids: &[String]) -> Result<HashMap<String, Row>> {
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.rows_in(&self.inner.meta, &refs).await
+    }
+
+    /// Adds the deltas to the statistics records (read, then written, under the write lock).
+    async fn bump_stats(&self, deltas: StatDeltas) -> Result<()> {
+        let StatDeltas {
+            mut namespaces,
+            mut terms,
+        } = deltas;
+        // An update that kept its content changes nothing.
+        namespaces.retain(|_, d| *d != (0, 0));
+        terms.retain(|_, d| *d != 0);
+        let ids: Vec<String> = namespaces
+            .keys()
+            .map(|ns| ns_id(ns))
+            .chain(terms.keys().cloned())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    fn ns_id(namespace: &str) -> String {
-        format!("ns/{namespace}")
-    }
-
-    /// Per-namespace (items, total length), written by this process under the write lock.
-    async fn counts(&self, namespaces: &[&str]) -> Result<HashMap<String, (i64, i64)>> {
-        let ids: Vec<String> = namespaces.iter().map(|n| Self::ns_id(n)).collect();
-        let options = GetOptions {
-            ids,
-            include: Some(vec!["metadatas".to_owned()]),
-            ..GetOptions::default()
+        let current = self.stats(&ids).await?;
+        let value = |id: &str, field: &str| {
+            current
+                .get(id)
+                .and_then(|r| r.meta.get(field))
+                .and_then(Json::as_i64)
+                .unwrap_or(0)
         };
-        let rows = self.get_rows(&self.inner.meta, options).await?;
-        let mut out = HashMap::new();
-        for row in rows.values() {
-            let ns = row.meta.get("ns").and_then(Json::as_str);
-            let n = row.meta.get("n").and_then(Json::as_i64).unwrap_or(0);
-            let len = row.meta.get("len").and_then(Json::as_i64).unwrap_or(0);
-            if let Some(ns) = ns {
-                out.insert(ns.to_owned(), (n, len));
-            }
-        }
-        Ok(out)
-    }
-
-    async fn bump_counts(&self, deltas: HashMap<String, (i64, i64)>) -> Result<()> {
-        let names: Vec<&str> = deltas.keys().map(String::as_str).collect();
-        let current = self.counts(&names).await?;
-        let mut ids = Vec::new();
-        let mut metas = Vec::new();
-        for (ns, (dn, dl)) in &deltas {
-            let (n, len) = current.get(ns).copied().unwrap_or((0, 0));
+        let mut metas = Vec::with_capacity(ids.len());
+        for (ns, (dn, dl)) in &namespaces {
+            let id = ns_id(ns);
             let mut m = Map::new();
             m.insert("kind".into(), json!("ns"));
             m.insert("ns".into(), json!(ns));
-            m.insert("n".into(), json!((n + dn).max(0)));
-            m.insert("len".into(), json!((len + dl).max(0)));
-            ids.push(Self::ns_id(ns));
+            m.insert("n".into(), json!((value(&id, "n") + dn).max(0)));
+            m.insert("len".into(), json!((value(&id, "len") + dl).max(0)));
             metas.push(m);
         }
-        let embeddings = vec![vec![0.0f32]; ids.len()];
-        let entries = CollectionEntries {
-            ids: ids.iter().map(String::as_str).collect(),
-            metadatas: Some(metas),
-            documents: None,
-            embeddings: Some(embeddings),
-        };
-        timed(
-            self.timeout(),
-            "counts",
-            self.inner.meta.upsert(entries, None),
-        )
-        .await?;
+        for (id, d) in &terms {
+            let mut m = Map::new();
+            m.insert("kind".into(), json!("df"));
+            m.insert("df".into(), json!((value(id, "df") + d).max(0)));
+            metas.push(m);
+        }
+        let step = self.inner.max_batch.max(1);
+        for (ids, metas) in ids.chunks(step).zip(metas.chunks(step)) {
+            let entries = CollectionEntries {
+                ids: ids.iter().map(String::as_str).collect(),
+                metadatas: Some(metas.to_vec()),
+                documents: None,
+                embeddings: Some(vec![vec![0.0f32]; ids.len()]),
+            };
+            timed(
+                self.timeout(),
+                "statistics",
+                self.inner.meta.upsert(entries, None),
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -622,7 +676,7 @@ impl ChromaStore {
         &self,
         ids: &[&str],
     ) -> Result<HashMap<String, (MemoryItem, Map<String, Json>)>> {
-        let rows = self.rows_by_id(ids, true).await?;
+        let rows = self.rows_by_id(ids).await?;
         let mut out = HashMap::with_capacity(rows.len());
         for (id, row) in rows {
             let item = row.item()?;
@@ -703,29 +757,18 @@ impl SearchLegs for ChromaStore {
         cursor: Option<Cursor>,
         offset: usize,
     ) -> Result<(Vec<MemoryItem>, Option<String>)> {
-        // Chroma cannot sort: the filtered metadata is read and ordered here, then the page's
-        // documents are fetched.
+        // Chroma cannot sort: the filtered records are read and ordered here.
         let items = self
-            .items_where(namespace, &request.filter, false, Vec::new())
+            .items_where(namespace, &request.filter, Vec::new())
             .await?;
-        let (page, next) = sort_page(
+        Ok(sort_page(
             items,
             request.sort,
             request.order,
             cursor.as_ref(),
             offset,
             request.effective_limit(),
-        );
-        let ids: Vec<&str> = page.iter().map(|i| i.id.as_str()).collect();
-        let mut rows = self.rows_by_id(&ids, true).await?;
-        let mut out = Vec::with_capacity(page.len());
-        for item in page {
-            match rows.remove(&item.id) {
-                Some(row) => out.push(row.item()?),
-                None => out.push(item),
-            }
-        }
-        Ok((out, next))
+        ))
     }
 
     async fn keyword_leg(
@@ -741,68 +784,76 @@ impl SearchLegs for ChromaStore {
         if t.empty {
             return Ok(Vec::new());
         }
-        let counts = self.counts(&[namespace]).await?;
-        let Some(&(n, total_len)) = counts.get(namespace) else {
-            return Ok(Vec::new());
+        // One read for the statistics: the namespace's count and length, each term's df.
+        let mut ids = vec![ns_id(namespace)];
+        ids.extend(terms.iter().map(|t| df_id(namespace, t)));
+        let stats = self.stats(&ids).await?;
+        let stat = |id: &str, field: &str| {
+            stats
+                .get(id)
+                .and_then(|r| r.meta.get(field))
+                .and_then(Json::as_i64)
+                .unwrap_or(0)
         };
+        let ns_key = ns_id(namespace);
+        let n = stat(&ns_key, "n");
         if n <= 0 {
             return Ok(Vec::new());
         }
         let n = n as f32;
-        let avg_len = (total_len as f32 / n).max(1.0);
-        // Document frequencies over the namespace, as the memory backend's index counts them.
-        let mut idf: Vec<(&str, f32)> = Vec::new();
+        let avg_len = (stat(&ns_key, "len") as f32 / n).max(1.0);
+        let mut present: Vec<&str> = Vec::new();
+        let mut idf: Vec<f32> = Vec::new();
         for term in terms {
-            let key = format!("w.{term}");
-            let df = self
-                .ids_where(json!({ "$and": [
-                    { "ns": { "$eq": namespace } },
-                    { key: { "$gt": 0 } },
-                ] }))
-                .await?
-                .len();
+            let df = stat(&df_id(namespace, term), "df");
             if df > 0 {
-                idf.push((term.as_str(), bm25::idf(n, df as f32)));
+                present.push(term);
+                idf.push(bm25::idf(n, df as f32));
             }
         }
-        let has_term: Vec<Json> = idf
+        let probes: Vec<Json> = present
             .iter()
-            .map(|(term, _)| json!({ format!("w.{term}"): { "$gt": 0 } }))
+            .map(|t| json!({ "$contains": layout::term_probe(t) }))
             .collect();
-        let Some(has_term) = any(has_term) else {
+        let (Some(has_term), Some(w)) = (any(probes), all(t.clauses)) else {
             return Ok(Vec::new());
         };
-        let mut clauses = t.clauses;
-        clauses.push(has_term);
-        let Some(w) = all(clauses) else {
-            return Ok(Vec::new());
+        // The candidates' terms documents carry tf and length; their metadata is read only
+        // when part of the filter could not be expressed in Chroma.
+        let mut include = vec!["documents".to_owned()];
+        if !t.exact {
+            include.push("metadatas".to_owned());
+        }
+        let options = GetOptions {
+            where_metadata: Some(w),
+            where_document: Some(has_term),
+            include: Some(include),
+            ..GetOptions::default()
         };
-        let rows = self.rows_where(w, false).await?;
+        let rows = self.get_rows(&self.inner.items, options).await?;
         let params = Bm25Params::default();
         let mut scored: Vec<(f32, String)> = Vec::with_capacity(rows.len());
         for (id, row) in &rows {
-            let item = row.item()?;
-            if item.namespace != namespace || !filter.matches(&item, now) {
-                continue;
+            if !t.exact {
+                let item = row.item()?;
+                if item.namespace != namespace || !filter.matches(&item, now) {
+                    continue;
+                }
             }
-            let len = layout::doc_len(&row.meta);
-            let score: f32 = idf
+            let Some(doc) = &row.document else { continue };
+            let (tf, len) = layout::term_counts(doc, &present);
+            let score: f32 = tf
                 .iter()
-                .map(|(term, idf)| {
-                    let tf = layout::term_frequency(&row.meta, term);
-                    if tf > 0.0 {
-                        params.term_score(*idf, tf, len, avg_len)
-                    } else {
-                        0.0
-                    }
-                })
+                .zip(&idf)
+                .filter(|(tf, _)| **tf > 0.0)
+                .map(|(tf, idf)| params.term_score(*idf, *tf, len, avg_len))
                 .sum();
             scored.push((score, id.clone()));
         }
         scored.sort_by(best_first);
         scored.truncate(k);
         let ids: Vec<&str> = scored.iter().map(|(_, id)| id.as_str()).collect();
-        let mut winners = self.rows_by_id(&ids, true).await?;
+        let mut winners = self.rows_by_id(&ids).await?;
         let mut hits = Vec::with_capacity(scored.len());
         for (score, id) in scored {
             if let Some(row) = winners.remove(&id) {
@@ -865,7 +916,7 @@ impl SearchLegs for ChromaStore {
             .await?;
             let ids: Vec<String> = r.ids.into_iter().next().unwrap_or_default();
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let rows = self.rows_by_id(&refs, true).await?;
+            let rows = self.rows_by_id(&refs).await?;
             let mut hits = Vec::with_capacity(rows.len());
             for row in rows.values() {
                 let item = row.item()?;
@@ -903,27 +954,20 @@ impl ChromaStore {
     ) -> Result<Vec<SearchHit>> {
         let now = filter.effective_now();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let rows = self.rows_by_id(&refs, false).await?;
-        let mut scored: Vec<(f32, String)> = Vec::with_capacity(rows.len());
-        for (id, row) in &rows {
+        let rows = self.rows_by_id(&refs).await?;
+        let mut hits = Vec::with_capacity(rows.len());
+        for row in rows.values() {
             let item = row.item()?;
             if item.namespace != namespace || !filter.matches(&item, now) {
                 continue;
             }
             if let Some(e) = &item.embedding {
-                scored.push((cosine(vector, &e.vector), id.clone()));
+                let score = cosine(vector, &e.vector);
+                hits.push(leg_hit(item, score, RankedBy::Vector));
             }
         }
-        scored.sort_by(best_first);
-        scored.truncate(k);
-        let winners: Vec<&str> = scored.iter().map(|(_, id)| id.as_str()).collect();
-        let mut rows = self.rows_by_id(&winners, true).await?;
-        let mut hits = Vec::with_capacity(scored.len());
-        for (score, id) in scored {
-            if let Some(row) = rows.remove(&id) {
-                hits.push(leg_hit(row.item()?, score, RankedBy::Vector));
-            }
-        }
+        sort_hits(&mut hits);
+        hits.truncate(k);
         Ok(hits)
     }
 }
@@ -1027,10 +1071,7 @@ impl MemoryStore for ChromaStore {
     }
 
     async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
-        let rows = self
-            .rows_by_id(&[id], true)
-            .await
-            .map_err(|e| tag(e, "get"))?;
+        let rows = self.rows_by_id(&[id]).await.map_err(|e| tag(e, "get"))?;
         let item = match rows.get(id) {
             Some(row) => row.item().map_err(|e| tag(e, "get"))?,
             None => return Err(tag(Error::not_found(namespace, id), "get")),
@@ -1061,7 +1102,7 @@ impl MemoryStore for ChromaStore {
         filter.include_deleted = false;
         let _guard = self.inner.write.lock().await;
         let matched = self
-            .items_where(namespace, &filter, false, Vec::new())
+            .items_where(namespace, &filter, Vec::new())
             .await
             .map_err(|e| tag(e, "clear"))?;
         let ids: Vec<&str> = matched.iter().map(|i| i.id.as_str()).collect();
@@ -1154,7 +1195,7 @@ impl MemoryStore for ChromaStore {
             { "supby": { "$eq": id } },
         ] });
         let rows = self
-            .rows_where(w, true)
+            .rows_where(w)
             .await
             .map_err(|e| tag(e, "predecessors"))?;
         let mut out = Vec::with_capacity(rows.len());
@@ -1199,7 +1240,7 @@ impl MemoryStore for ChromaStore {
 
     async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
         let rows = self
-            .rows_where(json!({ "exp": { "$lte": now.as_millis() } }), false)
+            .rows_where(json!({ "exp": { "$lte": now.as_millis() } }))
             .await
             .map_err(|e| tag(e, "list_expired"))?;
         let mut out = Vec::with_capacity(rows.len());
@@ -1268,7 +1309,7 @@ impl MemoryStore for ChromaStore {
         let op = "delete_namespace";
         let _guard = self.inner.write.lock().await;
         let rows = self
-            .rows_where(json!({ "ns": { "$eq": namespace } }), true)
+            .rows_where(json!({ "ns": { "$eq": namespace } }))
             .await
             .map_err(|e| tag(e, op))?;
         let mut old = Vec::with_capacity(rows.len());

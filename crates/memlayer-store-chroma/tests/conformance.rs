@@ -28,6 +28,15 @@ impl Harness for PrefixHarness {
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(store))
     }
+
+    async fn cleanup(&self) {
+        if let Ok(url) = std::env::var("MEMLAYER_CHROMA_URL") {
+            let config = ChromaConfig::new(url).prefix(self.prefix.clone());
+            if let Ok(store) = ChromaStore::connect_with(config).await {
+                let _ = store.destroy().await;
+            }
+        }
+    }
 }
 
 fn prefix_harness() -> PrefixHarness {
