@@ -341,7 +341,7 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
     let model_id = embedder.as_ref().map(|e| e.model_id().to_owned());
     let mut rows = Vec::new();
     for backend in &args.backends {
-        let (store, _guard) = crate::stores::open_fresh(backend).await?;
+        let (store, guard) = crate::stores::open_fresh(backend).await?;
         let vectors = model_id.as_deref().zip(corpus_vectors.as_ref());
         let per_s = ingest(&store, &data, vectors).await?;
         for mode in &args.modes {
@@ -398,6 +398,7 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
             ));
         }
         store.close().await?;
+        guard.release().await;
     }
     print_table(&rows);
     if let Some(path) = &args.markdown {

@@ -28,8 +28,10 @@ async fn stores() -> Result<Vec<DynStore>> {
         );
     }
     for id in ["postgres", "redis", "chroma"] {
-        let (store, _guard) = crate::stores::open_fresh(id).await?;
+        let (store, guard) = crate::stores::open_fresh(id).await?;
         out.push(store);
+        // Only the capabilities are read, and they need no server.
+        guard.release().await;
     }
     Ok(out)
 }

@@ -6,16 +6,37 @@ use memlayer::DynStore;
 /// Keeps whatever backs a fresh store (a temporary directory) alive as long as it is held.
 pub struct Guard {
     _dir: Option<tempfile::TempDir>,
+    chroma: Option<memlayer::chroma::ChromaStore>,
+}
+
+impl Guard {
+    fn none() -> Self {
+        Guard {
+            _dir: None,
+            chroma: None,
+        }
+    }
+
+    /// Removes what the store left on its server (Chroma's collections; the other servers'
+    /// schemas and prefixes are cheap to leave); local files go when the guard drops.
+    pub async fn release(self) {
+        if let Some(store) = self.chroma {
+            let _ = store.destroy().await;
+        }
+    }
 }
 
 /// A fresh store of `backend`, empty, with a guard that removes its files when dropped.
 pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
     match backend {
-        "memory" => Ok((memlayer::open("memory").await?, Guard { _dir: None })),
+        "memory" => Ok((memlayer::open("memory").await?, Guard::none())),
         "sqlite" => {
             let dir = tempfile::tempdir()?;
             let url = format!("sqlite:{}", dir.path().join("eval.db").display());
-            Ok((memlayer::open(&url).await?, Guard { _dir: Some(dir) }))
+            Ok((memlayer::open(&url).await?, Guard {
+                    _dir: Some(dir),
+                    chroma: None,
+                }))
         }
         "postgres" => {
             let url = server_url("postgres", "MEMLAYER_POSTGRES_URL")?;
@@ -26,7 +47,7 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
                 config = config.keyword_ranking(memlayer::postgres::KeywordRanking::TsRankCd);
             }
             let store = memlayer::postgres::PostgresStore::connect_with(config).await?;
-            Ok((std::sync::Arc::new(store), Guard { _dir: None }))
+            Ok((std::sync::Arc::new(store), Guard::none()))
         }
         "redis" => {
             let url = server_url("redis", "MEMLAYER_REDIS_URL")?;
@@ -37,14 +58,18 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
                 config.scorer = scorer;
             }
             let store = memlayer::redis::RedisStore::connect_with(config).await?;
-            Ok((std::sync::Arc::new(store), Guard { _dir: None }))
+            Ok((std::sync::Arc::new(store), Guard::none()))
         }
         "chroma" => {
             let url = server_url("chroma", "MEMLAYER_CHROMA_URL")?;
             let prefix = format!("eval{}-", uuid::Uuid::now_v7().simple());
             let config = memlayer::chroma::ChromaConfig::new(url).prefix(prefix);
             let store = memlayer::chroma::ChromaStore::connect_with(config).await?;
-            Ok((std::sync::Arc::new(store), Guard { _dir: None }))
+            let guard = Guard {
+                _dir: None,
+                chroma: Some(store.clone()),
+            };
+            Ok((std::sync::Arc::new(store), guard))
         }
         other => bail!("backend {other:?} is not available to xtask yet"),
     }

@@ -52,8 +52,8 @@ pub struct ChromaConfig {
     pub hnsw_construction_ef: u32,
     /// HNSW search ef.
     pub hnsw_search_ef: u32,
-    /// A vector search whose filter selects at most this many vectors is scored exactly
-    /// instead of through HNSW.
+    /// When HNSW comes back short and the filter selects at most this many vectors, they are
+    /// scored exactly at once (otherwise HNSW is asked for more first).
     pub exact_below: usize,
 }
 
@@ -79,8 +79,8 @@ impl ChromaConfig {
         self
     }
 
-    /// Sets the size under which vector search scores exactly (0 sends every search through
-    /// HNSW, with the exact scan only as the fallback for a short answer).
+    /// Sets the size under which a short HNSW answer is replaced by an exact scan at once (0
+    /// makes HNSW retry with larger requests first, the exact scan being the last resort).
     pub fn exact_below(mut self, n: usize) -> Self {
         self.exact_below = n;
         self
@@ -884,11 +884,9 @@ impl SearchLegs for ChromaStore {
         let Some(w) = all(clauses) else {
             return Ok(Vec::new());
         };
-        // The filter's vectors, by id only: a narrow filter (or a zero query, where every
-        // cosine is 0) is scored exactly over them.
-        let candidates = self.ids_where(w.clone()).await?;
-        let zero = vector.iter().all(|x| *x == 0.0);
-        if candidates.len() <= self.inner.config.exact_below || zero {
+        if vector.iter().all(|x| *x == 0.0) {
+            // Every cosine with a zero query is 0: the ranking is by id alone.
+            let candidates = self.ids_where(w).await?;
             return self
                 .exact_vector(namespace, &candidates, vector, filter, k)
                 .await;
@@ -896,8 +894,10 @@ impl SearchLegs for ChromaStore {
         // HNSW pre-filtered by Chroma proposes candidates; the records (the truth) are read
         // back, re-checked and scored exactly, so a stale index entry can cost recall but
         // never a wrong answer. Chroma's filtered HNSW can come back short (measured: 1 of 12
-        // matches behind 300 duplicates); then the exact scan answers.
+        // matches behind 300 duplicates): then the filter's vectors are counted, and a narrow
+        // filter, or a short answer at the largest request, is scored by an exact scan.
         let mut fetch = k.max(10);
+        let mut candidates: Option<Vec<String>> = None;
         loop {
             self.check_open()?;
             let options = QueryOptions {
@@ -927,17 +927,26 @@ impl SearchLegs for ChromaStore {
                 let score = cosine(vector, &e.vector);
                 hits.push(leg_hit(item, score, RankedBy::Vector));
             }
-            if hits.len() >= k.min(candidates.len()) {
-                sort_hits(&mut hits);
-                hits.truncate(k);
-                return Ok(hits);
+            if hits.len() < k {
+                let all = match candidates.take() {
+                    Some(c) => c,
+                    None => self.ids_where(w.clone()).await?,
+                };
+                if hits.len() < all.len() {
+                    if all.len() <= self.inner.config.exact_below
+                        || fetch >= all.len()
+                        || fetch >= self.inner.max_batch
+                    {
+                        return self.exact_vector(namespace, &all, vector, filter, k).await;
+                    }
+                    candidates = Some(all);
+                    fetch = (fetch * 4).min(self.inner.max_batch);
+                    continue;
+                }
             }
-            if fetch >= candidates.len() || fetch >= self.inner.max_batch {
-                return self
-                    .exact_vector(namespace, &candidates, vector, filter, k)
-                    .await;
-            }
-            fetch = (fetch * 4).min(self.inner.max_batch);
+            sort_hits(&mut hits);
+            hits.truncate(k);
+            return Ok(hits);
         }
     }
 }
