@@ -33,10 +33,13 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
         "sqlite" => {
             let dir = tempfile::tempdir()?;
             let url = format!("sqlite:{}", dir.path().join("eval.db").display());
-            Ok((memlayer::open(&url).await?, Guard {
+            Ok((
+                memlayer::open(&url).await?,
+                Guard {
                     _dir: Some(dir),
                     chroma: None,
-                }))
+                },
+            ))
         }
         "postgres" => {
             let url = server_url("postgres", "MEMLAYER_POSTGRES_URL")?;
