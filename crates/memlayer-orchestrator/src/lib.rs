@@ -1,8 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod events;
 pub mod short_term;
+pub mod sweeper;
 pub mod window;
 
+pub use events::{EventSink, MemoryEvent, MemoryEventEmitter};
 pub use short_term::{Scope, ShortTermMemory};
+pub use sweeper::{SweepReport, Sweeper, SweeperHandle};
 pub use window::{CharsPerFour, TokenCounter, Window, WindowConfig};
