@@ -2,11 +2,13 @@
 #![warn(missing_docs)]
 
 pub mod events;
+pub mod long_term;
 pub mod short_term;
 pub mod sweeper;
 pub mod window;
 
 pub use events::{EventSink, MemoryEvent, MemoryEventEmitter};
+pub use long_term::{AddOutcome, ExtractionType, LongTermMemory, NewMemory, Triple};
 pub use short_term::{Scope, ShortTermMemory};
 pub use sweeper::{SweepReport, Sweeper, SweeperHandle};
 pub use window::{CharsPerFour, TokenCounter, Window, WindowConfig};

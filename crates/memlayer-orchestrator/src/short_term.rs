@@ -65,7 +65,7 @@ impl Scope {
         self
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.user.is_none() && self.session.is_none() && self.task.is_none() {
             return Err(Error::invalid(
                 "scope",
@@ -77,6 +77,15 @@ impl Scope {
 
     /// The filter selecting this scope's messages.
     pub fn filter(&self) -> Filter {
+        let mut f = self.owner_filter();
+        for kind in [Kind::System, Kind::Human, Kind::Ai, Kind::Tool] {
+            f = f.kind(kind);
+        }
+        f
+    }
+
+    /// The filter selecting everything this scope owns, of any kind.
+    pub fn owner_filter(&self) -> Filter {
         let is = |v: &Option<String>| match v {
             Some(v) => FieldMatch::Is(v.clone()),
             None => FieldMatch::Any,
@@ -89,13 +98,15 @@ impl Scope {
             Some(a) => FieldMatch::Is(a.clone()),
             None => FieldMatch::Unset,
         };
-        for kind in [Kind::System, Kind::Human, Kind::Ai, Kind::Tool] {
-            f = f.kind(kind);
-        }
         f
     }
 
-    fn stamp(&self, item: &mut MemoryItem) {
+    /// A stable, unambiguous key of the owner fields, for ids derived from them.
+    pub fn key(&self) -> String {
+        serde_json::json!([self.user, self.session, self.task, self.agent]).to_string()
+    }
+
+    pub(crate) fn stamp(&self, item: &mut MemoryItem) {
         let m = &mut item.metadata;
         m.user_id = self.user.clone();
         m.session_id = self.session.clone();
