@@ -2,13 +2,21 @@
 #![warn(missing_docs)]
 
 pub mod events;
+pub mod extraction;
+pub mod llm;
 pub mod long_term;
+pub mod rules;
 pub mod short_term;
 pub mod sweeper;
 pub mod window;
 
 pub use events::{EventSink, MemoryEvent, MemoryEventEmitter};
+pub use extraction::{
+    DeadLetter, Extractor, MemoryOrchestrator, OrchestratorConfig, TaskReport, TaskState,
+};
+pub use llm::{ChatClient, LlmExtractor};
 pub use long_term::{AddOutcome, ExtractionType, LongTermMemory, NewMemory, Triple};
+pub use rules::RuleExtractor;
 pub use short_term::{Scope, ShortTermMemory};
 pub use sweeper::{SweepReport, Sweeper, SweeperHandle};
 pub use window::{CharsPerFour, TokenCounter, Window, WindowConfig};

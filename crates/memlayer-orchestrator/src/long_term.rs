@@ -304,16 +304,24 @@ impl LongTermMemory {
             }
         }
         if let Some(threshold) = self.near_duplicate {
-            let request = SearchRequest::new(SearchMode::Vector)
+            // Hybrid, so a store that does not embed simply has no vector leg (a vector-mode
+            // request without a vector is an error); an embedding store embeds the text.
+            let request = SearchRequest::new(SearchMode::Hybrid)
                 .with_query(memory.content.clone())
                 .with_filter(scope.owner_filter().kind(kind))
-                .with_limit(1);
+                .with_limit(5);
             let hits = self.store.search(&self.namespace, &request).await?;
-            if let Some(hit) = hits.hits.first()
-                && hit.vector_score.is_some_and(|s| s >= threshold)
-                && hit.item.id != item.id
+            let nearest = hits
+                .hits
+                .iter()
+                .filter(|h| h.item.id != item.id)
+                .filter_map(|h| h.vector_score.map(|s| (s, &h.item.id)))
+                .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)));
+            if let Some((score, old_id)) = nearest
+                && score >= threshold
             {
-                return self.replace(item, &hit.item.id).await;
+                let old_id = old_id.clone();
+                return self.replace(item, &old_id).await;
             }
         }
         let stored = self.store.upsert(item).await?;
