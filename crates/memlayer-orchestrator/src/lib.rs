@@ -7,6 +7,7 @@ pub mod llm;
 pub mod long_term;
 pub mod rules;
 pub mod short_term;
+pub mod summary;
 pub mod sweeper;
 pub mod window;
 
@@ -18,5 +19,8 @@ pub use llm::{ChatClient, LlmExtractor};
 pub use long_term::{AddOutcome, ExtractionType, LongTermMemory, NewMemory, Triple};
 pub use rules::RuleExtractor;
 pub use short_term::{Scope, ShortTermMemory};
+pub use summary::{
+    ExtractiveSummarizer, LlmSummarizer, Summarizer, SummaryConfig, SummaryTemplate,
+};
 pub use sweeper::{SweepReport, Sweeper, SweeperHandle};
 pub use window::{CharsPerFour, TokenCounter, Window, WindowConfig};

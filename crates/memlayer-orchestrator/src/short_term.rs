@@ -75,10 +75,16 @@ impl Scope {
         Ok(())
     }
 
-    /// The filter selecting this scope's messages.
+    /// The filter selecting this scope's conversation: its messages and summaries.
     pub fn filter(&self) -> Filter {
         let mut f = self.owner_filter();
-        for kind in [Kind::System, Kind::Human, Kind::Ai, Kind::Tool] {
+        for kind in [
+            Kind::System,
+            Kind::Human,
+            Kind::Ai,
+            Kind::Tool,
+            Kind::Summary,
+        ] {
             f = f.kind(kind);
         }
         f
@@ -159,6 +165,16 @@ impl ShortTermMemory {
         &self.store
     }
 
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The tier messages are stored in.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
     /// Appends one message to the scope's conversation.
     ///
     /// # Errors
@@ -229,7 +245,8 @@ impl ShortTermMemory {
         self.store.upsert_many(items).await
     }
 
-    /// The whole conversation of a scope, oldest first.
+    /// The whole live conversation of a scope (messages and the current summary), oldest
+    /// first.
     ///
     /// # Errors
     /// The store's errors.

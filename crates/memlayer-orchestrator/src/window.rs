@@ -1,7 +1,8 @@
 //! Conversation windowing: which messages of a conversation go into the next prompt.
 //!
 //! A round starts at a human message and runs to the next one; messages before the first
-//! human message form a round of their own. System messages are always kept. Rounds are kept
+//! human message form a round of their own. System messages and the summary of older rounds
+//! are always kept. Rounds are kept
 //! or dropped whole, newest kept first, so an ai message never loses the results of its tool
 //! calls and a tool result never loses its call.
 
@@ -118,7 +119,8 @@ pub fn window(messages: &[MemoryItem], config: &WindowConfig) -> Window {
     let mut system_tokens = 0;
     for m in messages {
         let tokens = message_tokens(counter, m);
-        if m.kind == Kind::System {
+        // Systems and the summary of older rounds are always kept.
+        if matches!(m.kind, Kind::System | Kind::Summary) {
             round_of.push(None);
             system_tokens += tokens;
             continue;

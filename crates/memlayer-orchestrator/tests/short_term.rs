@@ -158,3 +158,96 @@ async fn short_term_on_sqlite_survives_a_restart() {
     assert_eq!(memory.clear(&scope).await.unwrap(), rounds().len() as u64);
     assert!(memory.messages(&scope).await.unwrap().is_empty());
 }
+
+async fn summarising(store: DynStore) {
+    use memlayer_orchestrator::{ExtractiveSummarizer, SummaryConfig};
+    use memlayer_store::{Filter, MemoryStoreExt};
+    let memory = ShortTermMemory::new(store.clone(), "sum");
+    let scope = Scope::user("u1");
+    let stored = memory.append_many(&scope, rounds()).await.unwrap();
+    let config = SummaryConfig::default()
+        .message_threshold(20)
+        .keep_recent(3);
+    let summarizer = ExtractiveSummarizer::default();
+    let before = memlayer_store::types::Timestamp::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let summary = memory
+        .summarize_if_needed(&scope, &config, &summarizer)
+        .await
+        .unwrap()
+        .expect("over the threshold");
+    assert_eq!(summary.kind, Kind::Summary);
+    assert!(
+        summary.content.contains("User: question 0"),
+        "{}",
+        summary.content
+    );
+    // The last three messages reach back to the start of their round: rounds 10 and 11 stay.
+    let live = memory.messages(&scope).await.unwrap();
+    let texts: Vec<&str> = live.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "You are a travel agent.",
+            summary.content.as_str(),
+            "question 10",
+            "answer 10",
+            "question 11",
+            "answer 11"
+        ]
+    );
+    // The window keeps the summary like a system message.
+    let w = memory
+        .window(&scope, &WindowConfig::new().max_rounds(1))
+        .await
+        .unwrap();
+    assert_eq!(w.messages.len(), 4);
+    // What it replaced is superseded, not lost: time travel shows it, lineage lists it.
+    let then = store
+        .list_all("sum", scope.filter().as_of(before))
+        .await
+        .unwrap();
+    assert_eq!(then.len(), stored.len());
+    let replaced = store.predecessors("sum", &summary.id).await.unwrap();
+    // Everything but the system message and the four kept messages.
+    assert_eq!(replaced.len(), stored.len() - 5);
+    // Below the threshold now: nothing to do. A second summary later rolls the first in.
+    assert!(
+        memory
+            .summarize_if_needed(&scope, &config, &summarizer)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    memory
+        .append_many(&scope, rounds()[1..].to_vec())
+        .await
+        .unwrap();
+    let second = memory
+        .summarize_if_needed(&scope, &config, &summarizer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(second.content.starts_with(&summary.content));
+    let summaries = store
+        .list_all("sum", Filter::new().kind(Kind::Summary))
+        .await
+        .unwrap();
+    assert_eq!(
+        summaries.len(),
+        1,
+        "the first summary is superseded by the second"
+    );
+}
+
+#[tokio::test]
+async fn summaries_on_memory() {
+    summarising(Arc::new(InMemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn summaries_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db")).await.unwrap();
+    summarising(Arc::new(store)).await;
+}
