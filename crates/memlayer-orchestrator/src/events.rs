@@ -16,7 +16,8 @@ use memlayer_store::{
 use tokio::sync::broadcast;
 
 /// What happened.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum MemoryEvent {
     /// Items were written for the first time (version 1).

@@ -5,6 +5,8 @@ pub mod events;
 pub mod extraction;
 pub mod llm;
 pub mod long_term;
+#[cfg(feature = "redis-streams")]
+pub mod redis_sink;
 pub mod rules;
 pub mod short_term;
 pub mod summary;
@@ -17,6 +19,8 @@ pub use extraction::{
 };
 pub use llm::{ChatClient, LlmExtractor};
 pub use long_term::{AddOutcome, ExtractionType, LongTermMemory, NewMemory, Triple};
+#[cfg(feature = "redis-streams")]
+pub use redis_sink::RedisStreamSink;
 pub use rules::RuleExtractor;
 pub use short_term::{Scope, ShortTermMemory};
 pub use summary::{

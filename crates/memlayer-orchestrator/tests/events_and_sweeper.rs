@@ -202,3 +202,44 @@ async fn sweeping_on_sqlite() {
         .unwrap();
     sweeping(Arc::new(store)).await;
 }
+
+/// The Redis Streams sink against the real Redis of `MEMLAYER_REDIS_URL`.
+#[cfg(feature = "redis-streams")]
+#[tokio::test]
+async fn redis_stream_sink_keeps_a_bounded_log() {
+    use memlayer_orchestrator::RedisStreamSink;
+    let Ok(url) = std::env::var("MEMLAYER_REDIS_URL") else {
+        let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
+            v.split(',')
+                .any(|b| b.trim() == "redis" || b.trim() == "all")
+        });
+        assert!(
+            !required,
+            "MEMLAYER_REDIS_URL is unset but redis is required"
+        );
+        eprintln!("skipping the Redis Streams sink: set MEMLAYER_REDIS_URL");
+        return;
+    };
+    let key = format!("memlayer-test-events-{}", Timestamp::now().as_millis());
+    let sink = Arc::new(RedisStreamSink::connect(&url, key, 1000).await.unwrap());
+    let emitter = MemoryEventEmitter::new(Arc::new(InMemoryStore::new()), 16);
+    emitter.add_sink(sink.clone());
+    emitter.upsert(fact("a", "alpha")).await.unwrap();
+    emitter.delete("ev", "a").await.unwrap();
+    let log = sink.read_all().await.unwrap();
+    assert_eq!(
+        log,
+        [
+            MemoryEvent::Added {
+                namespace: "ev".into(),
+                ids: vec!["a".into()],
+            },
+            MemoryEvent::Deleted {
+                namespace: "ev".into(),
+                ids: vec!["a".into()],
+                count: 1,
+            },
+        ]
+    );
+    assert_eq!(sink.failed(), 0);
+}

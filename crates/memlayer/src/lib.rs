@@ -9,6 +9,13 @@ pub mod embed {
 }
 pub use memlayer_types::{Embedding, Kind, MemoryItem, Metadata, Status, Tier, Timestamp};
 
+/// The agent-facing layer: conversation windows, long-term memory, extraction, summaries,
+/// events and sweeping.
+#[cfg(feature = "orchestrator")]
+pub mod orchestrator {
+    pub use memlayer_orchestrator::*;
+}
+
 /// The in-memory backend.
 #[cfg(feature = "memory")]
 pub mod memory {
