@@ -59,7 +59,7 @@ fn round(r: usize) -> Vec<MemoryItem> {
         _ => format!("Question number {r} about flats."),
     };
     let mut out = vec![human(&said)];
-    if r % 4 == 0 {
+    if r.is_multiple_of(4) {
         out.push(ai("").with_tool_calls(vec![
             json!({"id": format!("c{r}a"), "name": "search_flats", "args": {"round": r}}),
             json!({"id": format!("c{r}b"), "name": "check_prices", "args": {"round": r}}),
