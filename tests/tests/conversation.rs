@@ -8,11 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use memlayer::orchestrator::{
-    ExtractionType, ExtractiveSummarizer, LongTermMemory, MemoryEvent, MemoryEventEmitter,
-    MemoryOrchestrator, OrchestratorConfig, RuleExtractor, Scope, ShortTermMemory, SummaryConfig,
-    Sweeper, TaskState, WindowConfig,
+    DecayPolicy, ExtractionType, ExtractiveSummarizer, LongTermMemory, MemoryEvent,
+    MemoryEventEmitter, MemoryOrchestrator, OrchestratorConfig, RuleExtractor, Scope,
+    ShortTermMemory, SummaryConfig, Sweeper, TaskState, WindowConfig,
 };
 use memlayer::{DynStore, Filter, Kind, MemoryItem, MemoryStoreExt, Timestamp};
 use serde_json::json;
@@ -231,6 +232,27 @@ async fn scenario(backend: &str, store: DynStore) {
     assert!(expired >= 3, "{backend}");
     let live = store.list_all("chat", Filter::new()).await.unwrap();
     assert_eq!(live.len(), w.messages.len(), "{backend}");
+
+    // Decay on the same schedule: one half-life later, idle memories weigh half as much.
+    let decay = Sweeper::new(store.clone())
+        .every(Duration::from_secs(3600))
+        .decay(DecayPolicy {
+            half_life: Duration::from_secs(3600),
+            idle_after: Duration::ZERO,
+            floor: 0.1,
+        })
+        .sweep_once(Timestamp::from_millis(Timestamp::now().as_millis() + 1_000))
+        .await
+        .unwrap();
+    assert!(decay.decayed > 0, "{backend}: {decay:?}");
+    let name = ltm
+        .list(&owner, Some(ExtractionType::UserProfile))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.content.contains("Sam"))
+        .unwrap();
+    assert!((name.importance - 0.25).abs() < 1e-6, "{backend}: {name:?}");
 }
 
 fn runtime() -> tokio::runtime::Runtime {

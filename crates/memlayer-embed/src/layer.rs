@@ -142,6 +142,18 @@ impl MemoryStore for EmbeddingStore {
         self.inner.reinforce(namespace, ids, at).await
     }
 
+    async fn decay(
+        &self,
+        namespace: &str,
+        idle_before: Timestamp,
+        factor: f32,
+        floor: f32,
+    ) -> Result<u64> {
+        self.inner
+            .decay(namespace, idle_before, factor, floor)
+            .await
+    }
+
     async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
         self.inner.list_expired(now, limit).await
     }

@@ -57,6 +57,13 @@ pub enum MemoryEvent {
         /// How many.
         count: u64,
     },
+    /// Idle items' scores decayed.
+    Decayed {
+        /// Namespace.
+        namespace: String,
+        /// How many items.
+        count: u64,
+    },
     /// An expired item was swept.
     Expired {
         /// Namespace.
@@ -246,6 +253,27 @@ impl MemoryStore for MemoryEventEmitter {
         let n = self.inner.reinforce(namespace, ids, at).await?;
         if n > 0 {
             self.updated(namespace, ids.to_vec()).await;
+        }
+        Ok(n)
+    }
+
+    async fn decay(
+        &self,
+        namespace: &str,
+        idle_before: Timestamp,
+        factor: f32,
+        floor: f32,
+    ) -> Result<u64> {
+        let n = self
+            .inner
+            .decay(namespace, idle_before, factor, floor)
+            .await?;
+        if n > 0 {
+            self.emit(MemoryEvent::Decayed {
+                namespace: namespace.to_owned(),
+                count: n,
+            })
+            .await;
         }
         Ok(n)
     }

@@ -26,5 +26,5 @@ pub use short_term::{Scope, ShortTermMemory};
 pub use summary::{
     ExtractiveSummarizer, LlmSummarizer, Summarizer, SummaryConfig, SummaryTemplate,
 };
-pub use sweeper::{SweepReport, Sweeper, SweeperHandle};
+pub use sweeper::{DecayPolicy, SweepReport, Sweeper, SweeperHandle};
 pub use window::{CharsPerFour, TokenCounter, Window, WindowConfig};

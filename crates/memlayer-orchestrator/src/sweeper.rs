@@ -1,4 +1,5 @@
-//! The background sweeper: hard-deletes expired items, race-safely, on a schedule.
+//! The background sweeper: hard-deletes expired items, race-safely, and decays the scores of
+//! idle items, on a schedule.
 //!
 //! Each pass lists the items expired at the pass's instant and deletes each with
 //! `delete_if_expired_before(cutoff = that instant)`: an item whose expiry a writer slid
@@ -23,6 +24,8 @@ pub struct SweepReport {
     pub deleted: u64,
     /// Items no longer expired (or gone) when their turn came.
     pub raced: u64,
+    /// Items whose importance or confidence decayed.
+    pub decayed: u64,
 }
 
 impl SweepReport {
@@ -31,15 +34,40 @@ impl SweepReport {
         self.found += other.found;
         self.deleted += other.deleted;
         self.raced += other.raced;
+        self.decayed += other.decayed;
     }
 }
 
-/// Sweeps expired items out of a store.
+/// How idle items lose weight: importance and confidence halve every `half_life` of the
+/// sweeper's schedule, for items idle (not accessed, or never accessed since creation) for at
+/// least `idle_after`, never below `floor`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DecayPolicy {
+    /// The time over which scores halve.
+    pub half_life: Duration,
+    /// How long an item must have been idle to decay.
+    pub idle_after: Duration,
+    /// The lowest score decay leads to.
+    pub floor: f32,
+}
+
+impl DecayPolicy {
+    /// The factor of one pass `interval` apart: `0.5^(interval / half_life)`.
+    pub fn factor(&self, interval: Duration) -> f32 {
+        if self.half_life.is_zero() {
+            return 0.0;
+        }
+        0.5f64.powf(interval.as_secs_f64() / self.half_life.as_secs_f64()) as f32
+    }
+}
+
+/// Sweeps expired items out of a store, and decays idle ones.
 #[derive(Clone, Debug)]
 pub struct Sweeper {
     store: DynStore,
     interval: Duration,
     batch: usize,
+    decay: Option<DecayPolicy>,
 }
 
 impl Sweeper {
@@ -50,6 +78,7 @@ impl Sweeper {
             store,
             interval: Duration::from_secs(60),
             batch: 500,
+            decay: None,
         }
     }
 
@@ -59,13 +88,20 @@ impl Sweeper {
         self
     }
 
+    /// Also decays idle items on every pass.
+    pub fn decay(mut self, policy: DecayPolicy) -> Self {
+        self.decay = Some(policy);
+        self
+    }
+
     /// Sets how many expired items one listing reads.
     pub fn batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
         self
     }
 
-    /// One pass at `now`: deletes everything expired at `now`.
+    /// One pass at `now`: deletes everything expired at `now`, then (with a decay policy)
+    /// decays every namespace's idle items by one interval's factor.
     ///
     /// # Errors
     /// The store's errors (a racing item is counted, not an error).
@@ -95,9 +131,23 @@ impl Sweeper {
             }
             // A full listing may hide more; a listing that deleted nothing would repeat itself.
             if listed < self.batch || !progress {
-                return Ok(report);
+                break;
             }
         }
+        if let Some(policy) = self.decay {
+            let factor = policy.factor(self.interval);
+            let idle_before =
+                Timestamp::from_millis(now.as_millis().saturating_sub(
+                    i64::try_from(policy.idle_after.as_millis()).unwrap_or(i64::MAX),
+                ));
+            for ns in self.store.list_namespaces().await? {
+                report.decayed += self
+                    .store
+                    .decay(&ns, idle_before, factor, policy.floor)
+                    .await?;
+            }
+        }
+        Ok(report)
     }
 
     /// Runs passes in the background until [`SweeperHandle::stop`].

@@ -118,6 +118,7 @@ async fn sweeping(store: DynStore) {
             found: 25,
             deleted: 25,
             raced: 0,
+            decayed: 0,
         }
     );
     assert_eq!(emitter.count("sw", Default::default()).await.unwrap(), 1);
@@ -177,6 +178,54 @@ async fn sweeping(store: DynStore) {
         emitter.get("sw", "short").await.unwrap_err().kind(),
         ErrorKind::NotFound
     );
+}
+
+async fn decaying(store: DynStore) {
+    use memlayer_orchestrator::DecayPolicy;
+    let emitter = Arc::new(MemoryEventEmitter::new(store, 64));
+    let mut rx = emitter.subscribe();
+    let now = Timestamp::now();
+    let long_ago = Timestamp::from_millis(now.as_millis() - 7 * 24 * 3600 * 1000);
+    emitter
+        .upsert(
+            fact("old", "old news")
+                .with_created_at(long_ago)
+                .with_importance(0.8),
+        )
+        .await
+        .unwrap();
+    emitter
+        .upsert(fact("new", "fresh news").with_importance(0.8))
+        .await
+        .unwrap();
+    let policy = DecayPolicy {
+        half_life: Duration::from_secs(3600),
+        idle_after: Duration::from_secs(24 * 3600),
+        floor: 0.1,
+    };
+    assert!((policy.factor(Duration::from_secs(3600)) - 0.5).abs() < 1e-6);
+    let sweeper = Sweeper::new(emitter.clone())
+        .every(Duration::from_secs(3600))
+        .decay(policy);
+    let report = sweeper.sweep_once(now).await.unwrap();
+    assert_eq!(report.decayed, 1);
+    let old = emitter.get("ev", "old").await.unwrap();
+    assert!((old.importance - 0.4).abs() < 1e-6, "{old:?}");
+    assert!((emitter.get("ev", "new").await.unwrap().importance - 0.8).abs() < 1e-6);
+    let decayed = std::iter::from_fn(|| rx.try_recv().ok())
+        .filter(|e| matches!(e, MemoryEvent::Decayed { count: 1, .. }))
+        .count();
+    assert_eq!(decayed, 1);
+}
+
+#[tokio::test]
+async fn decay_on_memory() {
+    decaying(Arc::new(InMemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn decay_on_sqlite() {
+    decaying(Arc::new(SqliteStore::open_in_memory().await.unwrap())).await;
 }
 
 #[tokio::test]

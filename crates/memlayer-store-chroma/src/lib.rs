@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chromadb::client::{ChromaAuthMethod, ChromaClient, ChromaClientOptions};
 use chromadb::collection::{ChromaCollection, CollectionEntries, GetOptions, QueryOptions};
-use memlayer_store::lifecycle::{merge_upsert, reinforce_item, touch};
+use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
 use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
 use memlayer_store::ranking::bm25::{self, Bm25Params};
 use memlayer_store::ranking::fusion::sort_hits;
@@ -1244,6 +1244,40 @@ impl MemoryStore for ChromaStore {
             .collect();
         let n = changes.len() as u64;
         self.apply(changes).await.map_err(|e| tag(e, "reinforce"))?;
+        Ok(n)
+    }
+
+    async fn decay(
+        &self,
+        namespace: &str,
+        idle_before: Timestamp,
+        factor: f32,
+        floor: f32,
+    ) -> Result<u64> {
+        let op = "decay";
+        limits::check_decay(factor, floor).map_err(|e| tag(e, op))?;
+        let _guard = self.inner.write.lock().await;
+        let w = json!({ "$and": [
+            { "ns": { "$eq": namespace } },
+            { "del": { "$eq": false } },
+        ] });
+        let rows = self.rows_where(w).await.map_err(|e| tag(e, op))?;
+        let mut changes = Vec::new();
+        for row in rows.into_values() {
+            let item = row.item().map_err(|e| tag(e, op))?;
+            if item.namespace != namespace || item.deleted || !is_idle(&item, idle_before) {
+                continue;
+            }
+            let mut new = item.clone();
+            if decay_item(&mut new, factor, floor) {
+                changes.push(Change {
+                    old: Some((item, row.meta)),
+                    new: Some(new),
+                });
+            }
+        }
+        let n = changes.len() as u64;
+        self.apply(changes).await.map_err(|e| tag(e, op))?;
         Ok(n)
     }
 

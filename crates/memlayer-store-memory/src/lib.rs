@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use memlayer_store::lifecycle::{merge_upsert, reinforce_item, touch};
+use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
 use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
 use memlayer_store::ranking::bm25::Bm25Index;
 use memlayer_store::ranking::vector::{TopK, cosine_with_norms, norm};
@@ -429,6 +429,32 @@ impl MemoryStore for InMemoryStore {
                 && !s.item.deleted
             {
                 reinforce_item(&mut s.item, at);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn decay(
+        &self,
+        namespace: &str,
+        idle_before: Timestamp,
+        factor: f32,
+        floor: f32,
+    ) -> Result<u64> {
+        limits::check_decay(factor, floor).map_err(|e| tag(e, "decay"))?;
+        let mut state = self.write()?;
+        let ids: Vec<String> = match state.namespaces.get(namespace) {
+            Some(ns) => ns.ids.iter().cloned().collect(),
+            None => return Ok(0),
+        };
+        let mut n = 0;
+        for id in ids {
+            if let Some(s) = state.items.get_mut(&id)
+                && !s.item.deleted
+                && is_idle(&s.item, idle_before)
+                && decay_item(&mut s.item, factor, floor)
+            {
                 n += 1;
             }
         }

@@ -879,6 +879,35 @@ impl MemoryStore for PostgresStore {
         Ok(n)
     }
 
+    async fn decay(
+        &self,
+        namespace: &str,
+        idle_before: Timestamp,
+        factor: f32,
+        floor: f32,
+    ) -> Result<u64> {
+        limits::check_decay(factor, floor).map_err(|e| tag(e, "decay"))?;
+        let client = self.client("decay").await?;
+        // One statement: each row is updated from its current scores (float4 arithmetic, as
+        // in Rust), so a concurrent write is never lost.
+        let n = client
+            .execute(
+                &format!(
+                    "UPDATE {}.items SET \
+                     importance = CASE WHEN importance > $3 THEN GREATEST($3, importance * $2) ELSE importance END, \
+                     confidence = CASE WHEN confidence > $3 THEN GREATEST($3, confidence * $2) ELSE confidence END \
+                     WHERE namespace = $1 AND NOT deleted \
+                     AND COALESCE(last_accessed_at, created_at) < $4 \
+                     AND (importance > $3 OR confidence > $3)",
+                    self.s()
+                ),
+                &[&namespace, &factor, &floor, &idle_before.as_millis()],
+            )
+            .await
+            .map_err(|e| tag(map_pg(e), "decay"))?;
+        Ok(n)
+    }
+
     async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
         let client = self.client("list_expired").await?;
         let rows = client

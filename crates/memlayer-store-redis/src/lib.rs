@@ -1713,6 +1713,43 @@ impl MemoryStore for RedisStore {
         Ok(n)
     }
 
+    async fn decay(
+        &self,
+        namespace: &str,
+        idle_before: Timestamp,
+        factor: f32,
+        floor: f32,
+    ) -> Result<u64> {
+        limits::check_decay(factor, floor).map_err(|e| tag(e, "decay"))?;
+        let query = format!("@t_ns:{{{}}} @t_del:{{n}}", token(namespace));
+        let docs = self
+            .all_docs_returning(&query, &["id"])
+            .await
+            .map_err(|e| tag(e, "decay"))?;
+        let mut n = 0;
+        for d in docs {
+            let Some(id) = d.text("id") else { continue };
+            // The script re-checks everything and decays from the current scores.
+            let r = self
+                .eval(
+                    scripts::DECAY,
+                    vec![self.key(&id)],
+                    vec![
+                        namespace.into(),
+                        idle_before.as_millis().to_string().into(),
+                        factor.to_string().into(),
+                        floor.to_string().into(),
+                    ],
+                )
+                .await
+                .map_err(|e| tag(e, "decay"))?;
+            if r.as_i64() == Some(1) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
         let (_, docs) = self
             .search_docs(

@@ -160,3 +160,26 @@ end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 return 1
 "#;
+
+/// Decays KEYS[1] if it lives in ARGV[1], is not deleted and is idle before ARGV[2] (last
+/// access, or creation): scores above ARGV[4] are multiplied by ARGV[3], never below ARGV[4].
+/// Returns 1 when a score changed, else 0.
+pub(crate) const DECAY: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'namespace', 'deleted', 'last_accessed_at', 'created_at', 'importance', 'confidence')
+if v[1] ~= ARGV[1] or v[2] ~= '0' then return 0 end
+local last = v[3]
+if not last or last == '' then last = v[4] end
+if tonumber(last) >= tonumber(ARGV[2]) then return 0 end
+local f, floor = tonumber(ARGV[3]), tonumber(ARGV[4])
+local function decayed(x)
+  if x <= floor then return x end
+  local y = x * f
+  if y < floor then y = floor end
+  return y
+end
+local i0, c0 = tonumber(v[5]), tonumber(v[6])
+local i1, c1 = decayed(i0), decayed(c0)
+if i1 == i0 and c1 == c0 then return 0 end
+redis.call('HSET', KEYS[1], 'importance', string.format('%.9g', i1), 'imp', string.format('%.17g', i1), 'confidence', string.format('%.9g', c1))
+return 1
+"#;

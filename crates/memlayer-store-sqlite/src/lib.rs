@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use memlayer_store::lifecycle::{merge_upsert, reinforce_item};
+use memlayer_store::lifecycle::{decayed, merge_upsert, reinforce_item};
 use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
 use memlayer_store::ranking::text;
 use memlayer_store::search::{SearchLegs, leg_hit, run_search};
@@ -694,6 +694,59 @@ impl MemoryStore for SqliteStore {
                     item.expires_at.map(|t| t.as_millis()),
                     id
                 ])
+                .map_err(map_sqlite)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn decay(
+        &self,
+        namespace: &str,
+        idle_before: Timestamp,
+        factor: f32,
+        floor: f32,
+    ) -> Result<u64> {
+        limits::check_decay(factor, floor).map_err(|e| tag(e, "decay"))?;
+        let ns = namespace.to_owned();
+        // Computed in Rust (the memory backend's f32 arithmetic) inside the one write
+        // transaction, so no write can slip between the read and the update.
+        self.write_tx("decay", move |conn| {
+            let rows: Vec<(String, f32, f32)> = conn
+                .prepare_cached(
+                    "SELECT id, importance, confidence FROM items \
+                     WHERE namespace = ?1 AND deleted = 0 \
+                     AND coalesce(last_accessed_at, created_at) < ?2 \
+                     AND (importance > ?3 OR confidence > ?3)",
+                )
+                .map_err(map_sqlite)?
+                .query_map(
+                    params![ns, idle_before.as_millis(), f64::from(floor)],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get::<_, f64>(1)? as f32,
+                            r.get::<_, f64>(2)? as f32,
+                        ))
+                    },
+                )
+                .map_err(map_sqlite)?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(map_sqlite)?;
+            let mut n = 0;
+            for (id, importance, confidence) in rows {
+                let i = decayed(importance, factor, floor);
+                let c = decayed(confidence, factor, floor);
+                if i == importance && c == confidence {
+                    continue;
+                }
+                conn.prepare_cached(
+                    "UPDATE items SET importance = ?1, confidence = ?2 WHERE id = ?3",
+                )
+                .map_err(map_sqlite)?
+                .execute(params![f64::from(i), f64::from(c), id])
                 .map_err(map_sqlite)?;
                 n += 1;
             }

@@ -77,6 +77,32 @@ pub fn touch(item: &mut MemoryItem, now: Timestamp) {
     ));
 }
 
+/// One score after a decay: multiplied by `factor` but not below `floor`, unless it was at or
+/// below the floor already.
+pub fn decayed(score: f32, factor: f32, floor: f32) -> f32 {
+    if score <= floor {
+        score
+    } else {
+        (score * factor).max(floor)
+    }
+}
+
+/// Whether `item` is idle since before `idle_before`: last accessed (or, never accessed,
+/// created) earlier.
+pub fn is_idle(item: &MemoryItem, idle_before: Timestamp) -> bool {
+    item.last_accessed_at.unwrap_or(item.created_at) < idle_before
+}
+
+/// Decays an item's scores in place (see `MemoryStore::decay`); returns whether they changed.
+pub fn decay_item(item: &mut MemoryItem, factor: f32, floor: f32) -> bool {
+    let importance = decayed(item.importance, factor, floor);
+    let confidence = decayed(item.confidence, factor, floor);
+    let changed = importance != item.importance || confidence != item.confidence;
+    item.importance = importance;
+    item.confidence = confidence;
+    changed
+}
+
 /// Applies one reinforcement at `at` to `item`.
 ///
 /// The expiry of an item that expires slides to `at` plus the tier's time to live (or, for a

@@ -338,3 +338,19 @@ pub fn check_list(request: &ListRequest) -> Result<()> {
     check_limit(request.effective_limit())?;
     check_filter(&request.filter)
 }
+
+/// Validates the arguments of a decay.
+///
+/// # Errors
+/// `InvalidInput` naming `factor` or `floor` when not a finite number in 0..=1.
+pub fn check_decay(factor: f32, floor: f32) -> Result<()> {
+    for (field, v) in [("factor", factor), ("floor", floor)] {
+        if !v.is_finite() || !(0.0..=1.0).contains(&v) {
+            return Err(Error::invalid(
+                field,
+                format!("is {v}, must be within 0..=1"),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -129,6 +129,26 @@ pub trait MemoryStore: Send + Sync + Debug + 'static {
     /// Missing ids are ignored; returns how many items were reinforced.
     async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64>;
 
+    /// Decays the scores of the namespace's items idle since before `idle_before` (last
+    /// access, or creation when never accessed), soft-deleted items aside.
+    ///
+    /// # Behavior
+    /// - Each of importance and confidence above `floor` is multiplied by `factor` and never
+    ///   goes below `floor`; a score at or below the floor is left as it is.
+    /// - One atomic update per item, applied to its current scores, so a concurrent write is
+    ///   never lost. Like `reinforce` it is bookkeeping: `version` and `updated_at` stay.
+    /// - Returns how many items changed.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming `factor` or `floor` when outside 0..=1.
+    async fn decay(
+        &self,
+        namespace: &str,
+        idle_before: Timestamp,
+        factor: f32,
+        floor: f32,
+    ) -> Result<u64>;
+
     /// Items of every namespace whose expiry is at or before `now`, soonest first.
     async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>>;
 

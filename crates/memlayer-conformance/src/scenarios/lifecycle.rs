@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use memlayer_store::types::{Tier, Timestamp};
-use memlayer_store::{ErrorKind, Filter, ListRequest, SearchRequest};
+use memlayer_store::{ErrorKind, Filter, ListRequest, MemoryStoreExt, SearchRequest};
 
 use crate::{Ctx, expect_err, fact, hit_ids, item_ids};
 
@@ -168,6 +168,107 @@ pub async fn lifecycle_reinforce(ctx: Ctx) {
         0
     );
     assert_eq!(s.get(&ctx.ns, "w").await.unwrap().access_count, 2);
+}
+
+/// Decay scales the scores of idle items towards a floor, atomically, without a version bump.
+pub async fn lifecycle_decay(ctx: Ctx) {
+    let s = &ctx.store;
+    let idle = s
+        .upsert(
+            fact(&ctx.ns, "idle", "x")
+                .with_created_at(crate::at(0))
+                .with_importance(0.8)
+                .with_confidence(0.9),
+        )
+        .await
+        .unwrap();
+    s.upsert(
+        fact(&ctx.ns, "low", "x")
+            .with_created_at(crate::at(0))
+            .with_importance(0.1)
+            .with_confidence(0.3),
+    )
+    .await
+    .unwrap();
+    s.upsert(
+        fact(&ctx.ns, "fresh", "x")
+            .with_created_at(crate::at(0))
+            .with_importance(0.8),
+    )
+    .await
+    .unwrap();
+    s.reinforce(&ctx.ns, &["fresh".to_owned()], crate::at(600))
+        .await
+        .unwrap();
+    s.upsert(fact(&ctx.ns, "young", "x").with_created_at(crate::at(900)))
+        .await
+        .unwrap();
+    s.upsert(fact(&ctx.ns, "gone", "x").with_tag("bye"))
+        .await
+        .unwrap();
+    let cleared = s
+        .clear(
+            &ctx.ns,
+            &memlayer_store::ClearRequest::matching(Filter::new().tag("bye")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared, 1);
+    let other = ctx.other_ns("decay");
+    s.upsert(fact(&other, "elsewhere", "x").with_created_at(crate::at(0)))
+        .await
+        .unwrap();
+    // Idle before at(300): idle and low (fresh was accessed later, young created later).
+    let n = s.decay(&ctx.ns, crate::at(300), 0.5, 0.2).await.unwrap();
+    assert_eq!(n, 2, "idle (both scores) and low (confidence only) change");
+    let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+    let i = s.get(&ctx.ns, "idle").await.unwrap();
+    assert!(
+        close(i.importance, 0.4) && close(i.confidence, 0.45),
+        "{i:?}"
+    );
+    assert_eq!(i.version, idle.version, "decay is bookkeeping, not a write");
+    assert_eq!(i.updated_at, idle.updated_at);
+    let l = s.get(&ctx.ns, "low").await.unwrap();
+    assert!(close(l.importance, 0.1), "below the floor stays: {l:?}");
+    assert!(close(l.confidence, 0.2), "never below the floor: {l:?}");
+    for (untouched, importance) in [("fresh", 0.8), ("young", 0.5)] {
+        let u = s.get(&ctx.ns, untouched).await.unwrap();
+        assert!(
+            close(u.importance, importance) && close(u.confidence, 1.0),
+            "{u:?}"
+        );
+    }
+    let deleted = s
+        .list_all(&ctx.ns, Filter::new().include_deleted(true).tag("bye"))
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert!(
+        close(deleted[0].confidence, 1.0),
+        "soft-deleted items are left"
+    );
+    let e = s.get(&other, "elsewhere").await.unwrap();
+    assert!(close(e.confidence, 1.0), "another namespace is untouched");
+    // Again: idle halves once more, low is at its floors.
+    assert_eq!(s.decay(&ctx.ns, crate::at(300), 0.5, 0.2).await.unwrap(), 1);
+    let i = s.get(&ctx.ns, "idle").await.unwrap();
+    assert!(
+        close(i.importance, 0.2) && close(i.confidence, 0.225),
+        "{i:?}"
+    );
+    // Bad arguments name the field and change nothing.
+    let msg = expect_err(
+        s.decay(&ctx.ns, crate::at(300), 1.5, 0.2).await,
+        ErrorKind::InvalidInput,
+    );
+    assert!(msg.contains("factor"), "{msg}");
+    let msg = expect_err(
+        s.decay(&ctx.ns, crate::at(300), 0.5, f32::NAN).await,
+        ErrorKind::InvalidInput,
+    );
+    assert!(msg.contains("floor"), "{msg}");
+    assert!(close(s.get(&ctx.ns, "idle").await.unwrap().importance, 0.2));
 }
 
 /// 30. Supersede hides the item and stamps valid_to; as_of before shows it; restore undoes both; predecessors lists replaced ids.

@@ -68,6 +68,7 @@ macro_rules! __for_each_scenario {
             lifecycle_expired_hidden [] "27. Expired items are hidden by default and shown with include_expired; now overrides the clock.";
             lifecycle_delete_if_expired_before [] "28. delete-if-expired-before deletes only if still expired at the cutoff; NotFound otherwise.";
             lifecycle_reinforce [] "29. Reinforce adds 1 to access_count, sets last_accessed_at, slides only expiring items, ignores missing ids.";
+            lifecycle_decay [] "Decay scales importance and confidence of idle items towards a floor, atomically, without a version bump; bad arguments name the field.";
             lifecycle_supersede_and_time_travel [] "30. Supersede hides the item and stamps valid_to; as_of before shows it; restore undoes both; predecessors lists replaced ids.";
             concurrency_mixed_operations [] "31. 8 tasks x 25 mixed operations finish with no error but NotFound on racing deletes, and final counts are exact.";
             concurrency_same_id_no_lost_update [] "32. 16 concurrent upserts of one id end with version 17 (Conflicts retried), never a silent loss.";
