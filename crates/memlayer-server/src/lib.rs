@@ -1,0 +1,590 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod error;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use memlayer::orchestrator::{
+    AddOutcome, ExtractionType, LongTermMemory, NewMemory, Scope, ShortTermMemory, Triple,
+    WindowConfig,
+};
+use memlayer::{
+    ClearRequest, CountOptions, DynStore, ListRequest, MemoryItem, SearchRequest, Timestamp,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use error::ApiError;
+
+/// Who may touch which namespaces.
+#[derive(Clone, Debug, Default)]
+pub enum Auth {
+    /// No check at all: for local use, chosen explicitly.
+    #[default]
+    Disabled,
+    /// Bearer token -> the namespaces it may touch (`*` for all).
+    Tokens(HashMap<String, Vec<String>>),
+}
+
+impl Auth {
+    /// Parses `token=ns1,ns2;token2=*`.
+    ///
+    /// # Errors
+    /// A message naming the malformed entry.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (token, namespaces) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("token entry {entry:?} is not token=namespace,..."))?;
+            let namespaces: Vec<String> = namespaces
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if token.trim().is_empty() || namespaces.is_empty() {
+                return Err(format!(
+                    "token entry {entry:?} needs a token and a namespace"
+                ));
+            }
+            map.insert(token.trim().to_owned(), namespaces);
+        }
+        if map.is_empty() {
+            return Err("no tokens given".into());
+        }
+        Ok(Auth::Tokens(map))
+    }
+
+    /// The namespaces the request's token may touch (`None` = all).
+    fn scope_of(&self, headers: &HeaderMap) -> Result<Option<Vec<String>>, ApiError> {
+        match self {
+            Auth::Disabled => Ok(None),
+            Auth::Tokens(map) => {
+                let token = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(str::trim)
+                    .ok_or_else(ApiError::unauthorized)?;
+                let namespaces = map.get(token).ok_or_else(ApiError::unauthorized)?;
+                if namespaces.iter().any(|n| n == "*") {
+                    Ok(None)
+                } else {
+                    Ok(Some(namespaces.clone()))
+                }
+            }
+        }
+    }
+
+    /// Checks the request may touch `namespace`.
+    fn check(&self, headers: &HeaderMap, namespace: &str) -> Result<(), ApiError> {
+        match self.scope_of(headers)? {
+            None => Ok(()),
+            Some(allowed) if allowed.iter().any(|n| n == namespace) => Ok(()),
+            Some(_) => Err(ApiError::forbidden(namespace)),
+        }
+    }
+}
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Who may touch what.
+    pub auth: Auth,
+    /// The largest request body, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// The longest a request may take (504 after).
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            auth: Auth::Disabled,
+            max_body_bytes: 8 << 20,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    store: DynStore,
+    config: Arc<ServerConfig>,
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                format!("request body: {e}"),
+            )
+        } else {
+            ApiError::bad_json(format!("request body is not valid JSON: {e}"))
+        }
+    })
+}
+
+/// An item from a request body, placed in the path's namespace (and id, when given).
+fn item_from(body: &Bytes, namespace: &str, id: Option<&str>) -> ApiResult<MemoryItem> {
+    item_from_value(parse(body)?, namespace, id)
+}
+
+fn item_from_value(mut value: Value, namespace: &str, id: Option<&str>) -> ApiResult<MemoryItem> {
+    let Some(obj) = value.as_object_mut() else {
+        return Err(ApiError::invalid("item", "must be a JSON object"));
+    };
+    obj.insert("namespace".into(), json!(namespace));
+    if let Some(id) = id {
+        obj.insert("id".into(), json!(id));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            format!("item: {e}"),
+        )
+    })
+}
+
+/// The router over a store.
+pub fn router(store: DynStore, config: ServerConfig) -> Router {
+    let max_body = config.max_body_bytes;
+    let state = AppState {
+        store,
+        config: Arc::new(config),
+    };
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/namespaces", get(namespaces))
+        .route(
+            "/ns/{ns}",
+            axum::routing::delete(delete_namespace).get(count),
+        )
+        .route("/ns/{ns}/items", post(create_item))
+        .route("/ns/{ns}/items/batch", post(batch))
+        .route(
+            "/ns/{ns}/items/{id}",
+            get(get_item).put(put_item).delete(delete_item),
+        )
+        .route("/ns/{ns}/items/{id}/supersede", post(supersede))
+        .route("/ns/{ns}/items/{id}/restore", post(restore))
+        .route("/ns/{ns}/items/{id}/predecessors", get(predecessors))
+        .route("/ns/{ns}/search", post(search))
+        .route("/ns/{ns}/list", post(list))
+        .route("/ns/{ns}/clear", post(clear))
+        .route("/ns/{ns}/reinforce", post(reinforce))
+        .route("/ns/{ns}/conversations/append", post(append))
+        .route("/ns/{ns}/conversations/window", post(window))
+        .route("/ns/{ns}/memories", post(remember))
+        .layer(middleware::from_fn_with_state(state.clone(), limits))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Applies the request timeout and logs every request.
+async fn limits(State(st): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let timeout = st.config.request_timeout;
+    let response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("the request took longer than {timeout:?}"),
+        )
+        .into_response(),
+    };
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn ready(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    st.store.ping().await?;
+    Ok(Json(
+        json!({ "status": "ready", "backend": st.store.backend() }),
+    ))
+}
+
+async fn namespaces(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let allowed = st.config.auth.scope_of(&headers)?;
+    let all = st.store.list_namespaces().await?;
+    let visible: Vec<String> = match allowed {
+        None => all,
+        Some(allowed) => all.into_iter().filter(|n| allowed.contains(n)).collect(),
+    };
+    Ok(Json(json!({ "namespaces": visible })))
+}
+
+#[derive(Deserialize)]
+struct CountQuery {
+    #[serde(default)]
+    include_deleted: bool,
+}
+
+async fn count(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    Query(q): Query<CountQuery>,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let mut options = CountOptions::default();
+    options.include_deleted = q.include_deleted;
+    let n = st.store.count(&ns, options).await?;
+    Ok(Json(json!({ "namespace": ns, "count": n })))
+}
+
+async fn delete_namespace(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let n = st.store.delete_namespace(&ns).await?;
+    Ok(Json(json!({ "deleted": n })))
+}
+
+async fn create_item(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<MemoryItem>)> {
+    st.config.auth.check(&headers, &ns)?;
+    let item = item_from(&body, &ns, None)?;
+    let stored = st.store.upsert(item).await?;
+    let status = if stored.version == 1 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(stored)))
+}
+
+async fn put_item(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<MemoryItem>> {
+    st.config.auth.check(&headers, &ns)?;
+    let item = item_from(&body, &ns, Some(&id))?;
+    Ok(Json(st.store.upsert(item).await?))
+}
+
+async fn batch(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let values: Vec<Value> = parse(&body)?;
+    let max = st.store.capabilities().max_batch;
+    if values.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("items: {} in one batch, the limit is {max}", values.len()),
+        ));
+    }
+    let mut items = Vec::with_capacity(values.len());
+    for v in values {
+        items.push(item_from_value(v, &ns, None)?);
+    }
+    let stored = st.store.upsert_many(items).await?;
+    Ok(Json(json!({ "items": stored })))
+}
+
+async fn get_item(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, id)): Path<(String, String)>,
+) -> ApiResult<Json<MemoryItem>> {
+    st.config.auth.check(&headers, &ns)?;
+    Ok(Json(st.store.get(&ns, &id).await?))
+}
+
+async fn delete_item(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    st.config.auth.check(&headers, &ns)?;
+    st.store.delete(&ns, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct SupersedeBody {
+    by: String,
+}
+
+async fn supersede(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<MemoryItem>> {
+    st.config.auth.check(&headers, &ns)?;
+    let b: SupersedeBody = parse(&body)?;
+    Ok(Json(st.store.supersede(&ns, &id, &b.by).await?))
+}
+
+async fn restore(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, id)): Path<(String, String)>,
+) -> ApiResult<Json<MemoryItem>> {
+    st.config.auth.check(&headers, &ns)?;
+    Ok(Json(st.store.restore(&ns, &id).await?))
+}
+
+async fn predecessors(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let items = st.store.predecessors(&ns, &id).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn search(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let request: SearchRequest = parse(&body)?;
+    let results = st.store.search(&ns, &request).await?;
+    Ok(Json(json!(results)))
+}
+
+async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let request: ListRequest = if body.is_empty() {
+        ListRequest::default()
+    } else {
+        parse(&body)?
+    };
+    Ok(Json(json!(st.store.list(&ns, &request).await?)))
+}
+
+async fn clear(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let request: ClearRequest = parse(&body)?;
+    let n = st.store.clear(&ns, &request).await?;
+    Ok(Json(json!({ "cleared": n })))
+}
+
+#[derive(Deserialize)]
+struct ReinforceBody {
+    ids: Vec<String>,
+    #[serde(default)]
+    at: Option<Timestamp>,
+}
+
+async fn reinforce(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let b: ReinforceBody = parse(&body)?;
+    let at = b.at.unwrap_or_else(Timestamp::now);
+    let n = st.store.reinforce(&ns, &b.ids, at).await?;
+    Ok(Json(json!({ "reinforced": n })))
+}
+
+/// A conversation scope as JSON.
+#[derive(Deserialize, Default)]
+struct ScopeBody {
+    user: Option<String>,
+    session: Option<String>,
+    task: Option<String>,
+    agent: Option<String>,
+}
+
+impl ScopeBody {
+    fn scope(self) -> Scope {
+        Scope {
+            user: self.user,
+            session: self.session,
+            task: self.task,
+            agent: self.agent,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AppendBody {
+    scope: ScopeBody,
+    messages: Vec<Value>,
+}
+
+async fn append(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let b: AppendBody = parse(&body)?;
+    let mut messages = Vec::with_capacity(b.messages.len());
+    for m in b.messages {
+        messages.push(item_from_value(m, &ns, None)?);
+    }
+    let stm = ShortTermMemory::new(st.store.clone(), &ns);
+    let stored = stm.append_many(&b.scope.scope(), messages).await?;
+    Ok(Json(json!({ "messages": stored })))
+}
+
+#[derive(Deserialize)]
+struct WindowBody {
+    scope: ScopeBody,
+    #[serde(default)]
+    max_rounds: usize,
+    #[serde(default)]
+    max_tokens: Option<usize>,
+}
+
+async fn window(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let b: WindowBody = parse(&body)?;
+    let mut config = WindowConfig::new().max_rounds(b.max_rounds);
+    if let Some(t) = b.max_tokens {
+        config = config.max_tokens(t);
+    }
+    let stm = ShortTermMemory::new(st.store.clone(), &ns);
+    let w = stm.window(&b.scope.scope(), &config).await?;
+    Ok(Json(json!({
+        "messages": w.messages,
+        "rounds_total": w.rounds_total,
+        "rounds_kept": w.rounds_kept,
+        "tokens": w.tokens,
+        "over_budget": w.over_budget,
+    })))
+}
+
+#[derive(Deserialize)]
+struct RememberBody {
+    scope: ScopeBody,
+    #[serde(rename = "type")]
+    extraction: String,
+    content: String,
+    subject: Option<String>,
+    predicate: Option<String>,
+    object: Option<String>,
+    importance: Option<f32>,
+    confidence: Option<f32>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+async fn remember(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let b: RememberBody = parse(&body)?;
+    let extraction = ExtractionType::parse(&b.extraction).ok_or_else(|| {
+        ApiError::invalid(
+            "type",
+            format!(
+                "is {:?}; must be user_profile, agent_experience or facts",
+                b.extraction
+            ),
+        )
+    })?;
+    let mut memory = NewMemory::new(extraction, b.content);
+    if let (Some(s), Some(p), Some(o)) = (b.subject, b.predicate, b.object) {
+        memory = memory.with_triple(Triple::new(s, p, o));
+    }
+    if let Some(i) = b.importance {
+        memory = memory.with_importance(i);
+    }
+    if let Some(c) = b.confidence {
+        memory = memory.with_confidence(c);
+    }
+    for t in b.tags {
+        memory = memory.with_tag(t);
+    }
+    let ltm = LongTermMemory::new(st.store.clone(), &ns);
+    let outcome = ltm.add(&b.scope.scope(), memory).await?;
+    let (what, item, replaced) = match &outcome {
+        AddOutcome::Added(i) => ("added", i, None),
+        AddOutcome::Duplicate(i) => ("duplicate", i, None),
+        AddOutcome::Confirmed(i) => ("confirmed", i, None),
+        AddOutcome::Superseded { new, old } => ("superseded", new.as_ref(), Some(old.as_ref())),
+    };
+    Ok(Json(
+        json!({ "outcome": what, "item": item, "replaced": replaced }),
+    ))
+}
+
+/// Serves `router(store, config)` on `listener` until `shutdown` resolves, then drains the
+/// requests in flight.
+///
+/// # Errors
+/// The listener's IO errors.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: DynStore,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(store, config))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
