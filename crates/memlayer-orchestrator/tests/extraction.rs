@@ -256,3 +256,46 @@ async fn llm_extractor_retries_malformed_output_then_dead_letters() {
     assert_eq!(orch.dead_letters().len(), 1);
     assert_eq!(calls.load(Ordering::SeqCst), 6);
 }
+
+#[tokio::test]
+async fn llm_summarizer_writes_the_summary_it_is_given_and_rejects_bad_answers() {
+    use memlayer_orchestrator::{LlmSummarizer, ShortTermMemory, SummaryConfig, SummaryTemplate};
+    let (url, calls) = chat_server(vec![
+        json!({"summary": "   "}).to_string(),
+        json!({"summary": "Sam asked about flats in Paris; three were found."}).to_string(),
+    ])
+    .await;
+    let summarizer = LlmSummarizer::new(ChatClient::new(&url, "m").unwrap());
+    let store: DynStore = Arc::new(InMemoryStore::new());
+    let stm = ShortTermMemory::new(store.clone(), "conv");
+    let scope = Scope::session("s");
+    let mut messages = Vec::new();
+    for i in 0..6 {
+        messages.push(human(&format!("question {i}")));
+        messages.push(MemoryItem::new("", Kind::Ai, format!("answer {i}")));
+    }
+    stm.append_many(&scope, messages).await.unwrap();
+    let config = SummaryConfig::default()
+        .message_threshold(4)
+        .keep_recent(2)
+        .template(SummaryTemplate::Facts);
+    // An empty summary is malformed: nothing is written.
+    let err = stm
+        .summarize_if_needed(&scope, &config, &summarizer)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("summary"), "{err}");
+    assert_eq!(stm.messages(&scope).await.unwrap().len(), 12);
+    let summary = stm
+        .summarize_if_needed(&scope, &config, &summarizer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        summary.content,
+        "Sam asked about flats in Paris; three were found."
+    );
+    assert_eq!(summary.metadata.extra["template"], "facts");
+    assert_eq!(stm.messages(&scope).await.unwrap().len(), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
