@@ -50,6 +50,16 @@ impl ApiError {
         )
     }
 
+    /// Puts `prefix` before the message (to say where in a body the error is).
+    pub fn prefix(&mut self, prefix: &str) {
+        self.message = format!("{prefix}{}", self.message);
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// 422 naming a field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message);

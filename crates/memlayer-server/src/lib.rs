@@ -2,6 +2,8 @@
 #![warn(missing_docs)]
 
 mod error;
+mod metrics;
+mod openapi;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -124,6 +126,7 @@ impl Default for ServerConfig {
 struct AppState {
     store: DynStore,
     config: Arc<ServerConfig>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -170,9 +173,14 @@ pub fn router(store: DynStore, config: ServerConfig) -> Router {
     let state = AppState {
         store,
         config: Arc::new(config),
+        metrics: Arc::new(metrics::Metrics::default()),
     };
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi_json))
+        .route("/ns/{ns}/export", get(export))
+        .route("/ns/{ns}/import", post(import))
         .route("/ready", get(ready))
         .route("/namespaces", get(namespaces))
         .route(
@@ -205,6 +213,11 @@ async fn limits(State(st): State<AppState>, request: Request, next: Next) -> Res
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // The route template (`/ns/{ns}/items/{id}`), never the raw path, labels the metrics.
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let timeout = st.config.request_timeout;
     let response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(r) => r,
@@ -215,6 +228,12 @@ async fn limits(State(st): State<AppState>, request: Request, next: Next) -> Res
         )
         .into_response(),
     };
+    st.metrics.observe(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     tracing::info!(
         %method,
         %path,
@@ -223,6 +242,115 @@ async fn limits(State(st): State<AppState>, request: Request, next: Next) -> Res
         "request"
     );
     response
+}
+
+async fn metrics_text(State(st): State<AppState>) -> Response {
+    // Item counts per namespace, live and all, computed at scrape time.
+    let mut extra = String::new();
+    let backend = st.store.backend();
+    extra.push_str(
+        "# HELP memlayer_items Items per namespace (live, or every one not hard-deleted).\n",
+    );
+    extra.push_str("# TYPE memlayer_items gauge\n");
+    if let Ok(namespaces) = st.store.list_namespaces().await {
+        for ns in namespaces {
+            let mut all = CountOptions::default();
+            all.include_deleted = true;
+            let live = st
+                .store
+                .count(&ns, CountOptions::default())
+                .await
+                .unwrap_or(0);
+            let total = st.store.count(&ns, all).await.unwrap_or(0);
+            let ns = ns.replace('\\', "\\\\").replace('"', "\\\"");
+            extra.push_str(&format!(
+                "memlayer_items{{backend=\"{backend}\",namespace=\"{ns}\",state=\"live\"}} {live}\n"
+            ));
+            extra.push_str(&format!(
+                "memlayer_items{{backend=\"{backend}\",namespace=\"{ns}\",state=\"all\"}} {total}\n"
+            ));
+        }
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        st.metrics.render(&extra),
+    )
+        .into_response()
+}
+
+async fn openapi_json() -> Json<Value> {
+    Json(openapi::document())
+}
+
+/// Every item of a namespace (deleted, expired and superseded included), one JSON per line,
+/// embeddings and model ids carried.
+async fn export(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> ApiResult<Response> {
+    st.config.auth.check(&headers, &ns)?;
+    let filter = memlayer::Filter::new()
+        .include_deleted(true)
+        .include_expired(true)
+        .include_superseded(true);
+    let items = memlayer::MemoryStoreExt::list_all(st.store.as_ref(), &ns, filter).await?;
+    let mut body = String::new();
+    for item in &items {
+        let line = serde_json::to_string(item).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected",
+                e.to_string(),
+            )
+        })?;
+        body.push_str(&line);
+        body.push('\n');
+    }
+    Ok(([("content-type", "application/x-ndjson")], body).into_response())
+}
+
+/// JSON lines of items into a namespace, in batches the store accepts; all lines are checked
+/// before anything is written. Import is an upsert: an id new to the store starts at version
+/// 1 with its `created_at` kept; soft-deleted items are not revived but skipped, and counted.
+async fn import(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    st.config.auth.check(&headers, &ns)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad_json(format!("the body is not UTF-8: {e}")))?;
+    let mut items = Vec::new();
+    let mut skipped_deleted = 0u64;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(line)
+            .map_err(|e| ApiError::bad_json(format!("line {}: {e}", i + 1)))?;
+        let item = item_from_value(value, &ns, None)
+            .map_err(|e| ApiError::invalid("line", format!("line {}: {}", i + 1, e.message())))?;
+        memlayer::limits::check_item(&item).map_err(|e| {
+            let mut api = ApiError::from(e);
+            api.prefix(&format!("line {}: ", i + 1));
+            api
+        })?;
+        if item.deleted {
+            skipped_deleted += 1;
+            continue;
+        }
+        items.push(item);
+    }
+    let step = st.store.capabilities().max_batch.max(1);
+    let mut n = 0;
+    for chunk in items.chunks(step) {
+        n += st.store.upsert_many(chunk.to_vec()).await?.len();
+    }
+    Ok(Json(
+        json!({ "imported": n, "skipped_deleted": skipped_deleted }),
+    ))
 }
 
 async fn health() -> Json<Value> {

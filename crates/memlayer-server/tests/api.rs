@@ -506,3 +506,119 @@ async fn batches_above_the_store_limit_are_413() {
     let (_, n) = s.call(Method::GET, "/ns/big", None, None).await;
     assert_eq!(n["count"], 0);
 }
+
+#[tokio::test]
+async fn metrics_openapi_and_export_import() {
+    let s = start(Auth::Disabled, 8 << 20).await;
+    for i in 0..3 {
+        s.call(
+            Method::PUT,
+            &format!("/ns/src/items/i{i}"),
+            None,
+            Some(
+                json!({"kind": "fact", "content": format!("fact {i}"), "tier": "semantic",
+                        "embedding": {"model": "m", "vector": [1.0, i as f32, 0.5]}}),
+            ),
+        )
+        .await;
+    }
+    s.call(
+        Method::POST,
+        "/ns/src/clear",
+        None,
+        Some(json!({"filter": {"exclude_ids": ["i0", "i1"]}, "all": true})),
+    )
+    .await;
+    // Export carries everything, the soft-deleted item and the vectors included.
+    let text = s
+        .http
+        .get(s.url("/ns/src/export"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().any(|l| l["deleted"] == true));
+    assert!(lines.iter().all(|l| l["embedding"]["model"] == "m"));
+    // Into another server (ids are unique per store: the same ids in another namespace of
+    // the same store would be a 409 Conflict).
+    let other = start(Auth::Disabled, 8 << 20).await;
+    let resp = other
+        .http
+        .post(other.url("/ns/dst/import"))
+        .body(text.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (v["imported"].as_u64(), v["skipped_deleted"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (_, got) = other
+        .call(Method::GET, "/ns/dst/items/i1", None, None)
+        .await;
+    assert_eq!(got["embedding"]["vector"], json!([1.0, 1.0, 0.5]));
+    assert_eq!(got["content"], "fact 1");
+    // A bad line anywhere stores nothing.
+    let bad = format!("{}\n{{\"kind\": \"fact\", \"content\": \"\"}}\n", lines[0]);
+    let resp = s
+        .http
+        .post(s.url("/ns/bad/import"))
+        .body(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let e: Value = resp.json().await.unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("line 2"),
+        "{e}"
+    );
+    let (_, n) = s.call(Method::GET, "/ns/bad", None, None).await;
+    assert_eq!(n["count"], 0);
+
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "memlayer_http_requests_total{route=\"/ns/{ns}/items/{id}\",method=\"PUT\",status=\"2xx\"} 3"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("memlayer_http_request_duration_seconds_bucket{route=\"/ns/{ns}/import\"")
+    );
+    assert!(
+        metrics.contains("memlayer_items{backend=\"sqlite\",namespace=\"src\",state=\"live\"} 2")
+    );
+    assert!(
+        metrics.contains("memlayer_items{backend=\"sqlite\",namespace=\"src\",state=\"all\"} 3")
+    );
+
+    let (st, doc) = s.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/ns/{ns}/search",
+        "/ns/{ns}/items/{id}",
+        "/ns/{ns}/memories",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+}

@@ -1,0 +1,104 @@
+//! Prometheus metrics in the text exposition format, kept in-process: request counts and
+//! latency histograms per route, method and status class.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    total: u64,
+}
+
+/// The server's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, String), Histogram>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Records one request.
+    pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let class = format!("{}xx", status / 100);
+        let secs = took.as_secs_f64();
+        if let Ok(mut map) = self.requests.lock() {
+            let h = map
+                .entry((route.to_owned(), method.to_owned(), class))
+                .or_default();
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if secs <= *bound {
+                    h.counts[i] += 1;
+                }
+            }
+            h.sum += secs;
+            h.total += 1;
+        }
+    }
+
+    /// The exposition text, with `extra` lines (gauges computed at scrape time) appended.
+    pub fn render(&self, extra: &str) -> String {
+        let mut out = String::new();
+        let map = self.requests.lock().map(|m| m.clone()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP memlayer_http_requests_total HTTP requests by route, method and status class."
+        );
+        let _ = writeln!(out, "# TYPE memlayer_http_requests_total counter");
+        for ((route, method, class), h) in &map {
+            let _ = writeln!(
+                out,
+                "memlayer_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{class}\"}} {}",
+                h.total
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP memlayer_http_request_duration_seconds HTTP request latency by route and method."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE memlayer_http_request_duration_seconds histogram"
+        );
+        for ((route, method, class), h) in &map {
+            let labels = format!("route=\"{route}\",method=\"{method}\",status=\"{class}\"");
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "memlayer_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "memlayer_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.total
+            );
+            let _ = writeln!(
+                out,
+                "memlayer_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "memlayer_http_request_duration_seconds_count{{{labels}}} {}",
+                h.total
+            );
+        }
+        out.push_str(extra);
+        out
+    }
+}
