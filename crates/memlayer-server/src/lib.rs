@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod metered;
 mod metrics;
 mod openapi;
 
@@ -170,10 +171,15 @@ fn item_from_value(mut value: Value, namespace: &str, id: Option<&str>) -> ApiRe
 /// The router over a store.
 pub fn router(store: DynStore, config: ServerConfig) -> Router {
     let max_body = config.max_body_bytes;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let store: DynStore = Arc::new(metered::MeteredStore {
+        inner: store,
+        metrics: metrics.clone(),
+    });
     let state = AppState {
         store,
         config: Arc::new(config),
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics,
     };
     Router::new()
         .route("/health", get(health))

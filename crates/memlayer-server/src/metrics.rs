@@ -22,6 +22,7 @@ struct Histogram {
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, String), Histogram>>,
+    store: Mutex<BTreeMap<(&'static str, &'static str, &'static str), Histogram>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -30,22 +31,50 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+impl Histogram {
+    fn add(&mut self, secs: f64) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.total += 1;
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.total);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.total);
+    }
+}
+
 impl Metrics {
+    /// Records one store operation.
+    pub fn observe_store(&self, backend: &'static str, op: &'static str, took: Duration, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        if let Ok(mut map) = self.store.lock() {
+            map.entry((backend, op, outcome))
+                .or_default()
+                .add(took.as_secs_f64());
+        }
+    }
+
     /// Records one request.
     pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
         let class = format!("{}xx", status / 100);
         let secs = took.as_secs_f64();
         if let Ok(mut map) = self.requests.lock() {
-            let h = map
-                .entry((route.to_owned(), method.to_owned(), class))
-                .or_default();
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if secs <= *bound {
-                    h.counts[i] += 1;
-                }
-            }
-            h.sum += secs;
-            h.total += 1;
+            map.entry((route.to_owned(), method.to_owned(), class))
+                .or_default()
+                .add(secs);
         }
     }
 
@@ -75,27 +104,23 @@ impl Metrics {
         );
         for ((route, method, class), h) in &map {
             let labels = format!("route=\"{route}\",method=\"{method}\",status=\"{class}\"");
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "memlayer_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "memlayer_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.total
-            );
-            let _ = writeln!(
-                out,
-                "memlayer_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "memlayer_http_request_duration_seconds_count{{{labels}}} {}",
-                h.total
+            h.write(&mut out, "memlayer_http_request_duration_seconds", &labels);
+        }
+        let store = self.store.lock().map(|m| m.clone()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP memlayer_store_operation_duration_seconds Store operation latency by backend, operation and outcome."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE memlayer_store_operation_duration_seconds histogram"
+        );
+        for ((backend, op, outcome), h) in &store {
+            let labels = format!("backend=\"{backend}\",op=\"{op}\",outcome=\"{outcome}\"");
+            h.write(
+                &mut out,
+                "memlayer_store_operation_duration_seconds",
+                &labels,
             );
         }
         out.push_str(extra);
