@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use memlayer_store::DynStore;
 
+pub mod faults;
 mod fixtures;
 pub mod scenarios;
 

@@ -7,8 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use memlayer_store::types::{Kind, MemoryItem, Tier};
-use memlayer_store::{MemoryStore, SearchRequest};
+use memlayer_store::MemoryStore;
 use memlayer_store_chroma::{ChromaConfig, ChromaStore};
 
 fn chroma_bin() -> Option<String> {
@@ -82,15 +81,7 @@ async fn a_server_restart_is_temporary_and_the_client_recovers() {
         .timeout(Duration::from_secs(2));
     let s = ChromaStore::connect_with(config).await.unwrap();
     let ns = "faults";
-    for i in 0..20 {
-        s.upsert(
-            MemoryItem::new(ns, Kind::Fact, format!("resilient fact number {i}"))
-                .with_id(format!("f{i}"))
-                .with_tier(Tier::Semantic),
-        )
-        .await
-        .unwrap();
-    }
+    memlayer_conformance::faults::seed(&s, ns).await;
     // Kill the server without warning, then bring it back on the same port and files.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -102,46 +93,9 @@ async fn a_server_restart_is_temporary_and_the_client_recovers() {
             start(&bin, port, &dir)
         })
     };
-    let (mut ok, mut failed) = (0, 0);
-    let started = Instant::now();
-    let mut streak = 0;
-    let mut n = 0;
-    while streak < 20 {
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "the client never recovered"
-        );
-        n += 1;
-        let id = format!("f{}", n % 20);
-        let outcome = if n % 2 == 0 {
-            s.get(ns, &id).await.map(|item| {
-                assert_eq!(
-                    item.content,
-                    format!("resilient fact number {}", n % 20),
-                    "a wrong answer"
-                );
-            })
-        } else {
-            s.search(ns, &SearchRequest::keyword("resilient").with_limit(5))
-                .await
-                .map(|r| assert_eq!(r.hits.len(), 5, "a wrong answer"))
-        };
-        match outcome {
-            Ok(()) => {
-                ok += 1;
-                streak += 1;
-            }
-            Err(e) => {
-                assert!(
-                    e.is_temporary(),
-                    "a restart must give temporary errors: {e}"
-                );
-                failed += 1;
-                streak = 0;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    let (ok, failed) =
+        memlayer_conformance::faults::traffic_until_recovered(&s, ns, Duration::from_secs(90))
+            .await;
     let mut child = restarted.await.unwrap();
     eprintln!("during restart: {ok} ok, {failed} temporary failures");
     assert!(failed > 0, "the outage was observed");
