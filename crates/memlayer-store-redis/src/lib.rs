@@ -1364,19 +1364,6 @@ impl MemoryStore for RedisStore {
         caps
     }
 
-    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
-        let mut out = self
-            .upsert_many(vec![item])
-            .await
-            .map_err(|e| tag(e, "upsert"))?;
-        out.pop().ok_or_else(|| {
-            tag(
-                Error::new(ErrorKind::Unexpected, "no row written"),
-                "upsert",
-            )
-        })
-    }
-
     async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
         let op = "upsert_many";
         limits::check_batch(&items).map_err(|e| tag(e, op))?;

@@ -489,19 +489,6 @@ impl MemoryStore for SqliteStore {
         caps
     }
 
-    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
-        let mut out = self
-            .upsert_many(vec![item])
-            .await
-            .map_err(|e| tag(e, "upsert"))?;
-        out.pop().ok_or_else(|| {
-            tag(
-                Error::new(ErrorKind::Unexpected, "no row written"),
-                "upsert",
-            )
-        })
-    }
-
     async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
         limits::check_batch(&items).map_err(|e| tag(e, "upsert_many"))?;
         self.write_tx("upsert_many", move |conn| {

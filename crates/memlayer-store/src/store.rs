@@ -43,7 +43,22 @@ pub trait MemoryStore: Send + Sync + Debug + 'static {
     /// - `InvalidInput` for an empty content, out-of-range scores, non-finite vector
     ///   components, a dimension or model other than the pinned one, an illegal status move.
     /// - `Conflict` when the id exists in another namespace; nothing is written.
-    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem>;
+    ///
+    /// The provided implementation is a batch of one.
+    async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
+        let mut out = self
+            .upsert_many(vec![item])
+            .await
+            .map_err(|e| e.with_operation("upsert"))?;
+        out.pop().ok_or_else(|| {
+            crate::Error::new(
+                crate::ErrorKind::Unexpected,
+                "a batch of one stored nothing",
+            )
+            .with_backend(self.backend())
+            .with_operation("upsert")
+        })
+    }
 
     /// Inserts or replaces many items, returning them as stored, in order.
     ///
