@@ -18,7 +18,7 @@ use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_
 use memlayer_store::ranking::bm25::{self, Bm25Params};
 use memlayer_store::ranking::fusion::sort_hits;
 use memlayer_store::ranking::vector::{best_first, cosine};
-use memlayer_store::search::{SearchLegs, leg_hit, run_search, sort_page};
+use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search, sort_page};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
@@ -1145,13 +1145,9 @@ impl MemoryStore for ChromaStore {
     }
 
     async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
-        limits::check_list(request).map_err(|e| tag(e, "list"))?;
-        let cursor = request.decoded_cursor().map_err(|e| tag(e, "list"))?;
-        let (items, next_cursor) = self
-            .page(namespace, request, cursor, 0)
+        run_list(self, namespace, request)
             .await
-            .map_err(|e| tag(e, "list"))?;
-        Ok(Page { items, next_cursor })
+            .map_err(|e| tag(e, "list"))
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {

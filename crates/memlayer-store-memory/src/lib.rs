@@ -10,7 +10,7 @@ use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_ite
 use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
 use memlayer_store::ranking::bm25::Bm25Index;
 use memlayer_store::ranking::vector::{TopK, cosine_with_norms, norm};
-use memlayer_store::search::{SearchLegs, leg_hit, run_search, sort_page};
+use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search, sort_page};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
@@ -357,10 +357,9 @@ impl MemoryStore for InMemoryStore {
     }
 
     async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
-        limits::check_list(request).map_err(|e| tag(e, "list"))?;
-        let cursor = request.decoded_cursor().map_err(|e| tag(e, "list"))?;
-        let (items, next_cursor) = self.page(namespace, request, cursor, 0).await?;
-        Ok(Page { items, next_cursor })
+        run_list(self, namespace, request)
+            .await
+            .map_err(|e| tag(e, "list"))
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {

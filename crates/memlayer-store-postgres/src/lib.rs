@@ -15,7 +15,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use memlayer_store::lifecycle::{merge_upsert, reinforce_item};
 use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
 use memlayer_store::ranking::text;
-use memlayer_store::search::{SearchLegs, leg_hit, run_search};
+use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
@@ -748,10 +748,9 @@ impl MemoryStore for PostgresStore {
     }
 
     async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
-        limits::check_list(request).map_err(|e| tag(e, "list"))?;
-        let cursor = request.decoded_cursor().map_err(|e| tag(e, "list"))?;
-        let (items, next_cursor) = self.list_page(namespace, request, cursor, 0).await?;
-        Ok(Page { items, next_cursor })
+        run_list(self, namespace, request)
+            .await
+            .map_err(|e| tag(e, "list"))
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {

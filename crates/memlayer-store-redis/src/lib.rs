@@ -18,7 +18,7 @@ use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::{CustomCommand, Value};
 use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
 use memlayer_store::ranking::{bm25, text};
-use memlayer_store::search::{SearchLegs, leg_hit, run_search};
+use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search};
 use memlayer_store::types::{Embedding, Kind, MemoryItem, Metadata, Status, Tier, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
@@ -1594,13 +1594,9 @@ impl MemoryStore for RedisStore {
     }
 
     async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
-        limits::check_list(request).map_err(|e| tag(e, "list"))?;
-        let cursor = request.decoded_cursor().map_err(|e| tag(e, "list"))?;
-        let (items, next_cursor) = self
-            .page(namespace, request, cursor, 0)
+        run_list(self, namespace, request)
             .await
-            .map_err(|e| tag(e, "list"))?;
-        Ok(Page { items, next_cursor })
+            .map_err(|e| tag(e, "list"))
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {

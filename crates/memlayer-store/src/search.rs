@@ -138,6 +138,21 @@ pub async fn run_search<L: SearchLegs + ?Sized>(
     }
 }
 
+/// Runs a `list` over a backend's keyset page: validation, cursor decoding, one page.
+///
+/// # Errors
+/// `InvalidInput` for a bad limit or cursor; the page's own errors otherwise.
+pub async fn run_list<L: SearchLegs + ?Sized>(
+    legs: &L,
+    namespace: &str,
+    request: &ListRequest,
+) -> Result<crate::Page> {
+    crate::limits::check_list(request)?;
+    let cursor = request.decoded_cursor()?;
+    let (items, next_cursor) = legs.page(namespace, request, cursor, 0).await?;
+    Ok(crate::Page { items, next_cursor })
+}
+
 /// A hit of one leg.
 pub fn leg_hit(item: memlayer_types::MemoryItem, score: f32, by: RankedBy) -> SearchHit {
     let (keyword_score, vector_score) = match by {
