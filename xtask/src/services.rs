@@ -20,7 +20,7 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// Every service id `services` knows.
-pub const SERVICES: &[&str] = &["models", "postgres", "redis", "chroma"];
+pub const SERVICES: &[&str] = &["models", "postgres", "redis", "chroma", "amc"];
 
 fn port(var: &str, default: u16) -> u16 {
     std::env::var(var)
@@ -511,6 +511,43 @@ fn chroma_up() -> Result<Vec<(String, String)>> {
     ])
 }
 
+/// A venv with Redis's Agent Memory Server client, `agent-memory-client==0.14.0`, for the
+/// compatibility suite of `memlayer-server`.
+fn amc_up() -> Result<Vec<(String, String)>> {
+    let venv = services_dir().join("amc").join("venv");
+    let python = venv.join("bin").join("python");
+    let marker = venv.join("agent-memory-client-0.14.0");
+    if !marker.is_file() {
+        std::fs::create_dir_all(&venv)?;
+        eprintln!("amc: creating a venv and installing agent-memory-client==0.14.0");
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .context("python3 -m venv")?;
+        if !status.success() {
+            bail!("python3 -m venv {} failed", venv.display());
+        }
+        let status = Command::new(venv.join("bin").join("pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "agent-memory-client==0.14.0",
+            ])
+            .status()
+            .context("pip install agent-memory-client")?;
+        if !status.success() {
+            bail!("pip install agent-memory-client==0.14.0 failed");
+        }
+        std::fs::write(&marker, "installed\n")?;
+    }
+    Ok(vec![(
+        "MEMLAYER_AMC_PYTHON".into(),
+        python.display().to_string(),
+    )])
+}
+
 fn chroma_down() -> Result<()> {
     let pid = services_dir().join("chroma").join("chroma.pid");
     if let Ok(pid) = std::fs::read_to_string(&pid) {
@@ -561,6 +598,7 @@ pub fn up(ids: &[String]) -> Result<Vec<(String, String)>> {
             "postgres" => env.extend(postgres_up()?),
             "redis" => env.extend(redis_up()?),
             "chroma" => env.extend(chroma_up()?),
+            "amc" => env.extend(amc_up()?),
             other => bail!("unknown service {other}"),
         }
     }

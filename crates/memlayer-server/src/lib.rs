@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod ams;
 mod error;
 mod metered;
 mod metrics;
@@ -209,6 +210,7 @@ pub fn router(store: DynStore, config: ServerConfig) -> Router {
         .route("/ns/{ns}/conversations/append", post(append))
         .route("/ns/{ns}/conversations/window", post(window))
         .route("/ns/{ns}/memories", post(remember))
+        .merge(ams::routes())
         .layer(middleware::from_fn_with_state(state.clone(), limits))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

@@ -1,0 +1,63 @@
+//! Agent Memory Server compatibility, proven with its real Python client
+//! (`agent-memory-client==0.14.0`, from `cargo xtask services up amc`) driving a memlayer
+//! server on an ephemeral port over SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use memlayer_server::{ServerConfig, serve};
+
+fn python() -> Option<String> {
+    match std::env::var("MEMLAYER_AMC_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) => {
+            let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS")
+                .is_ok_and(|v| v.split(',').any(|b| b.trim() == "amc" || b.trim() == "all"));
+            assert!(
+                !required,
+                "MEMLAYER_AMC_PYTHON is unset but amc is required (cargo xtask services up amc)"
+            );
+            eprintln!("skipping the AMS client suite: set MEMLAYER_AMC_PYTHON");
+            None
+        }
+    }
+}
+
+async fn run_script(script: &str) {
+    let Some(python) = python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("ams.db").display());
+    let store = memlayer::open(&url).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, store, ServerConfig::default(), async {
+        let _ = rx.await;
+    }));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("ams")
+        .join(script);
+    let run = format!("{}", std::process::id());
+    let out = tokio::process::Command::new(&python)
+        .arg(&path)
+        .arg(format!("http://{addr}"))
+        .arg(run)
+        .output()
+        .await
+        .unwrap();
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_memory_client_working_memory() {
+    run_script("working_memory.py").await;
+}
