@@ -1,6 +1,6 @@
 //! Agent Memory Server compatibility, proven with its real Python client
 //! (`agent-memory-client==0.14.0`, from `cargo xtask services up amc`) driving a memlayer
-//! server on an ephemeral port over SQLite.
+//! server on an ephemeral port, over SQLite, Postgres and Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use memlayer_server::{ServerConfig, serve};
@@ -21,13 +21,48 @@ fn python() -> Option<String> {
     }
 }
 
-async fn run_script(script: &str) {
+/// A fresh store of `backend`: a SQLite file, or a fresh schema or key prefix on the server of
+/// `MEMLAYER_<BACKEND>_URL` (`None`, loudly, when that is unset and the backend not required).
+async fn store_of(backend: &str, dir: &std::path::Path) -> Option<memlayer::DynStore> {
+    let fresh = format!(
+        "ams_{}_{}",
+        std::process::id(),
+        memlayer::Timestamp::now().as_millis()
+    );
+    let url = match backend {
+        "sqlite" => format!("sqlite:{}", dir.join("ams.db").display()),
+        other => {
+            let var = format!("MEMLAYER_{}_URL", other.to_uppercase());
+            match std::env::var(&var) {
+                Ok(u) => u,
+                Err(_) => {
+                    let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
+                        v.split(',').any(|b| b.trim() == other || b.trim() == "all")
+                    });
+                    assert!(!required, "{var} is unset but {other} is required");
+                    eprintln!("skipping the AMS client suite on {other}: set {var}");
+                    return None;
+                }
+            }
+        }
+    };
+    let place = if backend == "redis" {
+        format!("{fresh}:")
+    } else {
+        fresh
+    };
+    let config = memlayer::Config::new(url).place(place);
+    Some(memlayer::open_with(config).await.unwrap())
+}
+
+async fn run_script(script: &str, backend: &str) {
     let Some(python) = python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("ams.db").display());
-    let store = memlayer::open(&url).await.unwrap();
+    let Some(store) = store_of(backend, dir.path()).await else {
+        return;
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -58,6 +93,16 @@ async fn run_script(script: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_memory_client_working_memory() {
-    run_script("working_memory.py").await;
+async fn agent_memory_client_working_memory_on_sqlite() {
+    run_script("working_memory.py", "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_memory_client_working_memory_on_postgres() {
+    run_script("working_memory.py", "postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_memory_client_working_memory_on_redis() {
+    run_script("working_memory.py", "redis").await;
 }
