@@ -17,7 +17,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use memlayer_store::ranking::text;
+pub(crate) use memlayer_store::ranking::text::{term_counts, terms_document};
 use memlayer_store::types::{Embedding, MemoryItem, Timestamp};
 use memlayer_store::{FieldMatch, Filter, MetaCondition, MetaOp, Result};
 use serde_json::{Map, Value as Json, json};
@@ -108,32 +108,9 @@ pub(crate) fn filter_fields(item: &MemoryItem) -> Map<String, Json> {
     m
 }
 
-/// The analysed terms of a content, as the record's document: `" t1 t2 t2 "`.
-pub(crate) fn terms_document(content: &str) -> String {
-    let mut doc = String::from(" ");
-    for term in text::terms(content) {
-        doc.push_str(&term);
-        doc.push(' ');
-    }
-    doc
-}
-
 /// The `$contains` operand that matches a term in a terms document.
 pub(crate) fn term_probe(term: &str) -> String {
     format!(" {term} ")
-}
-
-/// Term frequencies (of `wanted` terms) and length of a terms document.
-pub(crate) fn term_counts(document: &str, wanted: &[&str]) -> (Vec<f32>, f32) {
-    let mut tf = vec![0f32; wanted.len()];
-    let mut len = 0f32;
-    for token in document.split_whitespace() {
-        len += 1.0;
-        if let Some(i) = wanted.iter().position(|w| *w == token) {
-            tf[i] += 1.0;
-        }
-    }
-    (tf, len)
 }
 
 /// The whole metadata of an item's record: filter fields, the item and its vector.

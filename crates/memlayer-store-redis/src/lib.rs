@@ -617,6 +617,7 @@ impl RedisStore {
         // memlayer's analysis, for BM25: the length in terms and the distinct terms as tags.
         let terms: Vec<String> = text::terms(&item.content).collect();
         put("doc_len", terms.len().to_string().into());
+        put("terms", format!(" {} ", terms.join(" ")).into());
         let distinct: BTreeSet<String> = terms.into_iter().map(|t| token(&t)).collect();
         put(
             "t_terms",
@@ -894,37 +895,41 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         let query = format!("{} @t_terms:{{{}}}", t.query, present.join("|"));
-        // Candidates carry only what scoring needs; full items are read for the winners.
-        // Residual conditions need the metadata, so then the candidates are read whole.
+        // Candidates carry only what scoring needs (their analysed terms, stored at write
+        // time); full items are read for the winners. Residual conditions need the metadata,
+        // so then the candidates are read whole.
         let fields: &[&str] = if t.residual.is_empty() {
-            &["id", "content"]
+            &["id", "terms"]
         } else {
             &[]
         };
         let docs = self.all_docs_returning(&query, fields).await?;
         let params = bm25::Bm25Params::default();
+        let wanted: Vec<&str> = idf.keys().copied().collect();
+        let weights: Vec<f32> = wanted.iter().map(|t| idf[t]).collect();
         let mut scored: Vec<(f32, String)> = Vec::with_capacity(docs.len());
         for d in &docs {
             if !t.residual.is_empty() && !Self::passes(&d.item()?, &t.residual) {
                 continue;
             }
-            let (Some(id), Some(content)) = (d.text("id"), d.text("content")) else {
-                continue;
-            };
-            let mut tf: HashMap<String, f32> = HashMap::new();
-            let mut len = 0f32;
-            for term in text::terms(&content) {
-                len += 1.0;
-                if idf.contains_key(term.as_str()) {
-                    *tf.entry(term).or_default() += 1.0;
+            let Some(id) = d.text("id") else { continue };
+            // Items written before terms were stored are analysed here.
+            let terms = match d.text("terms") {
+                Some(t) => t,
+                None => {
+                    let content = match d.text("content") {
+                        Some(c) => c,
+                        None => self.field(&id, "content").await?.unwrap_or_default(),
+                    };
+                    text::terms_document(&content)
                 }
-            }
+            };
+            let (tf, len) = text::term_counts(&terms, &wanted);
             let score: f32 = tf
                 .iter()
-                .map(|(term, &f)| {
-                    let idf = idf.get(term.as_str()).copied().unwrap_or(0.0);
-                    params.term_score(idf, f, len, avg_len)
-                })
+                .zip(&weights)
+                .filter(|(f, _)| **f > 0.0)
+                .map(|(f, idf)| params.term_score(*idf, *f, len, avg_len))
                 .sum();
             scored.push((score, id));
         }
@@ -952,6 +957,14 @@ impl RedisStore {
         residual
             .iter()
             .all(|c| memlayer_store::meta_condition_holds(item, c))
+    }
+
+    /// One field of an item's hash.
+    async fn field(&self, id: &str, name: &str) -> Result<Option<String>> {
+        let v = self
+            .call("HGET", vec![self.key(id).into(), name.into()])
+            .await?;
+        Ok(string_of(&v))
     }
 
     async fn search_docs(

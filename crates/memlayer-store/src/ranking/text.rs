@@ -183,6 +183,31 @@ pub fn query_terms(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The analysed terms of a content as one string, space-separated and padded (`" t1 t2 t2 "`):
+/// stored beside an item by backends that rank with memlayer's BM25 outside the process, so a
+/// query reads term frequencies and the length without analysing the content again.
+pub fn terms_document(content: &str) -> String {
+    let mut doc = String::from(" ");
+    for term in terms(content) {
+        doc.push_str(&term);
+        doc.push(' ');
+    }
+    doc
+}
+
+/// The frequencies of `wanted` terms in a [`terms_document`], and its length in terms.
+pub fn term_counts(document: &str, wanted: &[&str]) -> (Vec<f32>, f32) {
+    let mut tf = vec![0f32; wanted.len()];
+    let mut len = 0f32;
+    for token in document.split_whitespace() {
+        len += 1.0;
+        if let Some(i) = wanted.iter().position(|w| *w == token) {
+            tf[i] += 1.0;
+        }
+    }
+    (tf, len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
