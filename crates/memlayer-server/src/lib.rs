@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -145,6 +146,26 @@ fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
             ApiError::bad_json(format!("request body is not valid JSON: {e}"))
         }
     })
+}
+
+/// The `{ns}` of the path, which the request's token may touch: every namespaced handler takes
+/// it, so none can forget the check (401/403 before the handler runs).
+struct Ns(String);
+
+impl FromRequestParts<AppState> for Ns {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, st)
+            .await
+            .map_err(|e| ApiError::bad_json(format!("path: {e}")))?;
+        let ns = params
+            .get("ns")
+            .cloned()
+            .ok_or_else(|| ApiError::invalid("ns", "the path names no namespace"))?;
+        st.config.auth.check(&parts.headers, &ns)?;
+        Ok(Ns(ns))
+    }
 }
 
 /// An item from a request body, placed in the path's namespace (and id, when given).
@@ -292,12 +313,7 @@ async fn openapi_json() -> Json<Value> {
 
 /// Every item of a namespace (deleted, expired and superseded included), one JSON per line,
 /// embeddings and model ids carried.
-async fn export(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-) -> ApiResult<Response> {
-    st.config.auth.check(&headers, &ns)?;
+async fn export(State(st): State<AppState>, Ns(ns): Ns) -> ApiResult<Response> {
     let filter = memlayer::Filter::new()
         .include_deleted(true)
         .include_expired(true)
@@ -321,13 +337,7 @@ async fn export(
 /// JSON lines of items into a namespace, in batches the store accepts; all lines are checked
 /// before anything is written. Import is an upsert: an id new to the store starts at version
 /// 1 with its `created_at` kept; soft-deleted items are not revived but skipped, and counted.
-async fn import(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn import(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_json(format!("the body is not UTF-8: {e}")))?;
     let mut items = Vec::new();
@@ -390,34 +400,25 @@ struct CountQuery {
 
 async fn count(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
+    Ns(ns): Ns,
     Query(q): Query<CountQuery>,
 ) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
     let mut options = CountOptions::default();
     options.include_deleted = q.include_deleted;
     let n = st.store.count(&ns, options).await?;
     Ok(Json(json!({ "namespace": ns, "count": n })))
 }
 
-async fn delete_namespace(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn delete_namespace(State(st): State<AppState>, Ns(ns): Ns) -> ApiResult<Json<Value>> {
     let n = st.store.delete_namespace(&ns).await?;
     Ok(Json(json!({ "deleted": n })))
 }
 
 async fn create_item(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
+    Ns(ns): Ns,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<MemoryItem>)> {
-    st.config.auth.check(&headers, &ns)?;
     let item = item_from(&body, &ns, None)?;
     let stored = st.store.upsert(item).await?;
     let status = if stored.version == 1 {
@@ -430,22 +431,15 @@ async fn create_item(
 
 async fn put_item(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    Path((ns, id)): Path<(String, String)>,
+    Ns(ns): Ns,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<MemoryItem>> {
-    st.config.auth.check(&headers, &ns)?;
     let item = item_from(&body, &ns, Some(&id))?;
     Ok(Json(st.store.upsert(item).await?))
 }
 
-async fn batch(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn batch(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let values: Vec<Value> = parse(&body)?;
     let max = st.store.capabilities().max_batch;
     if values.len() > max {
@@ -465,19 +459,17 @@ async fn batch(
 
 async fn get_item(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    Path((ns, id)): Path<(String, String)>,
+    Ns(ns): Ns,
+    Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<MemoryItem>> {
-    st.config.auth.check(&headers, &ns)?;
     Ok(Json(st.store.get(&ns, &id).await?))
 }
 
 async fn delete_item(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    Path((ns, id)): Path<(String, String)>,
+    Ns(ns): Ns,
+    Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    st.config.auth.check(&headers, &ns)?;
     st.store.delete(&ns, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -489,53 +481,38 @@ struct SupersedeBody {
 
 async fn supersede(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    Path((ns, id)): Path<(String, String)>,
+    Ns(ns): Ns,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<MemoryItem>> {
-    st.config.auth.check(&headers, &ns)?;
     let b: SupersedeBody = parse(&body)?;
     Ok(Json(st.store.supersede(&ns, &id, &b.by).await?))
 }
 
 async fn restore(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    Path((ns, id)): Path<(String, String)>,
+    Ns(ns): Ns,
+    Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<MemoryItem>> {
-    st.config.auth.check(&headers, &ns)?;
     Ok(Json(st.store.restore(&ns, &id).await?))
 }
 
 async fn predecessors(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    Path((ns, id)): Path<(String, String)>,
+    Ns(ns): Ns,
+    Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
     let items = st.store.predecessors(&ns, &id).await?;
     Ok(Json(json!({ "items": items })))
 }
 
-async fn search(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn search(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let request: SearchRequest = parse(&body)?;
     let results = st.store.search(&ns, &request).await?;
     Ok(Json(json!(results)))
 }
 
-async fn list(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn list(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let request: ListRequest = if body.is_empty() {
         ListRequest::default()
     } else {
@@ -544,13 +521,7 @@ async fn list(
     Ok(Json(json!(st.store.list(&ns, &request).await?)))
 }
 
-async fn clear(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn clear(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let request: ClearRequest = parse(&body)?;
     let n = st.store.clear(&ns, &request).await?;
     Ok(Json(json!({ "cleared": n })))
@@ -563,13 +534,7 @@ struct ReinforceBody {
     at: Option<Timestamp>,
 }
 
-async fn reinforce(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn reinforce(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let b: ReinforceBody = parse(&body)?;
     let at = b.at.unwrap_or_else(Timestamp::now);
     let n = st.store.reinforce(&ns, &b.ids, at).await?;
@@ -602,13 +567,7 @@ struct AppendBody {
     messages: Vec<Value>,
 }
 
-async fn append(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn append(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let b: AppendBody = parse(&body)?;
     let mut messages = Vec::with_capacity(b.messages.len());
     for m in b.messages {
@@ -628,13 +587,7 @@ struct WindowBody {
     max_tokens: Option<usize>,
 }
 
-async fn window(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn window(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let b: WindowBody = parse(&body)?;
     let mut config = WindowConfig::new().max_rounds(b.max_rounds);
     if let Some(t) = b.max_tokens {
@@ -666,13 +619,7 @@ struct RememberBody {
     tags: Vec<String>,
 }
 
-async fn remember(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    st.config.auth.check(&headers, &ns)?;
+async fn remember(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let b: RememberBody = parse(&body)?;
     let extraction = ExtractionType::parse(&b.extraction).ok_or_else(|| {
         ApiError::invalid(
