@@ -137,6 +137,7 @@ pub struct ChromaStore {
 
 struct Inner {
     config: ChromaConfig,
+    client: ChromaClient,
     items: ChromaCollection,
     index: ChromaCollection,
     meta: ChromaCollection,
@@ -304,6 +305,7 @@ impl ChromaStore {
         let store = ChromaStore {
             inner: Arc::new(Inner {
                 config,
+                client,
                 items,
                 index,
                 meta,
@@ -324,16 +326,7 @@ impl ChromaStore {
     /// `Unavailable` and friends when the server does not answer.
     pub async fn destroy(self) -> Result<()> {
         self.inner.closed.store(true, Ordering::Release);
-        let client = timed(
-            self.timeout(),
-            "connect",
-            ChromaClient::new(ChromaClientOptions {
-                url: Some(self.inner.config.url.trim_end_matches('/').to_owned()),
-                auth: ChromaAuthMethod::None,
-                database: self.inner.config.database.clone(),
-            }),
-        )
-        .await?;
+        let client = &self.inner.client;
         for c in [&self.inner.items, &self.inner.index, &self.inner.meta] {
             timed(
                 self.timeout(),
@@ -1151,12 +1144,7 @@ impl MemoryStore for ChromaStore {
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
-        if id == by {
-            return Err(tag(
-                Error::invalid("by", "an item cannot supersede itself"),
-                "supersede",
-            ));
-        }
+        limits::check_supersede(id, by).map_err(|e| tag(e, "supersede"))?;
         match self.get(namespace, by).await {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {

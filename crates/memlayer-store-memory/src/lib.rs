@@ -363,12 +363,7 @@ impl MemoryStore for InMemoryStore {
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
-        if id == by {
-            return Err(tag(
-                Error::invalid("by", "an item cannot supersede itself"),
-                "supersede",
-            ));
-        }
+        limits::check_supersede(id, by).map_err(|e| tag(e, "supersede"))?;
         let mut state = self.write()?;
         if state.live(namespace, by).is_none() {
             return Err(tag(Error::not_found(namespace, by), "supersede"));

@@ -754,12 +754,7 @@ impl MemoryStore for PostgresStore {
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
-        if id == by {
-            return Err(tag(
-                Error::invalid("by", "an item cannot supersede itself"),
-                "supersede",
-            ));
-        }
+        limits::check_supersede(id, by).map_err(|e| tag(e, "supersede"))?;
         let mut client = self.client("supersede").await?;
         let tx = client
             .transaction()

@@ -913,17 +913,9 @@ impl RedisStore {
                 continue;
             }
             let Some(id) = d.text("id") else { continue };
-            // Items written before terms were stored are analysed here.
-            let terms = match d.text("terms") {
-                Some(t) => t,
-                None => {
-                    let content = match d.text("content") {
-                        Some(c) => c,
-                        None => self.field(&id, "content").await?.unwrap_or_default(),
-                    };
-                    text::terms_document(&content)
-                }
-            };
+            let terms = d
+                .text("terms")
+                .ok_or_else(|| corrupt("item", format!("{id} has no analysed terms")))?;
             let (tf, len) = text::term_counts(&terms, &wanted);
             let score: f32 = tf
                 .iter()
@@ -957,14 +949,6 @@ impl RedisStore {
         residual
             .iter()
             .all(|c| memlayer_store::meta_condition_holds(item, c))
-    }
-
-    /// One field of an item's hash.
-    async fn field(&self, id: &str, name: &str) -> Result<Option<String>> {
-        let v = self
-            .call("HGET", vec![self.key(id).into(), name.into()])
-            .await?;
-        Ok(string_of(&v))
     }
 
     async fn search_docs(
@@ -1613,12 +1597,7 @@ impl MemoryStore for RedisStore {
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
-        if id == by {
-            return Err(tag(
-                Error::invalid("by", "an item cannot supersede itself"),
-                "supersede",
-            ));
-        }
+        limits::check_supersede(id, by).map_err(|e| tag(e, "supersede"))?;
         let now = Timestamp::now().as_millis().to_string();
         let r = self
             .eval(

@@ -588,12 +588,7 @@ impl MemoryStore for SqliteStore {
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
-        if id == by {
-            return Err(tag(
-                Error::invalid("by", "an item cannot supersede itself"),
-                "supersede",
-            ));
-        }
+        limits::check_supersede(id, by).map_err(|e| tag(e, "supersede"))?;
         let (ns, id, by) = (namespace.to_owned(), id.to_owned(), by.to_owned());
         self.write_tx("supersede", move |conn| {
             let live = |id: &str| -> Result<MemoryItem> {

@@ -354,3 +354,14 @@ pub fn check_decay(factor: f32, floor: f32) -> Result<()> {
     }
     Ok(())
 }
+
+/// Validates a supersession before anything is read.
+///
+/// # Errors
+/// `InvalidInput` naming `by` when an item would supersede itself.
+pub fn check_supersede(id: &str, by: &str) -> Result<()> {
+    if id == by {
+        return Err(Error::invalid("by", "an item cannot supersede itself"));
+    }
+    Ok(())
+}
