@@ -446,29 +446,9 @@ fn chroma_up() -> Result<Vec<(String, String)>> {
     let root = services_dir().join("chroma");
     let venv = root.join("venv");
     let bin = venv.join("bin").join("chroma");
+    ensure_venv(&venv, "chromadb==1.5.9")?;
     if !bin.is_file() {
-        std::fs::create_dir_all(&root)?;
-        eprintln!("chroma: creating a venv and installing chromadb==1.5.9 (about a minute)");
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .context("python3 -m venv")?;
-        if !status.success() {
-            bail!("python3 -m venv {} failed", venv.display());
-        }
-        let status = Command::new(venv.join("bin").join("pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "chromadb==1.5.9",
-            ])
-            .status()
-            .context("pip install chromadb")?;
-        if !status.success() || !bin.is_file() {
-            bail!("pip install chromadb==1.5.9 failed");
-        }
+        bail!("chromadb==1.5.9 installed no {}", bin.display());
     }
     let port = port("MEMLAYER_CHROMA_PORT", 58000);
     let data = root.join("data");
@@ -511,37 +491,43 @@ fn chroma_up() -> Result<Vec<(String, String)>> {
     ])
 }
 
+/// A Python venv at `venv` with `spec` installed, made once (a marker file named after the spec
+/// records a finished install, so an interrupted one is redone).
+fn ensure_venv(venv: &Path, spec: &str) -> Result<()> {
+    let marker = venv.join(format!("installed-{}", spec.replace("==", "-")));
+    if marker.is_file() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(venv)?;
+    eprintln!(
+        "creating a venv in {} and installing {spec}",
+        venv.display()
+    );
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(venv)
+        .status()
+        .context("python3 -m venv")?;
+    if !status.success() {
+        bail!("python3 -m venv {} failed", venv.display());
+    }
+    let status = Command::new(venv.join("bin").join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", spec])
+        .status()
+        .with_context(|| format!("pip install {spec}"))?;
+    if !status.success() {
+        bail!("pip install {spec} failed");
+    }
+    std::fs::write(&marker, "installed\n")?;
+    Ok(())
+}
+
 /// A venv with Redis's Agent Memory Server client, `agent-memory-client==0.14.0`, for the
 /// compatibility suite of `memlayer-server`.
 fn amc_up() -> Result<Vec<(String, String)>> {
     let venv = services_dir().join("amc").join("venv");
     let python = venv.join("bin").join("python");
-    let marker = venv.join("agent-memory-client-0.14.0");
-    if !marker.is_file() {
-        std::fs::create_dir_all(&venv)?;
-        eprintln!("amc: creating a venv and installing agent-memory-client==0.14.0");
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .context("python3 -m venv")?;
-        if !status.success() {
-            bail!("python3 -m venv {} failed", venv.display());
-        }
-        let status = Command::new(venv.join("bin").join("pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "agent-memory-client==0.14.0",
-            ])
-            .status()
-            .context("pip install agent-memory-client")?;
-        if !status.success() {
-            bail!("pip install agent-memory-client==0.14.0 failed");
-        }
-        std::fs::write(&marker, "installed\n")?;
-    }
+    ensure_venv(&venv, "agent-memory-client==0.14.0")?;
     Ok(vec![(
         "MEMLAYER_AMC_PYTHON".into(),
         python.display().to_string(),
