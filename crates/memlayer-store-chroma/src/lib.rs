@@ -886,8 +886,9 @@ impl SearchLegs for ChromaStore {
         }
         // HNSW pre-filtered by Chroma proposes candidates; the records (the truth) are read
         // back, re-checked and scored exactly, so a stale index entry can cost recall but
-        // never a wrong answer. Chroma's filtered HNSW can come back short (measured: 1 of 12
-        // matches behind 300 duplicates): then the filter's vectors are counted, and a narrow
+        // never a wrong answer. Chroma's filtered HNSW can come back short (behind duplicate
+        // vectors, as in `search_selective_filter_fills_limit`): then the filter's vectors are
+        // counted, and a narrow
         // filter, or a short answer at the largest request, is scored by an exact scan.
         let mut fetch = k.max(10);
         let mut candidates: Option<Vec<String>> = None;
