@@ -18,7 +18,7 @@ pub(crate) const ITEM_COLUMNS: &str = "i.id, i.namespace, i.kind, i.content, i.s
     i.tool_calls, i.tool_call_id, i.tool_name, i.is_error, i.user_id, i.session_id, i.task_id, \
     i.agent_id, i.extra, i.tags, i.tier, i.expires_at, i.importance, i.confidence, \
     i.access_count, i.last_accessed_at, i.superseded_by, i.valid_from, i.valid_to, \
-    i.created_at, i.updated_at, i.version, i.deleted, i.embedding_model, i.embedding";
+    i.created_at, i.updated_at, i.version, i.deleted, i.embedding_model, i.embedding::public.vector AS embedding";
 
 /// Index of the first column after [`ITEM_COLUMNS`] (a score, when selected).
 pub(crate) const SCORE_COLUMN: usize = 30;

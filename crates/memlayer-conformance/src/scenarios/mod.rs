@@ -56,6 +56,7 @@ macro_rules! __for_each_scenario {
             vector_exact_then_near ["vector_search"] "17. The exact vector ranks first, the near one second; no hit from another namespace or user.";
             vector_zero_and_non_finite ["vector_search"] "18. Cosine with a zero vector is 0, never NaN; NaN or infinite components are InvalidInput.";
             vector_dimension_is_pinned ["vector_search"] "A store pins model and dimension on first use; another dimension is InvalidInput naming both numbers.";
+            vector_reads_across_the_pin ["vector_search"] "Reads made before a store pins its model (get, filtered search) keep working after the pin, with the vectors.";
             vector_vectorless_and_stale ["vector_search", "keyword_search"] "19. A vectorless item is keyword-searchable but never a vector hit; re-upserting with a vector makes it one; without removes it.";
             vector_removed_items_vanish ["vector_search"] "20. After delete, clear or namespace delete, vector search no longer returns the removed items.";
             hybrid_fills_both_scores ["hybrid_search"] "21. Hybrid returns a final score and fills both per-signal scores when both signals hit.";

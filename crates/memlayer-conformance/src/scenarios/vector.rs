@@ -225,3 +225,37 @@ pub async fn vector_removed_items_vanish(ctx: Ctx) {
         .unwrap();
     assert!(hits.hits.is_empty());
 }
+
+/// Reads made before the store pins its model keep working once it has: pinning must not
+/// break what a backend prepared or cached for the unpinned layout.
+pub async fn vector_reads_across_the_pin(ctx: Ctx) {
+    let s = &ctx.store;
+    s.upsert(fact(&ctx.ns, "plain", "before the pin").with_extra("k", 1))
+        .await
+        .expect("upsert without a vector");
+    let by_meta = SearchRequest::recent().with_filter(Filter::new().meta_eq("k", 1));
+    // Several rounds, so every pooled connection a backend hands out has run these reads.
+    for _ in 0..6 {
+        assert_eq!(s.get(&ctx.ns, "plain").await.expect("get").embedding, None);
+        let hits = s.search(&ctx.ns, &by_meta).await.expect("search before the pin");
+        assert_eq!(hit_ids(&hits), ["plain"]);
+    }
+    s.upsert(
+        fact(&ctx.ns, "vec", "after the pin")
+            .with_extra("k", 1)
+            .with_embedding(MODEL, axis(2)),
+    )
+    .await
+    .expect("the first upsert with a vector pins the model");
+    for _ in 0..6 {
+        let got = s.get(&ctx.ns, "vec").await.expect("get after the pin");
+        assert_eq!(got.embedding.map(|e| e.vector), Some(axis(2)));
+        let hits = s.search(&ctx.ns, &by_meta).await.expect("search after the pin");
+        assert_eq!(hit_ids(&hits), ["vec", "plain"]);
+        let hits = s
+            .search(&ctx.ns, &SearchRequest::vector(axis(2)).with_limit(5))
+            .await
+            .expect("vector search after the pin");
+        assert_eq!(hit_ids(&hits), ["vec"]);
+    }
+}
