@@ -55,6 +55,11 @@ impl ApiError {
         self.message = format!("{prefix}{}", self.message);
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The message.
     pub fn message(&self) -> &str {
         &self.message

@@ -81,7 +81,9 @@ async fn run(args: Args) -> Result<(), String> {
             ));
         }
     };
-    let store = memlayer::open(&args.url)
+    let (embedder, what) = memlayer::embed::default_embedder().map_err(|e| e.to_string())?;
+    tracing::info!("{what}");
+    let store = memlayer::open_with(memlayer::Config::new(args.url.clone()).embedder(embedder))
         .await
         .map_err(|e| format!("opening {}: {e}", args.url))?;
     let listener = tokio::net::TcpListener::bind(args.bind)

@@ -51,7 +51,10 @@ async fn store_of(backend: &str, dir: &std::path::Path) -> Option<memlayer::DynS
     } else {
         fresh
     };
-    let config = memlayer::Config::new(url).place(place);
+    // The hash embedder: deterministic, lexical similarity, no model files needed.
+    let config = memlayer::Config::new(url)
+        .place(place)
+        .embedder(std::sync::Arc::new(memlayer::embed::HashEmbedder::new()));
     Some(memlayer::open_with(config).await.unwrap())
 }
 
@@ -105,4 +108,19 @@ async fn agent_memory_client_working_memory_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_memory_client_working_memory_on_redis() {
     run_script("working_memory.py", "redis").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_memory_client_long_term_on_sqlite() {
+    run_script("long_term.py", "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_memory_client_long_term_on_postgres() {
+    run_script("long_term.py", "postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_memory_client_long_term_on_redis() {
+    run_script("long_term.py", "redis").await;
 }

@@ -237,7 +237,10 @@ pub async fn vector_reads_across_the_pin(ctx: Ctx) {
     // Several rounds, so every pooled connection a backend hands out has run these reads.
     for _ in 0..6 {
         assert_eq!(s.get(&ctx.ns, "plain").await.expect("get").embedding, None);
-        let hits = s.search(&ctx.ns, &by_meta).await.expect("search before the pin");
+        let hits = s
+            .search(&ctx.ns, &by_meta)
+            .await
+            .expect("search before the pin");
         assert_eq!(hit_ids(&hits), ["plain"]);
     }
     s.upsert(
@@ -250,7 +253,10 @@ pub async fn vector_reads_across_the_pin(ctx: Ctx) {
     for _ in 0..6 {
         let got = s.get(&ctx.ns, "vec").await.expect("get after the pin");
         assert_eq!(got.embedding.map(|e| e.vector), Some(axis(2)));
-        let hits = s.search(&ctx.ns, &by_meta).await.expect("search after the pin");
+        let hits = s
+            .search(&ctx.ns, &by_meta)
+            .await
+            .expect("search after the pin");
         assert_eq!(hit_ids(&hits), ["vec", "plain"]);
         let hits = s
             .search(&ctx.ns, &SearchRequest::vector(axis(2)).with_limit(5))

@@ -1,7 +1,4 @@
-//! Compatibility with Redis's Agent Memory Server REST API (`/v1/...`), so its clients work
-//! unchanged. So far: health and working memory (see `docs/compat-agent-memory-server.md`).
-//!
-//! A session's working memory is one item (kind `working_memory`) whose content is the
+//! AMS working memory. A session's working memory is one item (kind `working_memory`) whose content is the
 //! session document as the client sent it; its id is derived from the AMS namespace, session
 //! and user, and `ttl_seconds` becomes the item's expiry, so an expired session is gone (404)
 //! exactly when the contract hides the item.
@@ -16,39 +13,18 @@ use memlayer::{ErrorKind, FieldMatch, Filter, Kind, MemoryItem, MemoryStoreExt, 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::{detail, from_api, hex_digest, long_term, namespace_of};
 use crate::{ApiError, AppState};
 
-/// The AMS namespace when the client names none.
-const DEFAULT_NAMESPACE: &str = "default";
 const KIND: &str = "working_memory";
 
-/// AMS answers errors as `{"detail": ...}`, which its client reads.
-fn detail(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "detail": message.into() }))).into_response()
-}
-
-fn from_api(e: ApiError) -> Response {
-    let response = e.into_response();
-    let status = response.status();
-    if status == StatusCode::NOT_FOUND {
-        return detail(status, "not found");
-    }
-    response
-}
-
-pub(crate) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/health", get(health))
         .route("/v1/working-memory/", get(list_sessions))
         .route(
             "/v1/working-memory/{session_id}",
             get(get_session).put(put_session).delete(delete_session),
         )
-}
-
-async fn health() -> Json<Value> {
-    let now = Timestamp::now().as_millis() as f64 / 1000.0;
-    Json(json!({ "now": now }))
 }
 
 #[derive(Deserialize, Default)]
@@ -61,24 +37,10 @@ struct SessionQuery {
     offset: Option<usize>,
 }
 
-fn namespace_of(q: Option<&str>) -> String {
-    q.filter(|n| !n.is_empty())
-        .unwrap_or(DEFAULT_NAMESPACE)
-        .to_owned()
-}
-
 /// The item id of a session: unique per (namespace, session, user), as ids are per store.
 fn session_item_id(namespace: &str, session: &str, user: Option<&str>) -> String {
     let key = json!([namespace, session, user]).to_string();
-    format!("wm-{}", hex_digest(&key))
-}
-
-fn hex_digest(s: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("wm-{}", &hex_digest(&key)[..32])
 }
 
 /// The response body of a stored session document.
@@ -103,7 +65,7 @@ fn response_of(mut doc: Value, item: &MemoryItem) -> Value {
     doc
 }
 
-async fn load(
+pub(super) async fn load(
     st: &AppState,
     namespace: &str,
     session: &str,
@@ -207,6 +169,9 @@ async fn put_session(
     obj.insert("user_id".into(), json!(user));
     for computed in ["tokens", "last_accessed", "new_session", "unsaved"] {
         obj.remove(computed);
+    }
+    if let Err(r) = long_term::promote(&st, &headers, &mut doc).await {
+        return r;
     }
     let content = doc.to_string();
     let mut item = MemoryItem::new(&namespace, Kind::Custom(KIND.into()), content)
