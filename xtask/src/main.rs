@@ -222,7 +222,7 @@ fn ci() -> Result<()> {
     let ids: Vec<String> = BACKENDS.iter().map(|s| s.to_string()).collect();
     conformance::run_tests(
         &ids,
-        &["models", "amc"],
+        &["models", "amc", "mcp"],
         &["test", "--workspace", "--no-fail-fast", "--all-features"],
     )?;
     quality_floor()?;

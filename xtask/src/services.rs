@@ -20,7 +20,7 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// Every service id `services` knows.
-pub const SERVICES: &[&str] = &["models", "postgres", "redis", "chroma", "amc"];
+pub const SERVICES: &[&str] = &["models", "postgres", "redis", "chroma", "amc", "mcp"];
 
 fn port(var: &str, default: u16) -> u16 {
     std::env::var(var)
@@ -534,6 +534,18 @@ fn amc_up() -> Result<Vec<(String, String)>> {
     )])
 }
 
+/// A venv with the official Python MCP SDK, `mcp==2.3.0`, whose stdio client drives
+/// `memlayer mcp` in the CLI's tests.
+fn mcp_up() -> Result<Vec<(String, String)>> {
+    let venv = services_dir().join("mcp").join("venv");
+    let python = venv.join("bin").join("python");
+    ensure_venv(&venv, "mcp==2.3.0")?;
+    Ok(vec![(
+        "MEMLAYER_MCP_PYTHON".into(),
+        python.display().to_string(),
+    )])
+}
+
 fn chroma_down() -> Result<()> {
     let pid = services_dir().join("chroma").join("chroma.pid");
     if let Ok(pid) = std::fs::read_to_string(&pid) {
@@ -585,6 +597,7 @@ pub fn up(ids: &[String]) -> Result<Vec<(String, String)>> {
             "redis" => env.extend(redis_up()?),
             "chroma" => env.extend(chroma_up()?),
             "amc" => env.extend(amc_up()?),
+            "mcp" => env.extend(mcp_up()?),
             other => bail!("unknown service {other}"),
         }
     }

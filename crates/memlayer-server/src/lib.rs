@@ -671,3 +671,74 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// The authentication a server binding `bind` runs with: the `tokens` spec when given; none
+/// when `no_auth` says so, or on a loopback address without tokens (with a warning); an error
+/// for a non-loopback address with neither.
+///
+/// # Errors
+/// A one-line message naming the bad token entry or the missing choice.
+pub fn auth_for(
+    tokens: Option<&str>,
+    no_auth: bool,
+    bind: std::net::SocketAddr,
+) -> Result<Auth, String> {
+    match (tokens, no_auth) {
+        (Some(spec), _) => Auth::parse(spec).map_err(|e| format!("--tokens: {e}")),
+        (None, true) => Ok(Auth::Disabled),
+        (None, false) if bind.ip().is_loopback() => {
+            tracing::warn!(
+                "no tokens configured: authentication is off, listening on loopback only"
+            );
+            Ok(Auth::Disabled)
+        }
+        (None, false) => Err(format!(
+            "{bind} is not a loopback address: give --tokens (or MEMLAYER_TOKENS), or --no-auth to serve it unauthenticated"
+        )),
+    }
+}
+
+/// Opens the store of `url` with the embedder its pin names, or the default embedder for a
+/// new store (MiniLM when `MEMLAYER_MINILM_DIR` is set, else the hash embedder); returns it
+/// with a line saying which embedder, for start-up messages.
+///
+/// # Errors
+/// A one-line message naming the URL.
+pub async fn open_store(url: &str) -> Result<(DynStore, String), String> {
+    let raw = memlayer::open(url)
+        .await
+        .map_err(|e| format!("opening {url}: {e}"))?;
+    let pin = raw
+        .embedding_pin()
+        .await
+        .map_err(|e| format!("opening {url}: {e}"))?;
+    let (embedder, what) =
+        memlayer::embed::embedder_for(pin.as_ref()).map_err(|e| e.to_string())?;
+    let store = memlayer::embed::EmbeddingStore::new(raw, embedder)
+        .await
+        .map_err(|e| format!("opening {url}: {e}"))?;
+    Ok((Arc::new(store), what))
+}
+
+/// Resolves on Ctrl-C or SIGTERM, for [`serve`]'s graceful shutdown.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: draining requests in flight");
+}

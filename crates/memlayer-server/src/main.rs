@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use memlayer_server::{Auth, ServerConfig, serve};
+use memlayer_server::{ServerConfig, auth_for, open_store, serve, shutdown_signal};
 
 /// Serves memlayer over HTTP.
 #[derive(Parser, Debug)]
@@ -27,28 +27,6 @@ struct Args {
     max_body_bytes: usize,
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!("shutting down: draining requests in flight");
-}
-
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -65,27 +43,9 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let auth = match (&args.tokens, args.no_auth) {
-        (Some(spec), _) => Auth::parse(spec).map_err(|e| format!("--tokens: {e}"))?,
-        (None, true) => Auth::Disabled,
-        (None, false) if args.bind.ip().is_loopback() => {
-            tracing::warn!(
-                "no tokens configured: authentication is off, listening on loopback only"
-            );
-            Auth::Disabled
-        }
-        (None, false) => {
-            return Err(format!(
-                "{} is not a loopback address: give --tokens (or MEMLAYER_TOKENS), or --no-auth to serve it unauthenticated",
-                args.bind
-            ));
-        }
-    };
-    let (embedder, what) = memlayer::embed::default_embedder().map_err(|e| e.to_string())?;
-    tracing::info!("{what}");
-    let store = memlayer::open_with(memlayer::Config::new(args.url.clone()).embedder(embedder))
-        .await
-        .map_err(|e| format!("opening {}: {e}", args.url))?;
+    let auth = auth_for(args.tokens.as_deref(), args.no_auth, args.bind)?;
+    let (store, embedder) = open_store(&args.url).await?;
+    tracing::info!("{embedder}");
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| format!("binding {}: {e}", args.bind))?;

@@ -1,0 +1,66 @@
+//! `forget --user U`: hard-deletes everything of a user, in every namespace.
+
+use std::collections::BTreeMap;
+
+use memlayer::{DynStore, ErrorKind, Filter, Kind, MemoryStoreExt, Result};
+
+/// What was deleted in one namespace.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Items hard-deleted.
+    pub items: u64,
+    /// Of which carried an embedding (their vectors went with them).
+    pub vectors: u64,
+    /// Of which were conversation messages.
+    pub messages: u64,
+    /// Of which were summaries.
+    pub summaries: u64,
+    /// Of which were long-term facts and other kinds.
+    pub other: u64,
+}
+
+/// Hard-deletes every item whose user is `user` (live, soft-deleted, expired and superseded
+/// alike, vectors with them) in `namespaces`, and returns exact counts per namespace (only
+/// namespaces where something was deleted).
+///
+/// # Errors
+/// The store's errors; what was deleted before an error stays deleted, and a rerun finishes.
+pub async fn forget_user(
+    store: &DynStore,
+    user: &str,
+    namespaces: &[String],
+) -> Result<BTreeMap<String, Forgotten>> {
+    let mut report = BTreeMap::new();
+    for ns in namespaces {
+        let filter = Filter::new()
+            .user(user)
+            .include_deleted(true)
+            .include_expired(true)
+            .include_superseded(true);
+        let items = store.list_all(ns, filter).await?;
+        let mut f = Forgotten::default();
+        for item in items {
+            match store.delete(ns, &item.id).await {
+                Ok(()) => {}
+                // Deleted by someone else meanwhile: not ours to count.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+            f.items += 1;
+            if item.embedding.is_some() {
+                f.vectors += 1;
+            }
+            if item.kind.is_message() {
+                f.messages += 1;
+            } else if item.kind == Kind::Summary {
+                f.summaries += 1;
+            } else {
+                f.other += 1;
+            }
+        }
+        if f.items > 0 {
+            report.insert(ns.clone(), f);
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,19 @@
+//! `memlayer`: the command line.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = memlayer_cli::Cli::parse();
+    if let Err(message) = memlayer_cli::run(cli).await {
+        eprintln!("memlayer: {message}");
+        std::process::exit(1);
+    }
+}
