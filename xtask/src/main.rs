@@ -217,6 +217,8 @@ fn ci() -> Result<()> {
         "warnings",
     ]))?;
     matrix::matrix(true)?;
+    // Every publishable crate packages (metadata, README, licence files, path deps versioned).
+    run(cargo().args(["package", "--workspace", "--no-verify"]))?;
     // One test run covers unit tests, integration tests and the conformance suite; the suite
     // records every scenario's outcome so the summary below can count them per backend.
     let ids: Vec<String> = BACKENDS.iter().map(|s| s.to_string()).collect();
