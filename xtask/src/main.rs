@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod conformance;
 mod embedders;
+mod bench;
 mod eval;
 mod matrix;
 mod progress;
@@ -49,6 +50,22 @@ enum Cmd {
     Services {
         #[command(subcommand)]
         action: ServicesCmd,
+    },
+    /// Performance: every backend on the same synthetic data; writes target/bench/report.json,
+    /// an SVG chart and the bench section of docs/benchmarks.md.
+    Bench {
+        /// A small run (under five minutes): memory and SQLite at 2,000 items, 200 calls.
+        #[arg(long)]
+        quick: bool,
+        /// Backend ids, comma-separated, or `all`.
+        #[arg(long)]
+        backend: Option<String>,
+        /// Namespace sizes, comma-separated.
+        #[arg(long)]
+        sizes: Option<String>,
+        /// Write the table into this markdown file's bench section (and the chart beside it).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
     },
     /// Retrieval evaluation on a BEIR-format dataset (see ../shared/docs/EVAL.md).
     Eval {
@@ -298,6 +315,38 @@ fn main() -> Result<()> {
             }
             ServicesCmd::Down { ids } => services::down(&ids),
         },
+        Cmd::Bench {
+            quick,
+            backend,
+            sizes,
+            markdown,
+        } => {
+            let backends = match backend {
+                Some(b) => parse_backends(&b)?,
+                None if quick => vec!["memory".to_owned(), "sqlite".to_owned()],
+                None => parse_backends("all")?,
+            };
+            let sizes = match sizes {
+                Some(s) => s
+                    .split(',')
+                    .map(|x| x.trim().replace('_', "").parse::<usize>())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .context("--sizes: comma-separated numbers")?,
+                None if quick => vec![2000],
+                None => vec![10_000, 100_000],
+            };
+            let args = bench::BenchArgs {
+                quick,
+                backends,
+                sizes,
+                markdown,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(bench::bench(&args))?;
+            Ok(())
+        }
         Cmd::Eval {
             data,
             backend,

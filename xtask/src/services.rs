@@ -20,7 +20,7 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// Every service id `services` knows.
-pub const SERVICES: &[&str] = &["models", "postgres", "redis", "chroma", "amc", "mcp"];
+pub const SERVICES: &[&str] = &["models", "postgres", "redis", "chroma", "amc", "mcp", "bench"];
 
 fn port(var: &str, default: u16) -> u16 {
     std::env::var(var)
@@ -546,6 +546,17 @@ fn mcp_up() -> Result<Vec<(String, String)>> {
     )])
 }
 
+/// A venv with numpy, the baseline of `cargo xtask bench`'s exact-scan kernel.
+fn bench_up() -> Result<Vec<(String, String)>> {
+    let venv = services_dir().join("bench").join("venv");
+    let python = venv.join("bin").join("python");
+    ensure_venv(&venv, "numpy==2.4.6")?;
+    Ok(vec![(
+        "MEMLAYER_BENCH_PYTHON".into(),
+        python.display().to_string(),
+    )])
+}
+
 fn chroma_down() -> Result<()> {
     let pid = services_dir().join("chroma").join("chroma.pid");
     if let Ok(pid) = std::fs::read_to_string(&pid) {
@@ -598,6 +609,7 @@ pub fn up(ids: &[String]) -> Result<Vec<(String, String)>> {
             "chroma" => env.extend(chroma_up()?),
             "amc" => env.extend(amc_up()?),
             "mcp" => env.extend(mcp_up()?),
+            "bench" => env.extend(bench_up()?),
             other => bail!("unknown service {other}"),
         }
     }

@@ -17,6 +17,16 @@ impl Guard {
         }
     }
 
+    /// The bytes of the store's local files (SQLite), if it has any.
+    pub fn disk_bytes(&self) -> Option<u64> {
+        let dir = self._dir.as_ref()?;
+        let mut total = 0;
+        for entry in std::fs::read_dir(dir.path()).ok()? {
+            total += entry.ok()?.metadata().ok()?.len();
+        }
+        Some(total)
+    }
+
     /// Removes what the store left on its server (Chroma's collections; the other servers'
     /// schemas and prefixes are cheap to leave); local files go when the guard drops.
     pub async fn release(self) {
