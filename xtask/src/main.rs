@@ -8,9 +8,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod conformance;
 mod embedders;
-mod bench;
 mod eval;
 mod matrix;
 mod progress;

@@ -20,7 +20,9 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// Every service id `services` knows.
-pub const SERVICES: &[&str] = &["models", "postgres", "redis", "chroma", "amc", "mcp", "bench"];
+pub const SERVICES: &[&str] = &[
+    "models", "postgres", "redis", "chroma", "amc", "mcp", "bench",
+];
 
 fn port(var: &str, default: u16) -> u16 {
     std::env::var(var)

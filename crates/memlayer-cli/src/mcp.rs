@@ -155,15 +155,11 @@ impl MemoryTools {
         &self,
         Parameters(a): Parameters<RememberArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let extraction = match a.extraction.as_deref().unwrap_or("facts") {
-            t => match ExtractionType::parse(t) {
-                Some(e) => e,
-                None => {
-                    return failed(format!(
-                        "type is {t:?}; must be facts, user_profile or agent_experience"
-                    ));
-                }
-            },
+        let t = a.extraction.as_deref().unwrap_or("facts");
+        let Some(extraction) = ExtractionType::parse(t) else {
+            return failed(format!(
+                "type is {t:?}; must be facts, user_profile or agent_experience"
+            ));
         };
         let mut memory = NewMemory::new(extraction, a.content);
         for t in a.tags {

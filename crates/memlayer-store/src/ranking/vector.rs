@@ -4,26 +4,101 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-const LANES: usize = 8;
+const LANES: usize = 16;
 
 /// The dot product of two equally long vectors (extra components of the longer are ignored).
+///
+/// Sixteen independent accumulators over fixed-size chunks: no bounds checks in the loop and
+/// enough independent adds to keep the SIMD units busy. On x86-64 CPUs with AVX2 (detected at
+/// run time, once per process) the same loop runs compiled for AVX2, twice the width of the
+/// baseline SSE2.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: `dot_avx2` only needs AVX2, which the CPU was just checked to have.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_body(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_body(a, b)
+}
+
+#[inline(always)]
+fn dot_body(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f32; LANES];
-    let chunks = n / LANES;
-    for i in 0..chunks {
-        let x = &a[i * LANES..(i + 1) * LANES];
-        let y = &b[i * LANES..(i + 1) * LANES];
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        if let (Ok(x), Ok(y)) = (<&[f32; LANES]>::try_from(x), <&[f32; LANES]>::try_from(y)) {
+            for l in 0..LANES {
+                acc[l] += x[l] * y[l];
+            }
         }
     }
-    let mut sum: f32 = acc.iter().sum();
-    for i in chunks * LANES..n {
-        sum += a[i] * b[i];
+    let mut sum = 0.0f32;
+    for pair in acc.chunks_exact(2) {
+        sum += pair[0] + pair[1];
+    }
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
     }
     sum
+}
+
+/// The dot products of `query` with every row of a contiguous row-major matrix of
+/// `query.len()` columns, written into `out` (cleared first): the exact scan's inner loop, with
+/// the CPU's widest SIMD (AVX2 with FMA when present) chosen once for the whole matrix.
+pub fn dots_into(query: &[f32], matrix: &[f32], out: &mut Vec<f32>) {
+    out.clear();
+    let dim = query.len();
+    if dim == 0 {
+        return;
+    }
+    out.reserve(matrix.len() / dim);
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        #[allow(unsafe_code)]
+        // SAFETY: `dots_fma` only needs AVX2 and FMA, which the CPU was just checked to have.
+        unsafe {
+            dots_fma(query, matrix, out);
+        }
+        return;
+    }
+    for row in matrix.chunks_exact(dim) {
+        out.push(dot_body(query, row));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dots_fma(query: &[f32], matrix: &[f32], out: &mut Vec<f32>) {
+    for row in matrix.chunks_exact(query.len()) {
+        let mut acc = [0.0f32; LANES];
+        let (ca, cb) = (query.chunks_exact(LANES), row.chunks_exact(LANES));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (x, y) in ca.zip(cb) {
+            if let (Ok(x), Ok(y)) = (<&[f32; LANES]>::try_from(x), <&[f32; LANES]>::try_from(y)) {
+                for l in 0..LANES {
+                    acc[l] = x[l].mul_add(y[l], acc[l]);
+                }
+            }
+        }
+        let mut sum = 0.0f32;
+        for pair in acc.chunks_exact(2) {
+            sum += pair[0] + pair[1];
+        }
+        for (x, y) in ra.iter().zip(rb) {
+            sum = x.mul_add(*y, sum);
+        }
+        out.push(sum);
+    }
 }
 
 /// The Euclidean norm.
@@ -135,6 +210,25 @@ impl<K: Ord> TopK<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dots_into_matches_dot_on_every_row() {
+        let dim = 37; // not a multiple of the lane count: the remainder is covered
+        let matrix: Vec<f32> = (0..dim * 5)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let query: Vec<f32> = (0..dim).map(|i| (i as f32 / 10.0).sin()).collect();
+        let mut out = Vec::new();
+        dots_into(&query, &matrix, &mut out);
+        assert_eq!(out.len(), 5);
+        for (row, got) in matrix.chunks_exact(dim).zip(&out) {
+            let naive: f32 = row.iter().zip(&query).map(|(a, b)| a * b).sum();
+            assert!((got - naive).abs() < 1e-4, "{got} vs {naive}");
+            assert!((dot(&query, row) - naive).abs() < 1e-4);
+        }
+        dots_into(&[], &matrix, &mut out);
+        assert!(out.is_empty());
+    }
 
     #[test]
     fn cosine_basics() {
