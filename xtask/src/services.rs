@@ -524,39 +524,15 @@ fn ensure_venv(venv: &Path, spec: &str) -> Result<()> {
     Ok(())
 }
 
-/// A venv with Redis's Agent Memory Server client, `agent-memory-client==0.14.0`, for the
-/// compatibility suite of `memlayer-server`.
-fn amc_up() -> Result<Vec<(String, String)>> {
-    let venv = services_dir().join("amc").join("venv");
+/// A venv with `spec` installed, and the environment variable naming its python:
+/// `amc`, Redis's Agent Memory Server client for the compatibility suite of `memlayer-server`;
+/// `mcp`, the official Python MCP SDK whose stdio client drives `memlayer mcp` in the CLI's
+/// tests; `bench`, numpy, the baseline of `cargo xtask bench`'s exact-scan kernel.
+fn python_venv(id: &str, spec: &str, var: &str) -> Result<Vec<(String, String)>> {
+    let venv = services_dir().join(id).join("venv");
     let python = venv.join("bin").join("python");
-    ensure_venv(&venv, "agent-memory-client==0.14.0")?;
-    Ok(vec![(
-        "MEMLAYER_AMC_PYTHON".into(),
-        python.display().to_string(),
-    )])
-}
-
-/// A venv with the official Python MCP SDK, `mcp==2.3.0`, whose stdio client drives
-/// `memlayer mcp` in the CLI's tests.
-fn mcp_up() -> Result<Vec<(String, String)>> {
-    let venv = services_dir().join("mcp").join("venv");
-    let python = venv.join("bin").join("python");
-    ensure_venv(&venv, "mcp==2.3.0")?;
-    Ok(vec![(
-        "MEMLAYER_MCP_PYTHON".into(),
-        python.display().to_string(),
-    )])
-}
-
-/// A venv with numpy, the baseline of `cargo xtask bench`'s exact-scan kernel.
-fn bench_up() -> Result<Vec<(String, String)>> {
-    let venv = services_dir().join("bench").join("venv");
-    let python = venv.join("bin").join("python");
-    ensure_venv(&venv, "numpy==2.4.6")?;
-    Ok(vec![(
-        "MEMLAYER_BENCH_PYTHON".into(),
-        python.display().to_string(),
-    )])
+    ensure_venv(&venv, spec)?;
+    Ok(vec![(var.into(), python.display().to_string())])
 }
 
 fn chroma_down() -> Result<()> {
@@ -609,9 +585,17 @@ pub fn up(ids: &[String]) -> Result<Vec<(String, String)>> {
             "postgres" => env.extend(postgres_up()?),
             "redis" => env.extend(redis_up()?),
             "chroma" => env.extend(chroma_up()?),
-            "amc" => env.extend(amc_up()?),
-            "mcp" => env.extend(mcp_up()?),
-            "bench" => env.extend(bench_up()?),
+            "amc" => env.extend(python_venv(
+                "amc",
+                "agent-memory-client==0.14.0",
+                "MEMLAYER_AMC_PYTHON",
+            )?),
+            "mcp" => env.extend(python_venv("mcp", "mcp==2.3.0", "MEMLAYER_MCP_PYTHON")?),
+            "bench" => env.extend(python_venv(
+                "bench",
+                "numpy==2.4.6",
+                "MEMLAYER_BENCH_PYTHON",
+            )?),
             other => bail!("unknown service {other}"),
         }
     }

@@ -7,7 +7,6 @@ pub mod table;
 pub mod transfer;
 
 use std::io::{BufReader, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -47,17 +46,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the HTTP API (native REST and Agent Memory Server compatible).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "MEMLAYER_BIND", default_value = "127.0.0.1:8000")]
-        bind: SocketAddr,
-        /// Bearer tokens and their namespaces: `token=ns1,ns2;admin=*`.
-        #[arg(long, env = "MEMLAYER_TOKENS")]
-        tokens: Option<String>,
-        /// Serve a non-loopback address without authentication.
-        #[arg(long)]
-        no_auth: bool,
-    },
+    Serve(memlayer_server::ServeArgs),
     /// A Model Context Protocol server over stdio.
     Mcp {
         /// The namespace tools use when a call names none.
@@ -277,32 +266,7 @@ pub async fn run(cli: Cli) -> Outcome {
     let json_out = cli.json;
     let url = cli.url;
     match cli.command {
-        Command::Serve {
-            bind,
-            tokens,
-            no_auth,
-        } => {
-            let auth = memlayer_server::auth_for(tokens.as_deref(), no_auth, bind)?;
-            let store = embedded(&url).await?;
-            let listener = tokio::net::TcpListener::bind(bind)
-                .await
-                .map_err(|e| format!("binding {bind}: {e}"))?;
-            let mut config = memlayer_server::ServerConfig::default();
-            config.auth = auth;
-            eprintln!(
-                "memlayer: serving {url} ({}) on http://{bind}",
-                store.backend()
-            );
-            memlayer_server::serve(
-                listener,
-                store.clone(),
-                config,
-                memlayer_server::shutdown_signal(),
-            )
-            .await
-            .map_err(|e| format!("serving: {e}"))?;
-            store.close().await.map_err(err)
-        }
+        Command::Serve(args) => args.run(&url).await,
         Command::Mcp { namespace } => {
             let store = embedded(&url).await?;
             mcp::serve_stdio(store.clone(), namespace).await?;

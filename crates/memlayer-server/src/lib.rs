@@ -672,6 +672,50 @@ pub async fn serve(
         .await
 }
 
+/// How to serve, as command-line arguments: shared by `memlayer-server` and `memlayer serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MEMLAYER_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: std::net::SocketAddr,
+    /// Bearer tokens and their namespaces: `token=ns1,ns2;admin=*`.
+    #[arg(long, env = "MEMLAYER_TOKENS")]
+    pub tokens: Option<String>,
+    /// Serve a non-loopback address without authentication (loopback without tokens is
+    /// unauthenticated already).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+}
+
+impl ServeArgs {
+    /// Opens the store of `url` (with its embedder), serves it until Ctrl-C or SIGTERM, drains
+    /// the requests in flight and closes the store.
+    ///
+    /// # Errors
+    /// A one-line message: bad tokens, the store, the address.
+    pub async fn run(&self, url: &str) -> Result<(), String> {
+        let auth = auth_for(self.tokens.as_deref(), self.no_auth, self.bind)?;
+        let (store, embedder) = open_store(url).await?;
+        tracing::info!("{embedder}");
+        let listener = tokio::net::TcpListener::bind(self.bind)
+            .await
+            .map_err(|e| format!("binding {}: {e}", self.bind))?;
+        let config = ServerConfig {
+            auth,
+            max_body_bytes: self.max_body_bytes,
+            ..ServerConfig::default()
+        };
+        tracing::info!(url, backend = store.backend(), bind = %self.bind, "memlayer-server listening");
+        serve(listener, store.clone(), config, shutdown_signal())
+            .await
+            .map_err(|e| format!("serving: {e}"))?;
+        store.close().await.map_err(|e| format!("closing: {e}"))
+    }
+}
+
 /// The authentication a server binding `bind` runs with: the `tokens` spec when given; none
 /// when `no_auth` says so, or on a loopback address without tokens (with a warning); an error
 /// for a non-loopback address with neither.

@@ -37,6 +37,16 @@ struct SessionQuery {
     offset: Option<usize>,
 }
 
+/// The query's AMS namespace, if the token may touch it.
+fn allowed(st: &AppState, headers: &HeaderMap, q: &SessionQuery) -> Result<String, Response> {
+    let namespace = namespace_of(q.namespace.as_deref());
+    st.config
+        .auth
+        .check(headers, &namespace)
+        .map_err(from_api)?;
+    Ok(namespace)
+}
+
 /// The item id of a session: unique per (namespace, session, user), as ids are per store.
 fn session_item_id(namespace: &str, session: &str, user: Option<&str>) -> String {
     let key = json!([namespace, session, user]).to_string();
@@ -96,10 +106,10 @@ async fn get_session(
     Path(session_id): Path<String>,
     Query(q): Query<SessionQuery>,
 ) -> Response {
-    let namespace = namespace_of(q.namespace.as_deref());
-    if let Err(e) = st.config.auth.check(&headers, &namespace) {
-        return from_api(e);
-    }
+    let namespace = match allowed(&st, &headers, &q) {
+        Ok(ns) => ns,
+        Err(r) => return r,
+    };
     match load(&st, &namespace, &session_id, q.user_id.as_deref()).await {
         Ok(Some((doc, item))) => Json(response_of(doc, &item)).into_response(),
         Ok(None) => detail(
@@ -202,10 +212,10 @@ async fn delete_session(
     Path(session_id): Path<String>,
     Query(q): Query<SessionQuery>,
 ) -> Response {
-    let namespace = namespace_of(q.namespace.as_deref());
-    if let Err(e) = st.config.auth.check(&headers, &namespace) {
-        return from_api(e);
-    }
+    let namespace = match allowed(&st, &headers, &q) {
+        Ok(ns) => ns,
+        Err(r) => return r,
+    };
     let id = session_item_id(&namespace, &session_id, q.user_id.as_deref());
     match st.store.delete(&namespace, &id).await {
         Ok(()) => Json(json!({ "status": "ok" })).into_response(),
@@ -222,10 +232,10 @@ async fn list_sessions(
     headers: HeaderMap,
     Query(q): Query<SessionQuery>,
 ) -> Response {
-    let namespace = namespace_of(q.namespace.as_deref());
-    if let Err(e) = st.config.auth.check(&headers, &namespace) {
-        return from_api(e);
-    }
+    let namespace = match allowed(&st, &headers, &q) {
+        Ok(ns) => ns,
+        Err(r) => return r,
+    };
     let mut filter = Filter::new().kind(Kind::Custom(KIND.into()));
     if let Some(u) = &q.user_id {
         filter.user = FieldMatch::Is(u.clone());
