@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use memlayer::{DynStore, ErrorKind, Filter, Kind, MemoryStoreExt, Result};
 
 /// What was deleted in one namespace.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Forgotten {
     /// Items hard-deleted.
     pub items: u64,
@@ -17,6 +17,8 @@ pub struct Forgotten {
     pub summaries: u64,
     /// Of which were long-term facts and other kinds.
     pub other: u64,
+    /// The ids deleted.
+    pub ids: Vec<String>,
 }
 
 /// Hard-deletes every item whose user is `user` (live, soft-deleted, expired and superseded
@@ -47,6 +49,7 @@ pub async fn forget_user(
                 Err(e) => return Err(e),
             }
             f.items += 1;
+            f.ids.push(item.id.clone());
             if item.embedding.is_some() {
                 f.vectors += 1;
             }
@@ -63,4 +66,40 @@ pub async fn forget_user(
         }
     }
     Ok(report)
+}
+
+/// Connects to a Redis Streams event log named `redis://HOST:PORT/STREAM-KEY` (checked before
+/// anything is deleted).
+///
+/// # Errors
+/// A one-line message for a bad spec or an unreachable Redis.
+#[cfg(feature = "redis")]
+pub async fn event_log(spec: &str) -> Result<memlayer::orchestrator::RedisStreamSink, String> {
+    let (url, key) = spec
+        .rsplit_once('/')
+        .filter(|(u, k)| u.starts_with("redis://") && u.len() > "redis://".len() && !k.is_empty())
+        .ok_or_else(|| format!("--events {spec:?}: expected redis://HOST:PORT/STREAM-KEY"))?;
+    memlayer::orchestrator::RedisStreamSink::connect(url, key, 1_000_000)
+        .await
+        .map_err(|e| format!("--events: {e}"))
+}
+
+/// Deletes the events of the forgotten items from the event log; returns how many entries went.
+///
+/// # Errors
+/// A one-line message when Redis fails.
+#[cfg(feature = "redis")]
+pub async fn forget_events(
+    log: &memlayer::orchestrator::RedisStreamSink,
+    report: &BTreeMap<String, Forgotten>,
+) -> Result<u64, String> {
+    let mut n = 0;
+    for (ns, f) in report {
+        let ids: std::collections::HashSet<String> = f.ids.iter().cloned().collect();
+        n += log
+            .forget_ids(ns, &ids)
+            .await
+            .map_err(|e| format!("--events: {e}"))?;
+    }
+    Ok(n)
 }

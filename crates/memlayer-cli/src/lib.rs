@@ -163,6 +163,11 @@ pub enum Command {
         /// Only this namespace.
         #[arg(long)]
         namespace: Option<String>,
+        /// Also delete the user's events from this Redis Streams event log
+        /// (`redis://HOST:PORT/STREAM-KEY`, as written by the orchestrator's `RedisStreamSink`).
+        #[cfg(feature = "redis")]
+        #[arg(long)]
+        events: Option<String>,
     },
     /// Write items (embeddings included) as JSON lines.
     Export {
@@ -549,21 +554,38 @@ pub async fn run(cli: Cli) -> Outcome {
                 Ok(())
             }
         }
-        Command::Forget { user, namespace } => {
+        Command::Forget {
+            user,
+            namespace,
+            #[cfg(feature = "redis")]
+            events,
+        } => {
             let store = raw(&url).await?;
+            #[cfg(feature = "redis")]
+            let log = match &events {
+                Some(spec) => Some(forget::event_log(spec).await?),
+                None => None,
+            };
             let namespaces = namespaces_of(&store, namespace.into_iter().collect()).await?;
             let report = forget::forget_user(&store, &user, &namespaces)
                 .await
                 .map_err(err)?;
             let total: u64 = report.values().map(|f| f.items).sum();
             let vectors: u64 = report.values().map(|f| f.vectors).sum();
+            #[cfg(feature = "redis")]
+            let event_count = match &log {
+                Some(log) => Some(forget::forget_events(log, &report).await?),
+                None => None,
+            };
+            #[cfg(not(feature = "redis"))]
+            let event_count: Option<u64> = None;
             if json_out {
                 let per: Vec<Value> = report
                     .iter()
                     .map(|(ns, f)| json!({"namespace": ns, "items": f.items, "vectors": f.vectors, "messages": f.messages, "summaries": f.summaries, "other": f.other}))
                     .collect();
                 return print_json(
-                    &json!({ "user": user, "items": total, "vectors": vectors, "namespaces": per }),
+                    &json!({ "user": user, "items": total, "vectors": vectors, "events": event_count, "namespaces": per }),
                 );
             }
             let rows: Vec<Vec<String>> = report
@@ -598,6 +620,9 @@ pub async fn run(cli: Cli) -> Outcome {
                 "forgot user {user}: {total} items and {vectors} vectors deleted in {} namespaces",
                 report.len()
             );
+            if let Some(n) = event_count {
+                println!("and {n} events deleted from the event log");
+            }
             Ok(())
         }
         Command::Export { namespaces, out } => {

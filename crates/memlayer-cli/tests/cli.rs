@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 use indicatif::ProgressBar;
 use memlayer::{
@@ -599,4 +600,97 @@ async fn reembed_is_resumable() {
         let item = store.get("fruit", &format!("i{i}")).await.unwrap();
         assert_eq!(item.embedding.unwrap().model, want);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_deletes_the_users_events_from_the_event_log() {
+    let Ok(redis) = std::env::var("MEMLAYER_REDIS_URL") else {
+        let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
+            v.split(',')
+                .any(|b| b.trim() == "redis" || b.trim() == "all")
+        });
+        assert!(
+            !required,
+            "MEMLAYER_REDIS_URL is unset but redis is required"
+        );
+        eprintln!("skipping the event-log leg of forget: set MEMLAYER_REDIS_URL");
+        return;
+    };
+    use memlayer::orchestrator::{MemoryEvent, MemoryEventEmitter, RedisStreamSink};
+    let key = format!(
+        "cli-forget-events-{}-{}",
+        std::process::id(),
+        Timestamp::now().as_millis()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let url = url_of(&dir.path().join("ev.db"));
+    let sink = Arc::new(
+        RedisStreamSink::connect(&redis, key.clone(), 10_000)
+            .await
+            .unwrap(),
+    );
+    let emitter = MemoryEventEmitter::new(memlayer::open(&url).await.unwrap(), 64);
+    emitter.add_sink(sink.clone());
+    let store: DynStore = Arc::new(emitter);
+    seed(&store).await;
+    store
+        .upsert(
+            MemoryItem::new("agent", Kind::Fact, "Bob's note")
+                .with_id("b9")
+                .with_user("bob"),
+        )
+        .await
+        .unwrap();
+    store
+        .search(
+            "agent",
+            &SearchRequest::keyword("Paris").with_filter(Filter::new().user("alice")),
+        )
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    // Events name items by id only; these are alice's.
+    let names = |e: &MemoryEvent, ids: &[&str]| {
+        let text = serde_json::to_string(e).unwrap();
+        ids.iter().any(|id| text.contains(&format!("\"{id}\"")))
+    };
+    let alice = ["h1", "a1", "t1", "t2", "f1", "s1"];
+    let before = sink.read_all().await.unwrap();
+    let of_alice = before.iter().filter(|e| names(e, &alice)).count();
+    assert_eq!(of_alice, 3, "two Added, one Searched: {before:?}");
+
+    // A bad event log is refused before anything is deleted.
+    let bad = memlayer(
+        dir.path(),
+        &url,
+        &["forget", "--user", "alice", "--events", "redis://nohost"],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--events"));
+    let reopened = memlayer::open(&url).await.unwrap();
+    assert_eq!(
+        reopened.get("agent", "f1").await.unwrap().content,
+        "Alice lives in Paris"
+    );
+    reopened.close().await.unwrap();
+
+    let out = json(&memlayer(
+        dir.path(),
+        &url,
+        &[
+            "--json",
+            "forget",
+            "--user",
+            "alice",
+            "--events",
+            &format!("{redis}/{key}"),
+        ],
+    ));
+    assert_eq!(out["items"], 6, "{out}");
+    assert_eq!(out["events"], 3, "{out}");
+    let after = sink.read_all().await.unwrap();
+    assert!(after.iter().all(|e| !names(e, &alice)), "{after:?}");
+    assert_eq!(after.len(), before.len() - 3);
+    // The events of other users' items stay.
+    assert!(after.iter().any(|e| names(e, &["b9"])), "{after:?}");
 }

@@ -112,6 +112,89 @@ impl RedisStreamSink {
         }
         Ok(out)
     }
+
+    /// Deletes every entry that mentions one of `ids` of `namespace` (to forget a user: the
+    /// events of their items go with the items). An entry that also mentions other items goes
+    /// whole. Returns how many entries were deleted.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer.
+    pub async fn forget_ids(
+        &self,
+        namespace: &str,
+        ids: &std::collections::HashSet<String>,
+    ) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let v: Value = self
+            .client
+            .custom(
+                CustomCommand::new_static("XRANGE", None, false),
+                vec![
+                    Value::from(self.key.clone()),
+                    Value::from("-"),
+                    Value::from("+"),
+                ],
+            )
+            .await
+            .map_err(redis_error)?;
+        let mut doomed: Vec<Value> = Vec::new();
+        for entry in v.into_array() {
+            let mut parts = entry.into_array().into_iter();
+            let (Some(entry_id), Some(fields)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let json = fields
+                .into_array()
+                .into_iter()
+                .nth(1)
+                .and_then(|v| v.as_string());
+            let Some(Ok(event)) = json.map(|j| serde_json::from_str::<MemoryEvent>(&j)) else {
+                continue;
+            };
+            if mentions(&event, namespace, ids) {
+                doomed.push(entry_id);
+            }
+        }
+        let mut deleted = 0u64;
+        for chunk in doomed.chunks(500) {
+            let mut args = vec![Value::from(self.key.clone())];
+            args.extend(chunk.iter().cloned());
+            let n: Value = self
+                .client
+                .custom(CustomCommand::new_static("XDEL", None, false), args)
+                .await
+                .map_err(redis_error)?;
+            deleted += n.as_u64().unwrap_or(0);
+        }
+        Ok(deleted)
+    }
+}
+
+/// Whether `event` names one of `ids` in `namespace`.
+fn mentions(event: &MemoryEvent, namespace: &str, ids: &std::collections::HashSet<String>) -> bool {
+    match event {
+        MemoryEvent::Added {
+            namespace: ns,
+            ids: list,
+        }
+        | MemoryEvent::Updated {
+            namespace: ns,
+            ids: list,
+        }
+        | MemoryEvent::Deleted {
+            namespace: ns,
+            ids: list,
+            ..
+        }
+        | MemoryEvent::Searched {
+            namespace: ns,
+            ids: list,
+        } => ns == namespace && list.iter().any(|i| ids.contains(i)),
+        MemoryEvent::Expired { namespace: ns, id } => ns == namespace && ids.contains(id),
+        MemoryEvent::Cleared { .. } | MemoryEvent::Decayed { .. } => false,
+    }
 }
 
 #[async_trait]
