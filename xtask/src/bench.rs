@@ -221,16 +221,7 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
     }
     let queries: Vec<Vec<f32>> = (0..32).map(|_| rng.vector()).collect();
     let mut scores = Vec::with_capacity(n);
-    let mut scan = |q: &[f32]| {
-        memlayer::ranking::vector::dots_into(q, &matrix, &mut scores);
-        let mut top = memlayer::ranking::vector::TopK::new(10);
-        for (i, &score) in scores.iter().enumerate() {
-            if top.admits(score) {
-                top.offer(score, i);
-            }
-        }
-        top.into_sorted()
-    };
+    let mut scan = |q: &[f32]| memlayer::ranking::vector::exact_top_k(q, &matrix, 10, &mut scores);
     for q in queries.iter().take(4) {
         std::hint::black_box(scan(q));
     }

@@ -101,6 +101,25 @@ fn dots_fma(query: &[f32], matrix: &[f32], out: &mut Vec<f32>) {
     }
 }
 
+/// The exact top-`k` rows of a contiguous row-major matrix by dot product with `query`, best
+/// first (ties by row index): [`dots_into`] then a bounded heap, no per-row allocation.
+/// `scratch` holds the scores between calls, so a scan allocates nothing once warm.
+pub fn exact_top_k(
+    query: &[f32],
+    matrix: &[f32],
+    k: usize,
+    scratch: &mut Vec<f32>,
+) -> Vec<(f32, usize)> {
+    dots_into(query, matrix, scratch);
+    let mut top = TopK::new(k);
+    for (i, &score) in scratch.iter().enumerate() {
+        if top.admits(score) {
+            top.offer(score, i);
+        }
+    }
+    top.into_sorted()
+}
+
 /// The Euclidean norm.
 pub fn norm(a: &[f32]) -> f32 {
     dot(a, a).sqrt()
@@ -228,6 +247,17 @@ mod tests {
         }
         dots_into(&[], &matrix, &mut out);
         assert!(out.is_empty());
+        let top = exact_top_k(&query, &matrix, 2, &mut out);
+        let mut naive: Vec<(f32, usize)> = matrix
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, r)| (r.iter().zip(&query).map(|(a, b)| a * b).sum(), i))
+            .collect();
+        naive.sort_by(|a, b| b.0.total_cmp(&a.0));
+        assert_eq!(
+            top.iter().map(|p| p.1).collect::<Vec<_>>(),
+            [naive[0].1, naive[1].1]
+        );
     }
 
     #[test]
