@@ -540,19 +540,20 @@ async fn store_rows(backend: &str, n: usize, quick: bool) -> Result<Vec<Value>> 
 
     // Disk per item for SQLite: the file holds the searched namespace and the write
     // benchmarks' namespaces; its size over all those items, scaled to 1M items.
-    if backend == "sqlite" {
-        if let Some(bytes) = guard.disk_bytes() {
-            let mut stored = 0u64;
-            for ns in store.list_namespaces().await? {
-                stored += store.count(&ns, memlayer::CountOptions::all()).await?;
-            }
-            let mut r = row(backend, "disk", n, 1, None, vec![], 0.0, None);
-            r["bytes"] = json!(bytes);
-            r["stored_items"] = json!(stored);
-            r["bytes_per_1m_items"] = json!((bytes as f64 / stored.max(1) as f64 * 1e6).round());
-            rows.push(r);
+    if backend == "sqlite"
+        && let Some(bytes) = guard.disk_bytes()
+    {
+        let mut stored = 0u64;
+        for ns in store.list_namespaces().await? {
+            stored += store.count(&ns, memlayer::CountOptions::all()).await?;
         }
+        let mut r = row(backend, "disk", n, 1, None, vec![], 0.0, None);
+        r["bytes"] = json!(bytes);
+        r["stored_items"] = json!(stored);
+        r["bytes_per_1m_items"] = json!((bytes as f64 / stored.max(1) as f64 * 1e6).round());
+        rows.push(r);
     }
+
     store.close().await?;
     guard.release().await;
     Ok(rows)
