@@ -82,11 +82,8 @@ impl RedisStreamSink {
         Ok(())
     }
 
-    /// Every event in the stream, oldest first.
-    ///
-    /// # Errors
-    /// `Unavailable` when Redis does not answer; `Unexpected` for an entry that does not parse.
-    pub async fn read_all(&self) -> Result<Vec<MemoryEvent>> {
+    /// Every entry of the stream, oldest first: its id and its event's JSON.
+    async fn entries(&self) -> Result<Vec<(Value, Option<String>)>> {
         let v: Value = self
             .client
             .custom(
@@ -99,12 +96,27 @@ impl RedisStreamSink {
             )
             .await
             .map_err(redis_error)?;
+        Ok(v.into_array()
+            .into_iter()
+            .map(|entry| {
+                let mut parts = entry.into_array().into_iter();
+                let id = parts.next().unwrap_or(Value::Null);
+                let json = parts
+                    .next()
+                    .and_then(|f| f.into_array().into_iter().nth(1))
+                    .and_then(|v| v.as_string());
+                (id, json)
+            })
+            .collect())
+    }
+
+    /// Every event in the stream, oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis does not answer; `Unexpected` for an entry that does not parse.
+    pub async fn read_all(&self) -> Result<Vec<MemoryEvent>> {
         let mut out = Vec::new();
-        for entry in v.into_array() {
-            let fields = entry.into_array().into_iter().nth(1).map(Value::into_array);
-            let json = fields
-                .and_then(|f| f.into_iter().nth(1))
-                .and_then(|v| v.as_string());
+        for (_, json) in self.entries().await? {
             let Some(json) = json else { continue };
             let event = serde_json::from_str(&json)
                 .map_err(|e| Error::new(ErrorKind::Unexpected, format!("stream entry: {e}")))?;
@@ -127,29 +139,8 @@ impl RedisStreamSink {
         if ids.is_empty() {
             return Ok(0);
         }
-        let v: Value = self
-            .client
-            .custom(
-                CustomCommand::new_static("XRANGE", None, false),
-                vec![
-                    Value::from(self.key.clone()),
-                    Value::from("-"),
-                    Value::from("+"),
-                ],
-            )
-            .await
-            .map_err(redis_error)?;
         let mut doomed: Vec<Value> = Vec::new();
-        for entry in v.into_array() {
-            let mut parts = entry.into_array().into_iter();
-            let (Some(entry_id), Some(fields)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            let json = fields
-                .into_array()
-                .into_iter()
-                .nth(1)
-                .and_then(|v| v.as_string());
+        for (entry_id, json) in self.entries().await? {
             let Some(Ok(event)) = json.map(|j| serde_json::from_str::<MemoryEvent>(&j)) else {
                 continue;
             };
