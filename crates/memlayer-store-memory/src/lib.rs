@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
+pub use memlayer_ann::AnnConfig;
+use memlayer_ann::VectorSet;
 use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
 use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
 use memlayer_store::ranking::bm25::Bm25Index;
-use memlayer_store::ranking::vector::{TopK, cosine_with_norms, norm};
+use memlayer_store::ranking::vector::TopK;
 use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search, sort_page};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
@@ -23,14 +25,14 @@ const BACKEND: &str = "memory";
 #[derive(Debug)]
 struct Stored {
     item: MemoryItem,
-    /// Norm of the embedding, computed once on write.
-    norm: f32,
 }
 
 #[derive(Debug, Default)]
 struct Namespace {
     ids: HashSet<String>,
     bm25: Bm25Index<String>,
+    /// The namespace's embeddings by item id: exact below the ANN threshold, HNSW above.
+    vectors: Option<VectorSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +40,7 @@ struct State {
     items: HashMap<String, Stored>,
     namespaces: HashMap<String, Namespace>,
     pin: Option<EmbeddingPin>,
+    ann: AnnConfig,
 }
 
 impl State {
@@ -54,40 +57,72 @@ impl State {
         }
     }
 
-    /// Writes a merged row, keeping the namespace index and BM25 in step.
-    fn put(&mut self, item: MemoryItem) {
+    /// Writes merged rows, keeping each namespace's ids, BM25 and vectors in step; the
+    /// vectors of one namespace go in as one batch (one graph insertion for many rows).
+    fn put_all(&mut self, items: Vec<MemoryItem>) -> Result<()> {
         if self.pin.is_none()
-            && let Some(e) = &item.embedding
+            && let Some(e) = items.iter().find_map(|i| i.embedding.as_ref())
         {
             self.pin = Some(EmbeddingPin {
                 model: e.model.clone(),
                 dim: e.dim(),
             });
         }
-        let ns = self.namespaces.entry(item.namespace.clone()).or_default();
-        ns.ids.insert(item.id.clone());
-        ns.bm25.insert(item.id.clone(), &item.content);
-        let norm = item.embedding.as_ref().map_or(0.0, |e| norm(&e.vector));
-        self.items.insert(item.id.clone(), Stored { item, norm });
+        let mut by_namespace: HashMap<String, Vec<MemoryItem>> = HashMap::new();
+        for item in items {
+            by_namespace
+                .entry(item.namespace.clone())
+                .or_default()
+                .push(item);
+        }
+        let ann = self.ann;
+        for (name, items) in by_namespace {
+            let ns = self.namespaces.entry(name).or_default();
+            if let Some(pin) = &self.pin
+                && ns.vectors.is_none()
+                && items.iter().any(|i| i.embedding.is_some())
+            {
+                ns.vectors = Some(VectorSet::new(pin.dim, ann));
+            }
+            if let Some(vectors) = &mut ns.vectors {
+                for item in items.iter().filter(|i| i.embedding.is_none()) {
+                    vectors.remove(&item.id)?;
+                }
+                vectors.upsert_many(items.iter().filter_map(|i| {
+                    Some((i.id.clone(), i.embedding.as_ref()?.vector.as_slice()))
+                }))?;
+            }
+            for item in items {
+                ns.ids.insert(item.id.clone());
+                ns.bm25.insert(item.id.clone(), &item.content);
+                self.items.insert(item.id.clone(), Stored { item });
+            }
+        }
+        Ok(())
     }
 
-    fn remove(&mut self, id: &str) -> Option<Stored> {
-        let stored = self.items.remove(id)?;
+    fn remove(&mut self, id: &str) -> Result<Option<Stored>> {
+        let Some(stored) = self.items.remove(id) else {
+            return Ok(None);
+        };
         if let Some(ns) = self.namespaces.get_mut(&stored.item.namespace) {
             ns.ids.remove(id);
             ns.bm25.remove(&stored.item.id);
+            if let Some(vectors) = &mut ns.vectors {
+                vectors.remove(&stored.item.id)?;
+            }
             if ns.ids.is_empty() {
                 self.namespaces.remove(&stored.item.namespace);
             }
         }
-        Some(stored)
+        Ok(Some(stored))
     }
 
     fn upsert_one(&mut self, item: MemoryItem, now: Timestamp) -> Result<MemoryItem> {
         self.check_embedding(&item)?;
         let existing = self.items.get(&item.id).map(|s| &s.item);
         let merged = merge_upsert(existing, item, now)?;
-        self.put(merged.clone());
+        self.put_all(vec![merged.clone()])?;
         Ok(merged)
     }
 
@@ -115,9 +150,18 @@ pub struct InMemoryStore {
 }
 
 impl InMemoryStore {
-    /// An empty store.
+    /// An empty store, with the default ANN configuration: namespaces of 20,000 vectors or
+    /// more are searched through an HNSW graph.
     pub fn new() -> Self {
         InMemoryStore::default()
+    }
+
+    /// An empty store with its own ANN configuration ([`AnnConfig::exact`] keeps every
+    /// namespace on the exact scan).
+    pub fn with_ann(ann: AnnConfig) -> Self {
+        let store = InMemoryStore::default();
+        store.state.write().unwrap_or_else(|e| e.into_inner()).ann = ann;
+        store
     }
 
     fn read(&self) -> Result<RwLockReadGuard<'_, State>> {
@@ -226,22 +270,39 @@ impl SearchLegs for InMemoryStore {
                 ),
             ));
         }
+        let Some(vectors) = state
+            .namespaces
+            .get(namespace)
+            .and_then(|ns| ns.vectors.as_ref())
+        else {
+            return Ok(Vec::new());
+        };
         let now = filter.effective_now();
-        let query_norm = norm(vector);
-        let mut top = TopK::new(k);
-        for stored in state.visible(namespace, filter, now) {
-            if let Some(e) = &stored.item.embedding {
-                let score = cosine_with_norms(vector, &e.vector, query_norm, stored.norm);
-                if top.admits(score) {
-                    top.offer(score, stored.item.id.as_str());
-                }
-            }
-        }
-        Ok(top
-            .into_sorted()
+        let passes = |id: &str| {
+            state
+                .items
+                .get(id)
+                .is_some_and(|s| filter.matches(&s.item, now))
+        };
+        let found = vectors.search(
+            vector,
+            k,
+            &mut |ids: &[&String]| Ok(ids.iter().map(|id| passes(id)).collect()),
+            &mut || {
+                Ok(Some(
+                    state
+                        .visible(namespace, filter, now)
+                        .filter(|s| s.item.embedding.is_some())
+                        .map(|s| s.item.id.clone())
+                        .collect(),
+                ))
+            },
+        )?;
+        Ok(found
+            .hits
             .into_iter()
             .filter_map(|(score, id)| {
-                let item = state.items.get(id)?.item.clone();
+                let item = state.items.get(&id)?.item.clone();
                 Some(leg_hit(item, score, RankedBy::Vector))
             })
             .collect())
@@ -293,9 +354,9 @@ impl MemoryStore for InMemoryStore {
             overlay.insert(merged.id.clone(), merged.clone());
             out.push(merged);
         }
-        for item in overlay.into_values() {
-            state.put(item);
-        }
+        state
+            .put_all(overlay.into_values().collect())
+            .map_err(|e| tag(e, "upsert_many"))?;
         Ok(out)
     }
 
@@ -311,7 +372,7 @@ impl MemoryStore for InMemoryStore {
         let mut state = self.write()?;
         match state.items.get(id) {
             Some(s) if s.item.namespace == namespace => {
-                state.remove(id);
+                state.remove(id).map_err(|e| tag(e, "delete"))?;
                 Ok(())
             }
             _ => Err(tag(Error::not_found(namespace, id), "delete")),
@@ -487,7 +548,9 @@ impl MemoryStore for InMemoryStore {
         let mut state = self.write()?;
         match state.items.get(id) {
             Some(s) if s.item.namespace == namespace && s.item.is_expired_at(cutoff) => {
-                state.remove(id);
+                state
+                    .remove(id)
+                    .map_err(|e| tag(e, "delete_if_expired_before"))?;
                 Ok(())
             }
             _ => Err(tag(
@@ -529,9 +592,11 @@ impl MemoryStore for InMemoryStore {
                 .get(id.as_str())
                 .is_some_and(|s| s.item.namespace == from);
             if belongs && from != to {
-                if let Some(mut stored) = state.remove(id) {
+                if let Some(mut stored) = state.remove(id).map_err(|e| tag(e, "reassign"))? {
                     stored.item.namespace = to.to_owned();
-                    state.put(stored.item);
+                    state
+                        .put_all(vec![stored.item])
+                        .map_err(|e| tag(e, "reassign"))?;
                     moved += 1;
                 }
             } else if belongs {

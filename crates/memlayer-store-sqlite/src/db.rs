@@ -7,7 +7,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use memlayer_store::{Error, ErrorKind, Result};
-use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
@@ -29,20 +28,6 @@ pub enum Synchronous {
 /// Registers sqlite-vec and memlayer's SQL functions on a connection and sets its pragmas.
 fn prepare(conn: &Connection, busy_timeout: Duration, sync: Synchronous) -> Result<()> {
     crate::vec_ext::register(conn)?;
-    conn.create_scalar_function(
-        "ml_cosine",
-        2,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            let a = ctx.get_raw(0).as_blob_or_null().ok().flatten();
-            let b = ctx.get_raw(1).as_blob_or_null().ok().flatten();
-            Ok(match (a, b) {
-                (Some(a), Some(b)) => f64::from(crate::vectors::cosine_bytes(a, b)),
-                _ => 0.0,
-            })
-        },
-    )
-    .map_err(map_sqlite)?;
     conn.busy_timeout(busy_timeout).map_err(map_sqlite)?;
     let sync = match sync {
         Synchronous::Full => "FULL",

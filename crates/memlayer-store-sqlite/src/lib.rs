@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod ann;
 mod db;
 mod error;
 mod schema;
@@ -8,7 +9,7 @@ mod sql;
 mod vec_ext;
 mod vectors;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,8 +28,10 @@ use memlayer_store::{
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
+use ann::Change;
 pub use db::Synchronous;
 use error::map_sqlite;
+pub use memlayer_ann::AnnConfig;
 use sql::{ITEM_COLUMNS, Query, read_item};
 
 const BACKEND: &str = "sqlite";
@@ -47,6 +50,9 @@ pub struct SqliteConfig {
     pub synchronous: Synchronous,
     /// If set, opening a store pinned to another model or dimension fails fast.
     pub expected_pin: Option<EmbeddingPin>,
+    /// The in-process vector index: namespaces of `ann.threshold` vectors or more are
+    /// searched through an HNSW graph, smaller ones by an exact scan.
+    pub ann: AnnConfig,
 }
 
 impl SqliteConfig {
@@ -58,7 +64,14 @@ impl SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Full,
             expected_pin: None,
+            ann: AnnConfig::default(),
         }
+    }
+
+    /// Sets the in-process vector index's configuration.
+    pub fn ann(mut self, ann: AnnConfig) -> Self {
+        self.ann = ann;
+        self
     }
 
     /// Sets the number of reader connections.
@@ -88,6 +101,7 @@ impl SqliteConfig {
 pub struct SqliteStore {
     db: Arc<db::Db>,
     closed: Arc<AtomicBool>,
+    ann: Arc<ann::AnnCache>,
 }
 
 fn tag(e: Error, operation: &'static str) -> Error {
@@ -128,12 +142,14 @@ fn get_row(conn: &Connection, id: &str, with_vector: bool) -> Result<Option<Memo
     row.transpose()
 }
 
-/// Writes one merged row and its vector inside the caller's transaction.
+/// Writes one merged row and its vector inside the caller's transaction, noting the vector
+/// change for the in-process index.
 fn write_row(
     conn: &Connection,
     item: &MemoryItem,
     existed: bool,
     pin: &mut Option<EmbeddingPin>,
+    changes: &mut Vec<Change>,
 ) -> Result<()> {
     if let Some(e) = &item.embedding {
         match pin {
@@ -185,15 +201,22 @@ fn write_row(
                 .execute(params![rowid, vectors::to_blob(&e.vector)])
                 .map_err(map_sqlite)?;
         }
+        changes.push(Change::Put {
+            namespace: item.namespace.clone(),
+            id: item.id.clone(),
+            vector: item.embedding.as_ref().map(|e| e.vector.clone()),
+        });
     }
     Ok(())
 }
 
-/// Deletes rows (and their vectors) selected by `where_sql`; returns how many.
+/// Deletes rows (and their vectors) selected by `where_sql`; returns how many, noting each
+/// for the in-process index.
 fn delete_rows(
     conn: &Connection,
     where_sql: &str,
     params: &[rusqlite::types::Value],
+    changes: &mut Vec<Change>,
 ) -> Result<u64> {
     let pinned = schema::load_pin(conn)?.is_some();
     if pinned {
@@ -205,13 +228,42 @@ fn delete_rows(
         )
         .map_err(map_sqlite)?;
     }
-    let n = conn
-        .execute(
-            &format!("DELETE FROM items WHERE rowid IN (SELECT i.rowid FROM items i {where_sql})"),
-            params_from_iter(params.iter()),
-        )
+    let mut stmt = conn
+        .prepare(&format!(
+            "DELETE FROM items WHERE rowid IN (SELECT i.rowid FROM items i {where_sql}) \
+             RETURNING namespace, id"
+        ))
         .map_err(map_sqlite)?;
-    Ok(n as u64)
+    let mut rows = stmt
+        .query(params_from_iter(params.iter()))
+        .map_err(map_sqlite)?;
+    let mut n = 0;
+    while let Some(row) = rows.next().map_err(map_sqlite)? {
+        n += 1;
+        if pinned {
+            changes.push(Change::Removed {
+                namespace: row.get(0).map_err(map_sqlite)?,
+                id: row.get(1).map_err(map_sqlite)?,
+            });
+        }
+    }
+    Ok(n)
+}
+
+/// Items by id, with their vectors: the second phase of a search, which ranks on ids and
+/// scores alone and reads whole rows only for the hits it returns.
+fn items_by_id(conn: &Connection, ids: &[String]) -> Result<HashMap<String, MemoryItem>> {
+    let pinned = schema::load_pin(conn)?.is_some();
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(512) {
+        let mut q = Query::default();
+        let list = q.bind_list(chunk);
+        let sql = format!("{} WHERE i.id IN ({list})", select_items(pinned));
+        for item in query_items(conn, &sql, &q)? {
+            out.insert(item.id.clone(), item);
+        }
+    }
+    Ok(out)
 }
 
 fn bump_updated(old: Timestamp) -> Timestamp {
@@ -269,6 +321,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             db: Arc::new(db),
             closed: Arc::new(AtomicBool::new(false)),
+            ann: Arc::new(ann::AnnCache::new(config.ann)),
         })
     }
 
@@ -309,6 +362,37 @@ impl SqliteStore {
             .await
             .map_err(|e| tag(e, op))
     }
+
+    /// As [`SqliteStore::write_tx`], for writes that change vectors or their namespaces: the
+    /// changes `f` notes bump the vector generation in the same transaction and reach the
+    /// in-process index under its write lock, taken before the commit.
+    async fn write_vec_tx<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection, &mut Vec<Change>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.check_open().map_err(|e| tag(e, op))?;
+        let cache = self.ann.clone();
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_sqlite)?;
+                let mut changes = Vec::new();
+                let out = f(&tx, &mut changes)?;
+                if changes.is_empty() {
+                    tx.commit().map_err(map_sqlite)?;
+                    return Ok(out);
+                }
+                let generation = ann::bump_generation(&tx)?;
+                let pending = cache.pending();
+                tx.commit().map_err(map_sqlite)?;
+                pending.apply(generation, changes);
+                Ok(out)
+            })
+            .await
+            .map_err(|e| tag(e, op))
+    }
 }
 
 #[async_trait]
@@ -340,33 +424,27 @@ impl SearchLegs for SqliteStore {
         let namespace = namespace.to_owned();
         let filter = filter.clone();
         self.read("search", move |conn| {
-            let pinned = schema::load_pin(conn)?.is_some();
+            // Rank on ids and scores alone; whole rows only for the `k` hits.
             let mut q = Query::default();
             let m = q.bind(sql::fts_query(&words));
             q.and(format!("items_fts MATCH {m}"));
             q.filter(&namespace, &filter, filter.effective_now());
             let limit = q.bind(k as i64);
-            let (vec_col, join) = if pinned {
-                ("v.embedding", "LEFT JOIN items_vec v ON v.rowid = i.rowid")
-            } else {
-                ("NULL", "")
-            };
             let sql = format!(
-                "SELECT {ITEM_COLUMNS}, {vec_col}, -bm25(items_fts) AS score \
-                 FROM items_fts JOIN items i ON i.rowid = items_fts.rowid {join} {} \
+                "SELECT i.id, -bm25(items_fts) AS score \
+                 FROM items_fts JOIN items i ON i.rowid = items_fts.rowid {} \
                  ORDER BY score DESC, i.id ASC LIMIT {limit}",
                 q.where_sql()
             );
             let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
-            let mut rows = stmt
-                .query(params_from_iter(q.params.iter()))
+            let ranked = stmt
+                .query_map(params_from_iter(q.params.iter()), |r| {
+                    Ok((r.get::<_, f64>(1)? as f32, r.get::<_, String>(0)?))
+                })
+                .map_err(map_sqlite)?
+                .collect::<rusqlite::Result<Vec<(f32, String)>>>()
                 .map_err(map_sqlite)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(map_sqlite)? {
-                let score: f64 = row.get(sql::VECTOR_COLUMN + 1).map_err(map_sqlite)?;
-                out.push(leg_hit(read_item(row)?, score as f32, RankedBy::Keyword));
-            }
-            Ok(out)
+            hits_of(conn, ranked, RankedBy::Keyword)
         })
         .await
     }
@@ -380,47 +458,38 @@ impl SearchLegs for SqliteStore {
     ) -> Result<Vec<SearchHit>> {
         let namespace = namespace.to_owned();
         let filter = filter.clone();
-        let blob = vectors::to_blob(vector);
-        let dim = vector.len();
+        let vector = vector.to_vec();
+        let cache = self.ann.clone();
         self.read("search", move |conn| {
             let Some(pin) = schema::load_pin(conn)? else {
                 return Ok(Vec::new());
             };
-            if pin.dim != dim {
+            if pin.dim != vector.len() {
                 return Err(Error::invalid(
                     "vector",
                     format!(
-                        "has dimension {dim}, but this store is pinned to dimension {}",
+                        "has dimension {}, but this store is pinned to dimension {}",
+                        vector.len(),
                         pin.dim
                     ),
                 ));
             }
-            // `vec0` is the outer loop (CROSS JOIN fixes the order in SQLite): its full scan reads
-            // vectors chunk by chunk, while probing it by rowid per item opens a blob handle
-            // each time, about 50 times slower.
-            let mut q = Query::default();
-            let v = q.bind(blob);
-            q.filter(&namespace, &filter, filter.effective_now());
-            let limit = q.bind(k as i64);
-            let sql = format!(
-                "SELECT {ITEM_COLUMNS}, v.embedding, ml_cosine(v.embedding, {v}) AS score \
-                 FROM items_vec v CROSS JOIN items i ON i.rowid = v.rowid {} \
-                 ORDER BY score DESC, i.id ASC LIMIT {limit}",
-                q.where_sql()
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
-            let mut rows = stmt
-                .query(params_from_iter(q.params.iter()))
-                .map_err(map_sqlite)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(map_sqlite)? {
-                let score: f64 = row.get(sql::VECTOR_COLUMN + 1).map_err(map_sqlite)?;
-                out.push(leg_hit(read_item(row)?, score as f32, RankedBy::Vector));
-            }
-            Ok(out)
+            let seen = ann::generation(conn)?;
+            let ranked = cache.search(conn, seen, &namespace, &vector, &filter, k)?;
+            hits_of(conn, ranked, RankedBy::Vector)
         })
         .await
     }
+}
+
+/// Hits for ranked (score, id) pairs, in their order, reading each row once.
+fn hits_of(conn: &Connection, ranked: Vec<(f32, String)>, by: RankedBy) -> Result<Vec<SearchHit>> {
+    let ids: Vec<String> = ranked.iter().map(|(_, id)| id.clone()).collect();
+    let mut items = items_by_id(conn, &ids)?;
+    Ok(ranked
+        .into_iter()
+        .filter_map(|(score, id)| Some(leg_hit(items.remove(&id)?, score, by)))
+        .collect())
 }
 
 impl SqliteStore {
@@ -491,14 +560,14 @@ impl MemoryStore for SqliteStore {
 
     async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
         limits::check_batch(&items).map_err(|e| tag(e, "upsert_many"))?;
-        self.write_tx("upsert_many", move |conn| {
+        self.write_vec_tx("upsert_many", move |conn, changes| {
             let now = Timestamp::now();
             let mut pin = schema::load_pin(conn)?;
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 let existing = get_row(conn, &item.id, false)?;
                 let merged = merge_upsert(existing.as_ref(), item, now)?;
-                write_row(conn, &merged, existing.is_some(), &mut pin)?;
+                write_row(conn, &merged, existing.is_some(), &mut pin, changes)?;
                 out.push(merged);
             }
             Ok(out)
@@ -517,7 +586,7 @@ impl MemoryStore for SqliteStore {
 
     async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
         let (ns, id) = (namespace.to_owned(), id.to_owned());
-        self.write_tx("delete", move |conn| {
+        self.write_vec_tx("delete", move |conn, changes| {
             let mut q = Query::default();
             let a = q.bind(id.clone());
             let b = q.bind(ns.clone());
@@ -525,6 +594,7 @@ impl MemoryStore for SqliteStore {
                 conn,
                 &format!("WHERE i.id = {a} AND i.namespace = {b}"),
                 &q.params,
+                changes,
             )?;
             if n == 0 {
                 return Err(Error::not_found(&ns, &id));
@@ -765,7 +835,7 @@ impl MemoryStore for SqliteStore {
         cutoff: Timestamp,
     ) -> Result<()> {
         let (ns, id) = (namespace.to_owned(), id.to_owned());
-        self.write_tx("delete_if_expired_before", move |conn| {
+        self.write_vec_tx("delete_if_expired_before", move |conn, changes| {
             let mut q = Query::default();
             let a = q.bind(id.clone());
             let b = q.bind(ns.clone());
@@ -776,6 +846,7 @@ impl MemoryStore for SqliteStore {
                     "WHERE i.id = {a} AND i.namespace = {b} AND i.expires_at IS NOT NULL AND i.expires_at <= {c}"
                 ),
                 &q.params,
+                changes,
             )?;
             if n == 0 {
                 return Err(Error::not_found(&ns, &id).with_context("cutoff", cutoff));
@@ -799,10 +870,20 @@ impl MemoryStore for SqliteStore {
 
     async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
         let ns = namespace.to_owned();
-        self.write_tx("delete_namespace", move |conn| {
+        self.write_vec_tx("delete_namespace", move |conn, changes| {
             let mut q = Query::default();
-            let a = q.bind(ns);
-            delete_rows(conn, &format!("WHERE i.namespace = {a}"), &q.params)
+            let a = q.bind(ns.clone());
+            let mut removed = Vec::new();
+            let n = delete_rows(
+                conn,
+                &format!("WHERE i.namespace = {a}"),
+                &q.params,
+                &mut removed,
+            )?;
+            if n > 0 {
+                changes.push(Change::Reload { namespace: ns });
+            }
+            Ok(n)
         })
         .await
     }
@@ -819,13 +900,17 @@ impl MemoryStore for SqliteStore {
             .into_iter()
             .collect();
         let (from, to) = (from.to_owned(), to.to_owned());
-        self.write_tx("reassign", move |conn| {
+        self.write_vec_tx("reassign", move |conn, changes| {
             let mut n = 0;
             let mut stmt = conn
                 .prepare_cached("UPDATE items SET namespace = ?1 WHERE id = ?2 AND namespace = ?3")
                 .map_err(map_sqlite)?;
             for id in unique {
                 n += stmt.execute(params![to, id, from]).map_err(map_sqlite)? as u64;
+            }
+            if n > 0 {
+                changes.push(Change::Reload { namespace: from });
+                changes.push(Change::Reload { namespace: to });
             }
             Ok(n)
         })

@@ -75,6 +75,11 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO items_fts (rowid, content) VALUES (new.rowid, new.content);
     END;
     "#,
+    // 2: the generation of the vectors, bumped by every write that changes a vector or the
+    // namespace one belongs to, so in-process vector indexes notice other writers.
+    r#"
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('vector_generation', '0');
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -35,7 +35,7 @@ impl Query {
         format!("?{}", self.params.len())
     }
 
-    fn bind_list<T: Into<SqlValue> + Clone>(&mut self, values: &[T]) -> String {
+    pub(crate) fn bind_list<T: Into<SqlValue> + Clone>(&mut self, values: &[T]) -> String {
         values
             .iter()
             .map(|v| self.bind(v.clone()))

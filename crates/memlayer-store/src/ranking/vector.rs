@@ -195,9 +195,10 @@ impl<K: Ord> TopK<K> {
         }
     }
 
-    /// Whether `score` could enter (lets callers skip building a key).
+    /// Whether `score` could enter (lets callers skip building a key): a score equal to the
+    /// worst kept one may still enter on a smaller key.
     pub fn admits(&self, score: f32) -> bool {
-        self.k > 0 && (self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score > w.0))
+        self.k > 0 && (self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score >= w.0))
     }
 
     /// Offers one pair, replacing the worst kept pair when better.

@@ -1,0 +1,225 @@
+use super::*;
+use crate::synthetic::Clustered;
+
+fn exact(set: &[(u32, Vec<f32>)], q: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<u32> {
+    let mut q = q.to_vec();
+    synthetic::normalise(&mut q);
+    let mut scored: Vec<(f32, u32)> = set
+        .iter()
+        .filter(|(key, _)| keep(*key))
+        .map(|(key, v)| {
+            let mut v = v.clone();
+            synthetic::normalise(&mut v);
+            (dot(&q, &v), *key)
+        })
+        .collect();
+    scored.sort_by(best_first);
+    scored.into_iter().take(k).map(|p| p.1).collect()
+}
+
+fn keep_all(keys: &[&u32]) -> Result<Vec<bool>> {
+    Ok(vec![true; keys.len()])
+}
+
+fn data(n: usize, dim: usize) -> Vec<(u32, Vec<f32>)> {
+    let mut g = Clustered::new(dim, 20, 7);
+    (0..n as u32).map(|i| (i, g.next_vector())).collect()
+}
+
+fn recall(got: &[(f32, u32)], want: &[u32]) -> f64 {
+    let hit = want
+        .iter()
+        .filter(|w| got.iter().any(|g| g.1 == **w))
+        .count();
+    hit as f64 / want.len().max(1) as f64
+}
+
+#[test]
+fn exact_mode_matches_the_naive_ranking_and_breaks_ties_by_key() {
+    let items = data(500, 24);
+    let mut set = VectorSet::new(24, AnnConfig::exact());
+    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    let q = Clustered::new(24, 20, 7).reseeded(99).next_vector();
+    let found = set.search(&q, 10, &mut keep_all, &mut || Ok(None)).unwrap();
+    assert!(!found.approximate);
+    let got: Vec<u32> = found.hits.iter().map(|h| h.1).collect();
+    assert_eq!(got, exact(&items, &q, 10, |_| true));
+
+    // Equal vectors: the smaller keys win, whatever the insertion order.
+    let mut ties = VectorSet::new(2, AnnConfig::exact());
+    for key in [9u32, 3, 7, 1, 5] {
+        ties.upsert(key, &[1.0, 1.0]).unwrap();
+    }
+    let found = ties
+        .search(&[1.0, 1.0], 3, &mut keep_all, &mut || Ok(None))
+        .unwrap();
+    assert_eq!(
+        found.hits.iter().map(|h| h.1).collect::<Vec<_>>(),
+        [1, 3, 5]
+    );
+}
+
+#[test]
+fn the_graph_takes_over_at_the_threshold_with_high_recall() {
+    let dim = 32;
+    let items = data(3000, dim);
+    let mut set = VectorSet::new(dim, AnnConfig::default().with_threshold(1000));
+    set.upsert_many(items[..999].iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    assert!(!set.is_approximate());
+    set.upsert_many(items[999..].iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    assert!(set.is_approximate());
+    assert_eq!(set.len(), 3000);
+    let mut queries = Clustered::new(dim, 20, 7).reseeded(5);
+    let mut total = 0.0;
+    for _ in 0..20 {
+        let q = queries.next_vector();
+        let found = set.search(&q, 10, &mut keep_all, &mut || Ok(None)).unwrap();
+        assert!(found.approximate);
+        assert_eq!(found.hits.len(), 10);
+        total += recall(&found.hits, &exact(&items, &q, 10, |_| true));
+    }
+    assert!(total / 20.0 >= 0.95, "recall {}", total / 20.0);
+}
+
+#[test]
+fn upserts_and_removals_stay_in_step_in_both_modes() {
+    for threshold in [usize::MAX, 100] {
+        let dim = 16;
+        let items = data(400, dim);
+        let mut set = VectorSet::new(dim, AnnConfig::default().with_threshold(threshold));
+        set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+            .unwrap();
+        // Replace key 0 by the query itself, remove the old best match of another query.
+        let q: Vec<f32> = (0..dim).map(|i| (i as f32).cos()).collect();
+        set.upsert(0, &q).unwrap();
+        let found = set.search(&q, 1, &mut keep_all, &mut || Ok(None)).unwrap();
+        assert_eq!(found.hits[0].1, 0);
+        assert!((found.hits[0].0 - 1.0).abs() < 1e-5);
+        assert!(set.remove(&0).unwrap());
+        assert!(!set.remove(&0).unwrap());
+        assert_eq!(set.len(), 399);
+        let found = set.search(&q, 5, &mut keep_all, &mut || Ok(None)).unwrap();
+        assert!(found.hits.iter().all(|h| h.1 != 0));
+        assert_eq!(found.hits.len(), 5);
+        // Removing most of the set rebuilds the graph; what is left is still found.
+        for (key, _) in items.iter().skip(1).take(350) {
+            set.remove(key).unwrap();
+        }
+        assert_eq!(set.len(), 49);
+        let found = set.search(&q, 60, &mut keep_all, &mut || Ok(None)).unwrap();
+        assert_eq!(found.hits.len(), 49);
+    }
+}
+
+#[test]
+fn a_narrow_filter_still_gets_k_hits_exactly() {
+    let dim = 32;
+    let items = data(5000, dim);
+    let mut set = VectorSet::new(dim, AnnConfig::default().with_threshold(1000));
+    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    let rare = |k: u32| k % 100 == 7;
+    let q = Clustered::new(dim, 20, 7).reseeded(11).next_vector();
+    let want = exact(&items, &q, 10, rare);
+    let found = set
+        .search(
+            &q,
+            10,
+            &mut |keys: &[&u32]| Ok(keys.iter().map(|k| rare(**k)).collect()),
+            &mut || Ok(Some((0..5000u32).filter(|k| rare(*k)).collect())),
+        )
+        .unwrap();
+    assert_eq!(found.hits.len(), 10);
+    assert!(recall(&found.hits, &want) >= 0.99);
+    // Five accepted vectors, ten asked for: the graph cannot find ten, the exact scan over
+    // the listed keys returns all five.
+    let five = |k: u32| k % 1000 == 999;
+    let mut asked_for_list = false;
+    let found = set
+        .search(
+            &q,
+            10,
+            &mut |keys: &[&u32]| Ok(keys.iter().map(|k| five(**k)).collect()),
+            &mut || {
+                asked_for_list = true;
+                Ok(Some((0..5000u32).filter(|k| five(*k)).collect()))
+            },
+        )
+        .unwrap();
+    assert!(
+        asked_for_list,
+        "too few for the graph: the exact scan over the list"
+    );
+    assert!(!found.approximate);
+    assert_eq!(
+        found.hits.iter().map(|h| h.1).collect::<Vec<_>>(),
+        exact(&items, &q, 10, five)
+    );
+    // Without a list, the fallback scans every vector and applies the predicate.
+    let found = set
+        .search(
+            &q,
+            10,
+            &mut |keys: &[&u32]| Ok(keys.iter().map(|k| rare(**k)).collect()),
+            &mut || Ok(None),
+        )
+        .unwrap();
+    assert_eq!(
+        found.hits.iter().map(|h| h.1).collect::<Vec<_>>(),
+        want,
+        "exact fallback"
+    );
+    // A filter that passes nothing gives nothing, without error.
+    let found = set
+        .search(
+            &q,
+            10,
+            &mut |keys: &[&u32]| Ok(vec![false; keys.len()]),
+            &mut || Ok(Some(Vec::new())),
+        )
+        .unwrap();
+    assert!(found.hits.is_empty());
+}
+
+#[test]
+fn a_moderate_filter_widens_the_graph_search() {
+    let dim = 32;
+    let items = data(5000, dim);
+    let mut set = VectorSet::new(dim, AnnConfig::default().with_threshold(1000));
+    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    let tenth = |k: u32| k % 10 == 3;
+    let mut queries = Clustered::new(dim, 20, 7).reseeded(12);
+    let mut total = 0.0;
+    for _ in 0..10 {
+        let q = queries.next_vector();
+        let found = set
+            .search(
+                &q,
+                10,
+                &mut |keys: &[&u32]| Ok(keys.iter().map(|k| tenth(**k)).collect()),
+                &mut || Ok(None),
+            )
+            .unwrap();
+        assert_eq!(found.hits.len(), 10);
+        assert!(found.approximate, "10% stays on the graph");
+        total += recall(&found.hits, &exact(&items, &q, 10, tenth));
+    }
+    assert!(total / 10.0 >= 0.95, "recall {}", total / 10.0);
+}
+
+#[test]
+fn bad_dimensions_are_refused_by_name() {
+    let mut set: VectorSet<u32> = VectorSet::new(4, AnnConfig::default());
+    let e = set.upsert(1, &[1.0, 2.0]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("vector"), "{e}");
+    assert!(set.is_empty());
+    let e = set
+        .search(&[1.0], 3, &mut keep_all, &mut || Ok(None))
+        .unwrap_err();
+    assert!(e.to_string().contains("dimension 1"), "{e}");
+}

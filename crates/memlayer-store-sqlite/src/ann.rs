@@ -1,0 +1,271 @@
+//! The vector leg's in-process index: one `VectorSet` per namespace (an exact SIMD scan below
+//! the ANN threshold, an HNSW graph above it), loaded from `items_vec` on a namespace's first
+//! vector search and kept in step with this store's writes.
+//!
+//! `items_vec` stays the truth; the cache is rebuilt from it after a restart. Every write that
+//! changes vectors or which namespace they belong to bumps `vector_generation` in `meta`
+//! inside its transaction, and applies the same change to the cache while holding the cache's
+//! write lock across the commit. A search compares the generation it reads with the cache's:
+//! a newer one in the file means another handle or process wrote, and the cache is reloaded.
+
+use std::collections::HashMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use memlayer_ann::{AnnConfig, VectorSet};
+use memlayer_store::{Filter, Result};
+use rusqlite::{Connection, params_from_iter};
+
+use crate::error::map_sqlite;
+use crate::sql::Query;
+use crate::vectors;
+
+/// A change to apply to the cache after the transaction that made it commits.
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// The item now has this vector (or lost its vector: `None`).
+    Put {
+        namespace: String,
+        id: String,
+        vector: Option<Vec<f32>>,
+    },
+    /// The item is gone.
+    Removed { namespace: String, id: String },
+    /// Too much changed in the namespace to follow: reload it on its next search.
+    Reload { namespace: String },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The generation the cached sets reflect.
+    generation: i64,
+    sets: HashMap<String, VectorSet<String>>,
+}
+
+/// The per-namespace vector sets of one store.
+#[derive(Debug)]
+pub(crate) struct AnnCache {
+    config: AnnConfig,
+    state: RwLock<State>,
+}
+
+/// The generation of the vectors in the file.
+pub(crate) fn generation(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'vector_generation'")
+        .map_err(map_sqlite)?
+        .query_row([], |r| r.get(0))
+        .map_err(map_sqlite)
+}
+
+/// Bumps the generation inside the caller's transaction; returns the new one.
+pub(crate) fn bump_generation(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_generation' \
+         RETURNING CAST(value AS INTEGER)",
+    )
+    .map_err(map_sqlite)?
+    .query_row([], |r| r.get(0))
+    .map_err(map_sqlite)
+}
+
+/// A write lock on the cache, held by the writer from before its commit until its changes
+/// are applied, so no search sees the file ahead of the cache.
+pub(crate) struct Pending<'a> {
+    state: RwLockWriteGuard<'a, State>,
+}
+
+impl Pending<'_> {
+    /// Applies the committed changes of generation `generation`. Should the index fail, its
+    /// sets are dropped and reloaded from the file on their next search: the commit stands.
+    pub(crate) fn apply(mut self, generation: i64, changes: Vec<Change>) {
+        let state = &mut *self.state;
+        if apply_to(state, generation, changes).is_err() {
+            state.sets.clear();
+            state.generation = generation;
+        }
+    }
+}
+
+fn apply_to(state: &mut State, generation: i64, changes: Vec<Change>) -> Result<()> {
+    {
+        if generation != state.generation + 1 {
+            // Another handle wrote in between: what it changed is unknown.
+            state.sets.clear();
+            state.generation = generation;
+            return Ok(());
+        }
+        state.generation = generation;
+        let mut puts: HashMap<String, Vec<(String, Vec<f32>)>> = HashMap::new();
+        for change in changes {
+            match change {
+                Change::Put {
+                    namespace,
+                    id,
+                    vector,
+                } => {
+                    if let Some(set) = state.sets.get_mut(&namespace) {
+                        match vector {
+                            Some(v) => puts.entry(namespace).or_default().push((id, v)),
+                            None => {
+                                set.remove(&id)?;
+                            }
+                        }
+                    }
+                }
+                Change::Removed { namespace, id } => {
+                    if let Some(set) = state.sets.get_mut(&namespace) {
+                        set.remove(&id)?;
+                    }
+                    if let Some(batch) = puts.get_mut(&namespace) {
+                        batch.retain(|(i, _)| *i != id);
+                    }
+                }
+                Change::Reload { namespace } => {
+                    state.sets.remove(&namespace);
+                    puts.remove(&namespace);
+                }
+            }
+        }
+        for (namespace, batch) in puts {
+            if let Some(set) = state.sets.get_mut(&namespace) {
+                set.upsert_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AnnCache {
+    pub(crate) fn new(config: AnnConfig) -> Self {
+        AnnCache {
+            config,
+            state: RwLock::new(State::default()),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // Every change is validated before it is applied, so a poisoned lock holds a
+        // consistent state (at worst behind the file, which the generation check catches).
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the cache for a writer about to commit.
+    pub(crate) fn pending(&self) -> Pending<'_> {
+        Pending {
+            state: self.write(),
+        }
+    }
+
+    /// The `k` best (cosine, id) of `namespace` passing `filter`, best first. `conn` is a
+    /// reader; `seen` the generation it read before calling; `query` has the pinned dimension.
+    pub(crate) fn search(
+        &self,
+        conn: &Connection,
+        seen: i64,
+        namespace: &str,
+        query: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<(f32, String)>> {
+        loop {
+            {
+                let state = self.read();
+                if state.generation >= seen
+                    && let Some(set) = state.sets.get(namespace)
+                {
+                    return search_set(conn, set, namespace, query, filter, k);
+                }
+            }
+            self.load(conn, namespace, query.len())?;
+        }
+    }
+
+    /// Loads `namespace` from the file, in one read transaction taken while holding the write
+    /// lock (so this store's writers cannot commit in between).
+    fn load(&self, conn: &Connection, namespace: &str, dim: usize) -> Result<()> {
+        let mut state = self.write();
+        let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
+        let now = generation(&tx)?;
+        if now != state.generation {
+            state.sets.clear();
+            state.generation = now;
+        }
+        if state.sets.contains_key(namespace) {
+            return Ok(());
+        }
+        let mut set = VectorSet::new(dim, self.config);
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT i.id, v.embedding FROM items i JOIN items_vec v ON v.rowid = i.rowid \
+                     WHERE i.namespace = ?1",
+                )
+                .map_err(map_sqlite)?;
+            let mut rows = stmt.query([namespace]).map_err(map_sqlite)?;
+            let mut batch: Vec<(String, Vec<f32>)> = Vec::with_capacity(4096);
+            while let Some(row) = rows.next().map_err(map_sqlite)? {
+                let id: String = row.get(0).map_err(map_sqlite)?;
+                let blob = row.get_ref(1).map_err(map_sqlite)?;
+                if let Ok(bytes) = blob.as_blob() {
+                    batch.push((id, vectors::from_blob(bytes)));
+                }
+                if batch.len() == 4096 {
+                    set.upsert_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
+                    batch.clear();
+                }
+            }
+            set.upsert_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
+        }
+        tx.finish().map_err(map_sqlite)?;
+        state.sets.insert(namespace.to_owned(), set);
+        Ok(())
+    }
+}
+
+/// Runs one search over a loaded set, with the filter checked in SQL: for the graph's
+/// candidates by id, and as a whole query when the filter is too narrow for the graph.
+fn search_set(
+    conn: &Connection,
+    set: &VectorSet<String>,
+    namespace: &str,
+    query: &[f32],
+    filter: &Filter,
+    k: usize,
+) -> Result<Vec<(f32, String)>> {
+    let now = filter.effective_now();
+    let mut accept = |ids: &[&String]| -> Result<Vec<bool>> {
+        let mut passing = std::collections::HashSet::new();
+        for chunk in ids.chunks(512) {
+            let mut q = Query::default();
+            let list = q.bind_list(&chunk.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
+            q.and(format!("i.id IN ({list})"));
+            q.filter(namespace, filter, now);
+            let sql = format!("SELECT i.id FROM items i {}", q.where_sql());
+            let mut stmt = conn.prepare(&sql).map_err(map_sqlite)?;
+            let rows = stmt
+                .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, String>(0))
+                .map_err(map_sqlite)?;
+            for id in rows {
+                passing.insert(id.map_err(map_sqlite)?);
+            }
+        }
+        Ok(ids.iter().map(|id| passing.contains(*id)).collect())
+    };
+    let mut accepted = || -> Result<Option<Vec<String>>> {
+        let mut q = Query::default();
+        q.filter(namespace, filter, now);
+        let sql = format!("SELECT i.id FROM items i {}", q.where_sql());
+        let mut stmt = conn.prepare(&sql).map_err(map_sqlite)?;
+        let rows = stmt
+            .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, String>(0))
+            .map_err(map_sqlite)?;
+        Ok(Some(
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(map_sqlite)?,
+        ))
+    };
+    Ok(set.search(query, k, &mut accept, &mut accepted)?.hits)
+}
