@@ -66,6 +66,10 @@ enum Cmd {
         /// Write the table into this markdown file's bench section (and the chart beside it).
         #[arg(long)]
         markdown: Option<PathBuf>,
+        /// Keep the rows of the previous report that this run does not measure again (a large
+        /// size run separately from the others, say); the markdown lists every run's command.
+        #[arg(long)]
+        merge: bool,
     },
     /// Retrieval evaluation on a BEIR-format dataset (see ../shared/docs/EVAL.md).
     Eval {
@@ -320,6 +324,7 @@ fn main() -> Result<()> {
             backend,
             sizes,
             markdown,
+            merge,
         } => {
             let backends = match backend {
                 Some(b) => parse_backends(&b)?,
@@ -340,6 +345,7 @@ fn main() -> Result<()> {
                 backends,
                 sizes,
                 markdown,
+                merge,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
