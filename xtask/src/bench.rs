@@ -39,6 +39,7 @@ pub struct BenchArgs {
     pub sizes: Vec<usize>,
     pub markdown: Option<PathBuf>,
     pub merge: bool,
+    pub modes: Vec<String>,
 }
 
 /// The identity of a row: a later run's row with the same identity replaces it.
@@ -338,7 +339,7 @@ print(json.dumps({{"p50_ms": lat[len(lat)//2]*1000, "p95_ms": lat[int((len(lat)-
 }
 
 /// Every store measurement of one backend at one size.
-async fn store_rows(backend: &str, n: usize, quick: bool) -> Result<Vec<Value>> {
+async fn store_rows(backend: &str, n: usize, quick: bool, modes: &[String]) -> Result<Vec<Value>> {
     let calls = if quick { 200 } else { 1000 };
     let warmup = if quick { 10 } else { 50 };
     let d = data("bench", n, 64);
@@ -487,6 +488,9 @@ async fn store_rows(backend: &str, n: usize, quick: bool) -> Result<Vec<Value>> 
         (SearchMode::Vector, "vector"),
         (SearchMode::Hybrid, "hybrid"),
     ] {
+        if !modes.iter().any(|m| m == op) {
+            continue;
+        }
         for (selectivity, rare) in [(1.0, false), (0.01, true)] {
             for clients in [1usize, 8, 64] {
                 if quick && clients == 8 {
@@ -854,12 +858,16 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
     for &n in &args.sizes {
         for b in &args.backends {
             eprintln!("bench: {b} at {n} items");
-            rows.extend(store_rows(b, n, args.quick).await?);
+            rows.extend(store_rows(b, n, args.quick, &args.modes).await?);
             save(&rows)?;
         }
     }
+    // The server on SQLite at the run's first size, in runs that measure SQLite, unless that
+    // size is beyond 100k (a 1M run measures the stores' search, not HTTP).
     let server_n = args.sizes.first().copied().unwrap_or(10_000);
-    rows.extend(server_rows(server_n, args.quick).await?);
+    if server_n <= 100_000 && args.backends.iter().any(|b| b == "sqlite") {
+        rows.extend(server_rows(server_n, args.quick).await?);
+    }
     let rows = save(&rows)?;
     runs.push(json!({
         "command": command,

@@ -66,6 +66,9 @@ enum Cmd {
         /// Write the table into this markdown file's bench section (and the chart beside it).
         #[arg(long)]
         markdown: Option<PathBuf>,
+        /// Search modes to measure, comma-separated (keyword, vector, hybrid); all by default.
+        #[arg(long)]
+        modes: Option<String>,
         /// Keep the rows of the previous report that this run does not measure again (a large
         /// size run separately from the others, say); the markdown lists every run's command.
         #[arg(long)]
@@ -325,6 +328,7 @@ fn main() -> Result<()> {
             sizes,
             markdown,
             merge,
+            modes,
         } => {
             let backends = match backend {
                 Some(b) => parse_backends(&b)?,
@@ -346,6 +350,10 @@ fn main() -> Result<()> {
                 sizes,
                 markdown,
                 merge,
+                modes: match modes {
+                    Some(m) => m.split(',').map(|x| x.trim().to_owned()).collect(),
+                    None => vec!["keyword".into(), "vector".into(), "hybrid".into()],
+                },
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

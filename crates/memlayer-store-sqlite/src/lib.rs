@@ -191,10 +191,14 @@ fn write_row(
             .map_err(map_sqlite)?
     };
     if pin.is_some() {
-        conn.prepare_cached("DELETE FROM items_vec WHERE rowid = ?1")
-            .map_err(map_sqlite)?
-            .execute([rowid])
-            .map_err(map_sqlite)?;
+        // A new row has no vector yet: rows and their vectors are always deleted together, so
+        // a reused rowid carries none.
+        if existed {
+            conn.prepare_cached("DELETE FROM items_vec WHERE rowid = ?1")
+                .map_err(map_sqlite)?
+                .execute([rowid])
+                .map_err(map_sqlite)?;
+        }
         if let Some(e) = &item.embedding {
             conn.prepare_cached("INSERT INTO items_vec (rowid, embedding) VALUES (?1, ?2)")
                 .map_err(map_sqlite)?
