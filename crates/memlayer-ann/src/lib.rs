@@ -5,6 +5,7 @@ pub mod synthetic;
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::{Condvar, Mutex};
 
 use memlayer_store::ranking::vector::{TopK, best_first, dot, dots_into};
 use memlayer_store::{Error, ErrorKind, Result};
@@ -68,12 +69,51 @@ fn index_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unexpected, format!("HNSW index {what}: {e}"))
 }
 
+/// Search contexts the graph reserves: usearch fails a search when more threads search at
+/// once than it has contexts for, so searches beyond this many wait for a free one.
+const SEARCH_SLOTS: usize = 32;
+
+/// A counting gate over the graph's search contexts.
+#[derive(Debug)]
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        Slots {
+            free: Mutex::new(n),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Slot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// The graph and the maps between the caller's keys and the graph's labels.
 struct Graph {
     index: Index,
     /// Removals since the graph was built: the graph is rebuilt when they outnumber the live
     /// vectors, as removed nodes still cost traversal time.
     removed: usize,
+    slots: Slots,
 }
 
 impl std::fmt::Debug for Graph {
@@ -250,6 +290,11 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         Ok(true)
     }
 
+    /// Thread contexts to reserve: enough for the builders and for [`SEARCH_SLOTS`] searches.
+    fn contexts(&self) -> usize {
+        self.config.build_threads.max(SEARCH_SLOTS)
+    }
+
     fn new_index(&self, capacity: usize) -> Result<Index> {
         let options = IndexOptions {
             dimensions: self.dim,
@@ -262,7 +307,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         };
         let index = Index::new(&options).map_err(|e| index_error("creation", e))?;
         index
-            .reserve_capacity_and_threads(capacity.max(16), self.config.build_threads.max(1))
+            .reserve_capacity_and_threads(capacity.max(16), self.contexts())
             .map_err(|e| index_error("reservation", e))?;
         Ok(index)
     }
@@ -278,7 +323,11 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         }
         all.sort_by_key(|(label, _)| *label);
         let index = self.new_index(all.len() + all.len() / 4)?;
-        self.graph = Some(Graph { index, removed: 0 });
+        self.graph = Some(Graph {
+            index,
+            removed: 0,
+            slots: Slots::new(SEARCH_SLOTS),
+        });
         self.rows = Vec::new();
         self.row_labels = Vec::new();
         self.row_of = HashMap::new();
@@ -288,6 +337,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
     /// Inserts labelled, normalised vectors into the graph, growing it as needed.
     fn insert_into_graph(&mut self, batch: &[(u64, Vec<f32>)]) -> Result<()> {
         let threads = self.config.build_threads.max(1);
+        let contexts = self.contexts();
         let Some(graph) = &mut self.graph else {
             return Ok(());
         };
@@ -295,7 +345,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         if needed > graph.index.capacity() {
             graph
                 .index
-                .reserve_capacity_and_threads(needed.saturating_mul(3) / 2, threads)
+                .reserve_capacity_and_threads(needed.saturating_mul(3) / 2, contexts)
                 .map_err(|e| index_error("reservation", e))?;
         }
         let index = &graph.index;
@@ -396,10 +446,13 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         let cap = (4 * k).max(4096).min(self.len());
         let mut want = (4 * k).max(40).min(self.len());
         loop {
-            let found = graph
-                .index
-                .search(&q, want)
-                .map_err(|e| index_error("search", e))?;
+            let found = {
+                let _slot = graph.slots.acquire();
+                graph
+                    .index
+                    .search(&q, want)
+                    .map_err(|e| index_error("search", e))?
+            };
             let pairs: Vec<(f32, &K)> = found
                 .keys
                 .iter()

@@ -223,3 +223,31 @@ fn bad_dimensions_are_refused_by_name() {
         .unwrap_err();
     assert!(e.to_string().contains("dimension 1"), "{e}");
 }
+
+#[test]
+fn many_threads_search_the_graph_at_once() {
+    let dim = 16;
+    let items = data(2000, dim);
+    let mut set = VectorSet::new(dim, AnnConfig::default().with_threshold(100));
+    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    assert!(set.is_approximate());
+    // More threads than the graph has search contexts: the extra ones wait, none fails.
+    let set = &set;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3 * SEARCH_SLOTS)
+            .map(|t| {
+                s.spawn(move || {
+                    let q = Clustered::new(dim, 20, 7).reseeded(t as u64).next_vector();
+                    for _ in 0..20 {
+                        let found = set.search(&q, 10, &mut keep_all, &mut || Ok(None)).unwrap();
+                        assert_eq!(found.hits.len(), 10);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+    });
+}
