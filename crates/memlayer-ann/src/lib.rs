@@ -69,6 +69,10 @@ fn index_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unexpected, format!("HNSW index {what}: {e}"))
 }
 
+/// The share of graph candidates a filter must pass for the graph search to widen; a
+/// narrower filter goes to the exact scan of the vectors it accepts.
+const MIN_GRAPH_PASS_RATE: f64 = 0.02;
+
 /// Search contexts the graph reserves: usearch fails a search when more threads search at
 /// once than it has contexts for, so searches beyond this many wait for a free one.
 const SEARCH_SLOTS: usize = 32;
@@ -394,10 +398,10 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
     ///
     /// Below the threshold: an exact scan. Above it: the graph's `4k` (at least 40) nearest,
     /// filtered; while fewer than `k` pass, the search widens by the pass rate seen, up to
-    /// `max(4096, 4k)` candidates; if the filter is still too narrow, an exact scan over the
-    /// keys `accepted` lists (the caller's filter run as a query), or over every vector when
-    /// the caller gives none. So a selective filter costs more, but never returns fewer hits
-    /// than exist.
+    /// `max(4096, 4k)` candidates. A filter that passes under 2% of the candidates, or still
+    /// too few after widening, gets an exact scan over the keys `accepted` lists (the caller's
+    /// filter run as a query), or over every vector when the caller gives none. So a selective
+    /// filter costs more, but never returns fewer hits than exist.
     ///
     /// # Errors
     /// `InvalidInput` for a query of another dimension; `Unexpected` if the graph fails; the
@@ -475,17 +479,15 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                     approximate: true,
                 });
             }
-            if want >= cap {
+            // Below a 2% pass rate the k-th accepted vector lies hundreds of places down the
+            // unfiltered ranking, where a graph's order is unreliable and a wide graph search
+            // costs more than scanning the few accepted vectors exactly.
+            let rate = passed as f64 / pairs.len().max(1) as f64;
+            if want >= cap || rate < MIN_GRAPH_PASS_RATE {
                 break;
             }
             // Widen by the pass rate seen (with a margin), at least fourfold.
-            let rate = passed as f64 / pairs.len().max(1) as f64;
-            let next = if rate > 0.0 {
-                ((k as f64 / rate) * 2.0) as usize
-            } else {
-                want * 4
-            };
-            want = next.max(want * 4).min(cap);
+            want = (((k as f64 / rate) * 2.0) as usize).max(want * 4).min(cap);
         }
         // The filter is too narrow for the graph: exact over what it accepts.
         let (keys, prefiltered) = match accepted()? {

