@@ -40,6 +40,7 @@ pub struct BenchArgs {
     pub markdown: Option<PathBuf>,
     pub merge: bool,
     pub modes: Vec<String>,
+    pub filters: Vec<f64>,
 }
 
 /// The identity of a row: a later run's row with the same identity replaces it.
@@ -339,7 +340,13 @@ print(json.dumps({{"p50_ms": lat[len(lat)//2]*1000, "p95_ms": lat[int((len(lat)-
 }
 
 /// Every store measurement of one backend at one size.
-async fn store_rows(backend: &str, n: usize, quick: bool, modes: &[String]) -> Result<Vec<Value>> {
+async fn store_rows(
+    backend: &str,
+    n: usize,
+    quick: bool,
+    modes: &[String],
+    filters: &[f64],
+) -> Result<Vec<Value>> {
     let calls = if quick { 200 } else { 1000 };
     let warmup = if quick { 10 } else { 50 };
     let d = data("bench", n, 64);
@@ -492,6 +499,9 @@ async fn store_rows(backend: &str, n: usize, quick: bool, modes: &[String]) -> R
             continue;
         }
         for (selectivity, rare) in [(1.0, false), (0.01, true)] {
+            if !filters.contains(&selectivity) {
+                continue;
+            }
             for clients in [1usize, 8, 64] {
                 if quick && clients == 8 {
                     continue;
@@ -858,7 +868,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
     for &n in &args.sizes {
         for b in &args.backends {
             eprintln!("bench: {b} at {n} items");
-            rows.extend(store_rows(b, n, args.quick, &args.modes).await?);
+            rows.extend(store_rows(b, n, args.quick, &args.modes, &args.filters).await?);
             save(&rows)?;
         }
     }

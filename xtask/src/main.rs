@@ -69,6 +69,9 @@ enum Cmd {
         /// Search modes to measure, comma-separated (keyword, vector, hybrid); all by default.
         #[arg(long)]
         modes: Option<String>,
+        /// Filter selectivities to measure, comma-separated (1.0 and 0.01 by default).
+        #[arg(long)]
+        filters: Option<String>,
         /// Keep the rows of the previous report that this run does not measure again (a large
         /// size run separately from the others, say); the markdown lists every run's command.
         #[arg(long)]
@@ -329,6 +332,7 @@ fn main() -> Result<()> {
             markdown,
             merge,
             modes,
+            filters,
         } => {
             let backends = match backend {
                 Some(b) => parse_backends(&b)?,
@@ -353,6 +357,14 @@ fn main() -> Result<()> {
                 modes: match modes {
                     Some(m) => m.split(',').map(|x| x.trim().to_owned()).collect(),
                     None => vec!["keyword".into(), "vector".into(), "hybrid".into()],
+                },
+                filters: match filters {
+                    Some(f) => f
+                        .split(',')
+                        .map(|x| x.trim().parse::<f64>())
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .context("--filters: comma-separated numbers (1.0, 0.01)")?,
+                    None => vec![1.0, 0.01],
                 },
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

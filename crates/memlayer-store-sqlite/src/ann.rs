@@ -239,11 +239,21 @@ fn search_set(
     let mut accept = |ids: &[&String]| -> Result<Vec<bool>> {
         let mut passing = std::collections::HashSet::new();
         for chunk in ids.chunks(512) {
+            // The candidates drive the join (CROSS JOIN fixes the order), each found through
+            // the id index: given `id IN (...)` beside the namespace clause, the planner
+            // would rather walk the whole namespace.
             let mut q = Query::default();
-            let list = q.bind_list(&chunk.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
-            q.and(format!("i.id IN ({list})"));
+            let values = chunk
+                .iter()
+                .map(|id| format!("({})", q.bind((*id).clone())))
+                .collect::<Vec<_>>()
+                .join(", ");
             q.filter(namespace, filter, now);
-            let sql = format!("SELECT i.id FROM items i {}", q.where_sql());
+            let sql = format!(
+                "WITH c(id) AS (VALUES {values}) \
+                 SELECT i.id FROM c CROSS JOIN items i ON i.id = c.id {}",
+                q.where_sql()
+            );
             let mut stmt = conn.prepare(&sql).map_err(map_sqlite)?;
             let rows = stmt
                 .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, String>(0))
