@@ -613,6 +613,14 @@ async fn server_rows(n: usize, quick: bool) -> Result<Vec<Value>> {
     for chunk in d.items.chunks(1000) {
         store.upsert_many(chunk.to_vec()).await?;
     }
+    // Load the in-process vector index before serving: at 100k its build outlasts the
+    // server's request timeout, and the first HTTP search would fail the warm-up.
+    store
+        .search(
+            "bench",
+            &SearchRequest::vector(d.queries[0].1.clone()).with_limit(10),
+        )
+        .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
