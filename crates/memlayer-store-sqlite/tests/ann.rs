@@ -10,7 +10,8 @@ const DIM: usize = 16;
 
 fn vector(i: usize) -> Vec<f32> {
     (0..DIM)
-        .map(|d| (((i * 31 + d * 17) % 97) as f32 / 97.0) - 0.5)
+        // 7919 is prime to 10007: no two items below 10,007 share a vector, so no ties.
+        .map(|d| (((i * 7919 + d * 104_729) % 10_007) as f32 / 10_007.0) - 0.5)
         .collect()
 }
 
