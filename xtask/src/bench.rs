@@ -376,22 +376,22 @@ async fn store_rows(
         per_s,
         None,
     ));
-    // The first vector search after ingest: for SQLite it loads the namespace's vectors from
-    // the file and builds the in-process index (also what a restart costs).
-    {
-        let t = Instant::now();
-        let q = SearchRequest::vector(d.queries[0].1.clone()).with_limit(10);
-        store.search("bench", &q).await?;
-        rows.push(row(
-            backend,
+    // The first vector and keyword searches after ingest: for SQLite they load the
+    // namespace's vectors and contents from the file and build the in-process indexes (also
+    // what a restart costs).
+    for (op, q) in [
+        (
             "first_vector_search",
-            n,
-            1,
-            None,
-            vec![t.elapsed()],
-            0.0,
-            None,
-        ));
+            SearchRequest::vector(d.queries[0].1.clone()).with_limit(10),
+        ),
+        (
+            "first_keyword_search",
+            SearchRequest::keyword(d.queries[0].0.clone()).with_limit(10),
+        ),
+    ] {
+        let t = Instant::now();
+        store.search("bench", &q).await?;
+        rows.push(row(backend, op, n, 1, None, vec![t.elapsed()], 0.0, None));
     }
     // Memory per item of the in-memory backend: this process's growth over the ingest and
     // the index, scaled to 1M items (the data set itself is held before and after). Only for
@@ -917,7 +917,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
             .collect::<Vec<_>>()
             .join(", then ");
         let notes = format!(
-            "Synthetic data (fixed seed): {DIM}-d unit vectors clustered around {TOPICS} topics (`memlayer_ann::synthetic`; no real text), eight-word texts over a {VOCABULARY}-word vocabulary; filter 1.0 = kind `fact` (every item), 0.01 = user `rare`. Measured on this 2-core machine, every backend on the same data, by {run_list}; {} timed calls per latency row after warm-up{}. `kernel-rust` is the exact scan (dot products and a bounded top-10 over a contiguous matrix, one core); `kernel-numpy` is numpy's `m @ v` + `argpartition` on the same vectors (`rust_over_numpy` in report.json is numpy's p50 over Rust's). recall@10 is against the exact answer; `-` where the search is exact (memory and SQLite below their 20,000-vector ANN threshold). `first_vector_search` is the first search after ingest: for SQLite it loads the namespace's vectors and builds the in-process index, which is also the cost of a restart.",
+            "Synthetic data (fixed seed): {DIM}-d unit vectors clustered around {TOPICS} topics (`memlayer_ann::synthetic`; no real text), eight-word texts over a {VOCABULARY}-word vocabulary; filter 1.0 = kind `fact` (every item), 0.01 = user `rare`. Measured on this 2-core machine, every backend on the same data, by {run_list}; {} timed calls per latency row after warm-up{}. `kernel-rust` is the exact scan (dot products and a bounded top-10 over a contiguous matrix, one core); `kernel-numpy` is numpy's `m @ v` + `argpartition` on the same vectors (`rust_over_numpy` in report.json is numpy's p50 over Rust's). recall@10 is against the exact answer; `-` where the search is exact (memory and SQLite below their 20,000-vector ANN threshold). `first_vector_search` and `first_keyword_search` are the first searches after ingest: for SQLite they load the namespace's vectors or contents and build the in-process indexes, which is also the cost of a restart.",
             if args.quick { 200 } else { 1000 },
             if args.quick {
                 " (`--quick`: 2,000 items, clients 1 and 64)"

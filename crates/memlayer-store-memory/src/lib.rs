@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-pub use memlayer_ann::AnnConfig;
+pub use memlayer_ann::{AnnConfig, Quantization};
 use memlayer_ann::VectorSet;
 use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
 use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
@@ -229,14 +229,14 @@ impl SearchLegs for InMemoryStore {
         };
         let now = filter.effective_now();
         let mut top = TopK::new(k);
-        for (id, score) in ns.bm25.score(terms) {
+        for (id, score) in ns.bm25.score_refs(terms) {
             if !top.admits(score) {
                 continue;
             }
-            if let Some(s) = state.items.get(&id)
+            if let Some(s) = state.items.get(id)
                 && filter.matches(&s.item, now)
             {
-                top.offer(score, id);
+                top.offer(score, id.clone());
             }
         }
         Ok(top

@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-mod ann;
 mod db;
 mod error;
+mod index;
 mod schema;
 mod sql;
 mod vec_ext;
@@ -18,7 +18,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use memlayer_store::lifecycle::{decayed, merge_upsert, reinforce_item};
 use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
-use memlayer_store::ranking::text;
 use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
@@ -28,10 +27,10 @@ use memlayer_store::{
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
-use ann::Change;
 pub use db::Synchronous;
 use error::map_sqlite;
-pub use memlayer_ann::AnnConfig;
+use index::Change;
+pub use memlayer_ann::{AnnConfig, Quantization};
 use sql::{ITEM_COLUMNS, Query, read_item};
 
 const BACKEND: &str = "sqlite";
@@ -101,7 +100,7 @@ impl SqliteConfig {
 pub struct SqliteStore {
     db: Arc<db::Db>,
     closed: Arc<AtomicBool>,
-    ann: Arc<ann::AnnCache>,
+    index: Arc<index::SearchIndex>,
 }
 
 fn tag(e: Error, operation: &'static str) -> Error {
@@ -142,8 +141,8 @@ fn get_row(conn: &Connection, id: &str, with_vector: bool) -> Result<Option<Memo
     row.transpose()
 }
 
-/// Writes one merged row and its vector inside the caller's transaction, noting the vector
-/// change for the in-process index.
+/// Writes one merged row and its vector inside the caller's transaction, noting the change
+/// for the in-process indexes.
 fn write_row(
     conn: &Connection,
     item: &MemoryItem,
@@ -205,17 +204,18 @@ fn write_row(
                 .execute(params![rowid, vectors::to_blob(&e.vector)])
                 .map_err(map_sqlite)?;
         }
-        changes.push(Change::Put {
-            namespace: item.namespace.clone(),
-            id: item.id.clone(),
-            vector: item.embedding.as_ref().map(|e| e.vector.clone()),
-        });
     }
+    changes.push(Change::Put {
+        namespace: item.namespace.clone(),
+        id: item.id.clone(),
+        content: item.content.clone(),
+        vector: item.embedding.as_ref().map(|e| e.vector.clone()),
+    });
     Ok(())
 }
 
 /// Deletes rows (and their vectors) selected by `where_sql`; returns how many, noting each
-/// for the in-process index.
+/// for the in-process indexes.
 fn delete_rows(
     conn: &Connection,
     where_sql: &str,
@@ -244,12 +244,10 @@ fn delete_rows(
     let mut n = 0;
     while let Some(row) = rows.next().map_err(map_sqlite)? {
         n += 1;
-        if pinned {
-            changes.push(Change::Removed {
-                namespace: row.get(0).map_err(map_sqlite)?,
-                id: row.get(1).map_err(map_sqlite)?,
-            });
-        }
+        changes.push(Change::Removed {
+            namespace: row.get(0).map_err(map_sqlite)?,
+            id: row.get(1).map_err(map_sqlite)?,
+        });
     }
     Ok(n)
 }
@@ -325,7 +323,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             db: Arc::new(db),
             closed: Arc::new(AtomicBool::new(false)),
-            ann: Arc::new(ann::AnnCache::new(config.ann)),
+            index: Arc::new(index::SearchIndex::new(config.ann)),
         })
     }
 
@@ -367,16 +365,17 @@ impl SqliteStore {
             .map_err(|e| tag(e, op))
     }
 
-    /// As [`SqliteStore::write_tx`], for writes that change vectors or their namespaces: the
-    /// changes `f` notes bump the vector generation in the same transaction and reach the
-    /// in-process index under its write lock, taken before the commit.
-    async fn write_vec_tx<T: Send + 'static>(
+    /// As [`SqliteStore::write_tx`], for writes that add, remove or rewrite rows or move them
+    /// between namespaces: the changes `f` notes bump the index generation in the same
+    /// transaction and reach the in-process indexes under their write lock, taken before the
+    /// commit.
+    async fn write_indexed_tx<T: Send + 'static>(
         &self,
         op: &'static str,
         f: impl FnOnce(&Connection, &mut Vec<Change>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.check_open().map_err(|e| tag(e, op))?;
-        let cache = self.ann.clone();
+        let cache = self.index.clone();
         self.db
             .write(move |conn| {
                 let tx = conn
@@ -388,7 +387,7 @@ impl SqliteStore {
                     tx.commit().map_err(map_sqlite)?;
                     return Ok(out);
                 }
-                let generation = ann::bump_generation(&tx)?;
+                let generation = index::bump_generation(&tx)?;
                 let pending = cache.pending();
                 tx.commit().map_err(map_sqlite)?;
                 pending.apply(generation, changes);
@@ -415,39 +414,21 @@ impl SearchLegs for SqliteStore {
     async fn keyword_leg(
         &self,
         namespace: &str,
-        text: &str,
-        _terms: &[String],
+        _text: &str,
+        terms: &[String],
         filter: &Filter,
         k: usize,
     ) -> Result<Vec<SearchHit>> {
-        // FTS5 stems with porter itself: it gets the unstemmed literal words, each quoted.
-        let words = text::query_words(text);
-        if words.is_empty() {
+        if terms.is_empty() {
             return Ok(Vec::new());
         }
         let namespace = namespace.to_owned();
+        let terms = terms.to_vec();
         let filter = filter.clone();
+        let cache = self.index.clone();
         self.read("search", move |conn| {
-            // Rank on ids and scores alone; whole rows only for the `k` hits.
-            let mut q = Query::default();
-            let m = q.bind(sql::fts_query(&words));
-            q.and(format!("items_fts MATCH {m}"));
-            q.filter(&namespace, &filter, filter.effective_now());
-            let limit = q.bind(k as i64);
-            let sql = format!(
-                "SELECT i.id, -bm25(items_fts) AS score \
-                 FROM items_fts JOIN items i ON i.rowid = items_fts.rowid {} \
-                 ORDER BY score DESC, i.id ASC LIMIT {limit}",
-                q.where_sql()
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
-            let ranked = stmt
-                .query_map(params_from_iter(q.params.iter()), |r| {
-                    Ok((r.get::<_, f64>(1)? as f32, r.get::<_, String>(0)?))
-                })
-                .map_err(map_sqlite)?
-                .collect::<rusqlite::Result<Vec<(f32, String)>>>()
-                .map_err(map_sqlite)?;
+            let seen = index::generation(conn)?;
+            let ranked = cache.keyword(conn, seen, &namespace, &terms, &filter, k)?;
             hits_of(conn, ranked, RankedBy::Keyword)
         })
         .await
@@ -463,7 +444,7 @@ impl SearchLegs for SqliteStore {
         let namespace = namespace.to_owned();
         let filter = filter.clone();
         let vector = vector.to_vec();
-        let cache = self.ann.clone();
+        let cache = self.index.clone();
         self.read("search", move |conn| {
             let Some(pin) = schema::load_pin(conn)? else {
                 return Ok(Vec::new());
@@ -478,7 +459,7 @@ impl SearchLegs for SqliteStore {
                     ),
                 ));
             }
-            let seen = ann::generation(conn)?;
+            let seen = index::generation(conn)?;
             let ranked = cache.search(conn, seen, &namespace, &vector, &filter, k)?;
             hits_of(conn, ranked, RankedBy::Vector)
         })
@@ -564,7 +545,7 @@ impl MemoryStore for SqliteStore {
 
     async fn upsert_many(&self, items: Vec<MemoryItem>) -> Result<Vec<MemoryItem>> {
         limits::check_batch(&items).map_err(|e| tag(e, "upsert_many"))?;
-        self.write_vec_tx("upsert_many", move |conn, changes| {
+        self.write_indexed_tx("upsert_many", move |conn, changes| {
             let now = Timestamp::now();
             let mut pin = schema::load_pin(conn)?;
             let mut out = Vec::with_capacity(items.len());
@@ -590,7 +571,7 @@ impl MemoryStore for SqliteStore {
 
     async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
         let (ns, id) = (namespace.to_owned(), id.to_owned());
-        self.write_vec_tx("delete", move |conn, changes| {
+        self.write_indexed_tx("delete", move |conn, changes| {
             let mut q = Query::default();
             let a = q.bind(id.clone());
             let b = q.bind(ns.clone());
@@ -839,7 +820,7 @@ impl MemoryStore for SqliteStore {
         cutoff: Timestamp,
     ) -> Result<()> {
         let (ns, id) = (namespace.to_owned(), id.to_owned());
-        self.write_vec_tx("delete_if_expired_before", move |conn, changes| {
+        self.write_indexed_tx("delete_if_expired_before", move |conn, changes| {
             let mut q = Query::default();
             let a = q.bind(id.clone());
             let b = q.bind(ns.clone());
@@ -874,7 +855,7 @@ impl MemoryStore for SqliteStore {
 
     async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
         let ns = namespace.to_owned();
-        self.write_vec_tx("delete_namespace", move |conn, changes| {
+        self.write_indexed_tx("delete_namespace", move |conn, changes| {
             let mut q = Query::default();
             let a = q.bind(ns.clone());
             let mut removed = Vec::new();
@@ -904,7 +885,7 @@ impl MemoryStore for SqliteStore {
             .into_iter()
             .collect();
         let (from, to) = (from.to_owned(), to.to_owned());
-        self.write_vec_tx("reassign", move |conn, changes| {
+        self.write_indexed_tx("reassign", move |conn, changes| {
             let mut n = 0;
             let mut stmt = conn
                 .prepare_cached("UPDATE items SET namespace = ?1 WHERE id = ?2 AND namespace = ?3")

@@ -179,15 +179,6 @@ pub(crate) fn sort_expr(key: SortKey) -> &'static str {
     }
 }
 
-/// The FTS5 query for a list of literal words: each double-quoted (quotes doubled), OR-ed.
-pub(crate) fn fts_query(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(" OR ")
-}
-
 fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_millis)
 }

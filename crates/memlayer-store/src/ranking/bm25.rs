@@ -41,7 +41,8 @@ pub fn idf(n: f32, df: f32) -> f32 {
 #[derive(Debug, Clone)]
 struct Doc {
     len: u32,
-    terms: Vec<(String, u32)>,
+    /// Its distinct terms, to find its postings on removal.
+    terms: Box<[String]>,
 }
 
 /// A BM25 index over documents keyed by `K`.
@@ -52,7 +53,8 @@ struct Doc {
 pub struct Bm25Index<K: Eq + Hash + Clone> {
     params: Bm25Params,
     docs: HashMap<K, Doc>,
-    postings: HashMap<String, HashMap<K, u32>>,
+    /// Per term: each document's (term frequency, length), so scoring needs no other lookup.
+    postings: HashMap<String, HashMap<K, (u32, u32)>>,
     total_len: u64,
 }
 
@@ -96,14 +98,14 @@ impl<K: Eq + Hash + Clone> Bm25Index<K> {
             self.postings
                 .entry(term.clone())
                 .or_default()
-                .insert(key.clone(), *n);
+                .insert(key.clone(), (*n, len));
         }
         self.total_len += u64::from(len);
         self.docs.insert(
             key,
             Doc {
                 len,
-                terms: tf.into_iter().collect(),
+                terms: tf.into_keys().collect(),
             },
         );
     }
@@ -114,7 +116,7 @@ impl<K: Eq + Hash + Clone> Bm25Index<K> {
             return;
         };
         self.total_len -= u64::from(doc.len);
-        for (term, _) in doc.terms {
+        for term in doc.terms {
             if let Some(posting) = self.postings.get_mut(&term) {
                 posting.remove(key);
                 if posting.is_empty() {
@@ -128,7 +130,15 @@ impl<K: Eq + Hash + Clone> Bm25Index<K> {
     ///
     /// The result is unordered; callers filter it and take the top hits.
     pub fn score(&self, query_terms: &[String]) -> HashMap<K, f32> {
-        let mut scores: HashMap<K, f32> = HashMap::new();
+        self.score_refs(query_terms)
+            .into_iter()
+            .map(|(key, score)| (key.clone(), score))
+            .collect()
+    }
+
+    /// As [`Bm25Index::score`], borrowing the keys.
+    pub fn score_refs(&self, query_terms: &[String]) -> HashMap<&K, f32> {
+        let mut scores: HashMap<&K, f32> = HashMap::new();
         if self.docs.is_empty() {
             return scores;
         }
@@ -139,10 +149,9 @@ impl<K: Eq + Hash + Clone> Bm25Index<K> {
                 continue;
             };
             let idf = idf(n, posting.len() as f32);
-            for (key, &tf) in posting {
-                let len = self.docs.get(key).map_or(avg_len, |d| d.len as f32);
-                let s = self.params.term_score(idf, tf as f32, len, avg_len);
-                *scores.entry(key.clone()).or_default() += s;
+            for (key, &(tf, len)) in posting {
+                let s = self.params.term_score(idf, tf as f32, len as f32, avg_len);
+                *scores.entry(key).or_default() += s;
             }
         }
         scores

@@ -1,5 +1,6 @@
-//! The in-process vector index against the file: it survives restarts (rebuilt from
-//! `items_vec`), sees other handles' writes, and answers like the exact scan.
+//! The in-process vector and keyword indexes against the file: they survive restarts (rebuilt
+//! from `items_vec` and `items`), see other handles' writes, and the graph answers like the
+//! exact scan.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use memlayer_store::types::{Kind, MemoryItem};
@@ -107,4 +108,71 @@ async fn another_handles_writes_reach_this_handles_index() {
         .unwrap();
     assert_eq!(moved.hits[0].item.id, "exact-match");
     assert!((moved.hits[0].vector_score.unwrap() - 1.0).abs() < 1e-5);
+}
+
+async fn keyword_ids(store: &SqliteStore, text: &str, filter: Filter) -> Vec<String> {
+    store
+        .search(
+            "ns",
+            &SearchRequest::keyword(text)
+                .with_filter(filter)
+                .with_limit(10),
+        )
+        .await
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.item.id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_keyword_index_follows_other_handles_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let a = open(&path, 50).await;
+    let b = open(&path, 50).await;
+    a.upsert_many((0..300).map(item).collect()).await.unwrap();
+    let before = keyword_ids(&a, "zebra", Filter::new()).await;
+    assert!(before.is_empty());
+    assert_eq!(keyword_ids(&b, "zebra", Filter::new()).await, before);
+
+    // B writes a matching item and rewrites one so it no longer matches; A sees both.
+    b.upsert(MemoryItem::new("ns", Kind::Fact, "a zebra crossing").with_id("z1"))
+        .await
+        .unwrap();
+    b.upsert(MemoryItem::new("ns", Kind::Fact, "zebra zebra").with_id("z2"))
+        .await
+        .unwrap();
+    assert_eq!(keyword_ids(&a, "zebra", Filter::new()).await, ["z2", "z1"]);
+    b.upsert(MemoryItem::new("ns", Kind::Fact, "a horse").with_id("z2"))
+        .await
+        .unwrap();
+    assert_eq!(keyword_ids(&a, "zebra", Filter::new()).await, ["z1"]);
+    b.delete("ns", "z1").await.unwrap();
+    assert!(keyword_ids(&a, "zebra", Filter::new()).await.is_empty());
+
+    // A's own writes, without a reload. "item" matches all 300 items with one score (ties go
+    // by id); the user filter passes every tenth, and still gets 10 hits.
+    a.upsert(
+        MemoryItem::new("ns", Kind::Fact, "zebra again")
+            .with_id("z3")
+            .with_user("rare"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(keyword_ids(&a, "zebra", Filter::new()).await, ["z3"]);
+    let rare = keyword_ids(&a, "item", Filter::new().user("rare")).await;
+    assert_eq!(rare.len(), 10, "{rare:?}");
+    assert!(rare.iter().all(|id| id.ends_with('3')), "{rare:?}");
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+
+    // Reopened: loaded from the file.
+    let reopened = open(&path, 50).await;
+    assert_eq!(keyword_ids(&reopened, "zebra", Filter::new()).await, ["z3"]);
+    assert_eq!(
+        keyword_ids(&reopened, "item", Filter::new().user("rare")).await,
+        rare
+    );
 }

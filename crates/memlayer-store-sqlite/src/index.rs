@@ -1,0 +1,426 @@
+//! The search legs' in-process indexes, per namespace: a `VectorSet` (an exact SIMD scan below
+//! the ANN threshold, an HNSW graph above it), loaded from `items_vec` on the namespace's first
+//! vector search, and a BM25 index of the contents (memlayer's own analysis and scoring, as in
+//! the memory backend), loaded from `items` on its first keyword search. Both are kept in step
+//! with this store's writes.
+//!
+//! The file stays the truth; the indexes are rebuilt from it after a restart. Every write that
+//! adds, removes or rewrites rows or moves them between namespaces bumps `index_generation` in
+//! `meta` inside its transaction, and applies the same change to the indexes while holding
+//! their write lock across the commit. A search compares the generation it reads with the
+//! indexes': a newer one in the file means another handle or process wrote, and they reload.
+
+use std::collections::HashMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use memlayer_ann::{AnnConfig, VectorSet};
+use memlayer_store::ranking::bm25::Bm25Index;
+use memlayer_store::ranking::vector::best_first;
+use memlayer_store::{Filter, Result};
+use rusqlite::{Connection, params_from_iter};
+
+use crate::error::map_sqlite;
+use crate::sql::Query;
+use crate::vectors;
+
+/// A change to apply to the indexes after the transaction that made it commits.
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// The item was written with this content and vector (`None`: it has none).
+    Put {
+        namespace: String,
+        id: String,
+        content: String,
+        vector: Option<Vec<f32>>,
+    },
+    /// The item is gone.
+    Removed { namespace: String, id: String },
+    /// Too much changed in the namespace to follow: reload it on its next search.
+    Reload { namespace: String },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The generation the indexes reflect.
+    generation: i64,
+    sets: HashMap<String, VectorSet<String>>,
+    texts: HashMap<String, Bm25Index<String>>,
+}
+
+impl State {
+    fn reset(&mut self, generation: i64) {
+        self.sets.clear();
+        self.texts.clear();
+        self.generation = generation;
+    }
+}
+
+/// The per-namespace indexes of one store.
+#[derive(Debug)]
+pub(crate) struct SearchIndex {
+    config: AnnConfig,
+    state: RwLock<State>,
+}
+
+/// The generation of the searchable state in the file.
+pub(crate) fn generation(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'index_generation'")
+        .map_err(map_sqlite)?
+        .query_row([], |r| r.get(0))
+        .map_err(map_sqlite)
+}
+
+/// Bumps the generation inside the caller's transaction; returns the new one.
+pub(crate) fn bump_generation(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'index_generation' \
+         RETURNING CAST(value AS INTEGER)",
+    )
+    .map_err(map_sqlite)?
+    .query_row([], |r| r.get(0))
+    .map_err(map_sqlite)
+}
+
+/// A write lock on the indexes, held by the writer from before its commit until its changes
+/// are applied, so no search sees the file ahead of the cache.
+pub(crate) struct Pending<'a> {
+    state: RwLockWriteGuard<'a, State>,
+}
+
+impl Pending<'_> {
+    /// Applies the committed changes of generation `generation`. Should the index fail, its
+    /// sets are dropped and reloaded from the file on their next search: the commit stands.
+    pub(crate) fn apply(mut self, generation: i64, changes: Vec<Change>) {
+        let state = &mut *self.state;
+        if apply_to(state, generation, changes).is_err() {
+            state.reset(generation);
+        }
+    }
+}
+
+fn apply_to(state: &mut State, generation: i64, changes: Vec<Change>) -> Result<()> {
+    {
+        if generation != state.generation + 1 {
+            // Another handle wrote in between: what it changed is unknown.
+            state.reset(generation);
+            return Ok(());
+        }
+        state.generation = generation;
+        let mut puts: HashMap<String, Vec<(String, Vec<f32>)>> = HashMap::new();
+        for change in changes {
+            match change {
+                Change::Put {
+                    namespace,
+                    id,
+                    content,
+                    vector,
+                } => {
+                    if let Some(text) = state.texts.get_mut(&namespace) {
+                        text.insert(id.clone(), &content);
+                    }
+                    if let Some(set) = state.sets.get_mut(&namespace) {
+                        match vector {
+                            Some(v) => puts.entry(namespace).or_default().push((id, v)),
+                            None => {
+                                set.remove(&id)?;
+                            }
+                        }
+                    }
+                }
+                Change::Removed { namespace, id } => {
+                    if let Some(text) = state.texts.get_mut(&namespace) {
+                        text.remove(&id);
+                    }
+                    if let Some(set) = state.sets.get_mut(&namespace) {
+                        set.remove(&id)?;
+                    }
+                    if let Some(batch) = puts.get_mut(&namespace) {
+                        batch.retain(|(i, _)| *i != id);
+                    }
+                }
+                Change::Reload { namespace } => {
+                    state.sets.remove(&namespace);
+                    state.texts.remove(&namespace);
+                    puts.remove(&namespace);
+                }
+            }
+        }
+        for (namespace, batch) in puts {
+            if let Some(set) = state.sets.get_mut(&namespace) {
+                set.upsert_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SearchIndex {
+    pub(crate) fn new(config: AnnConfig) -> Self {
+        SearchIndex {
+            config,
+            state: RwLock::new(State::default()),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // Every change is validated before it is applied, so a poisoned lock holds a
+        // consistent state (at worst behind the file, which the generation check catches).
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the indexes for a writer about to commit.
+    pub(crate) fn pending(&self) -> Pending<'_> {
+        Pending {
+            state: self.write(),
+        }
+    }
+
+    /// The `k` best (cosine, id) of `namespace` passing `filter`, best first. `conn` is a
+    /// reader; `seen` the generation it read before calling; `query` has the pinned dimension.
+    pub(crate) fn search(
+        &self,
+        conn: &Connection,
+        seen: i64,
+        namespace: &str,
+        query: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<(f32, String)>> {
+        loop {
+            {
+                let state = self.read();
+                if state.generation >= seen
+                    && let Some(set) = state.sets.get(namespace)
+                {
+                    return search_set(conn, set, namespace, query, filter, k);
+                }
+            }
+            self.load(conn, namespace, query.len())?;
+        }
+    }
+
+    /// Loads `namespace` from the file, in one read transaction taken while holding the write
+    /// lock (so this store's writers cannot commit in between).
+    fn load(&self, conn: &Connection, namespace: &str, dim: usize) -> Result<()> {
+        let mut state = self.write();
+        let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
+        let now = generation(&tx)?;
+        if now != state.generation {
+            state.reset(now);
+        }
+        if state.sets.contains_key(namespace) {
+            return Ok(());
+        }
+        let mut set = VectorSet::new(dim, self.config);
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT i.id, v.embedding FROM items i JOIN items_vec v ON v.rowid = i.rowid \
+                     WHERE i.namespace = ?1",
+                )
+                .map_err(map_sqlite)?;
+            let mut rows = stmt.query([namespace]).map_err(map_sqlite)?;
+            let mut batch: Vec<(String, Vec<f32>)> = Vec::with_capacity(4096);
+            while let Some(row) = rows.next().map_err(map_sqlite)? {
+                let id: String = row.get(0).map_err(map_sqlite)?;
+                let blob = row.get_ref(1).map_err(map_sqlite)?;
+                if let Ok(bytes) = blob.as_blob() {
+                    batch.push((id, vectors::from_blob(bytes)));
+                }
+                if batch.len() == 4096 {
+                    set.upsert_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
+                    batch.clear();
+                }
+            }
+            set.upsert_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
+        }
+        tx.finish().map_err(map_sqlite)?;
+        state.sets.insert(namespace.to_owned(), set);
+        Ok(())
+    }
+    /// The `k` best (BM25 score, id) of `namespace` for the analysed query `terms`, passing
+    /// `filter`, best first (ties by id). `conn` is a reader; `seen` the generation it read.
+    pub(crate) fn keyword(
+        &self,
+        conn: &Connection,
+        seen: i64,
+        namespace: &str,
+        terms: &[String],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<(f32, String)>> {
+        loop {
+            {
+                let state = self.read();
+                if state.generation >= seen
+                    && let Some(text) = state.texts.get(namespace)
+                {
+                    let mut ranked: Vec<(f32, &String)> = text
+                        .score_refs(terms)
+                        .into_iter()
+                        .map(|(key, score)| (score, key))
+                        .collect();
+                    ranked.sort_by(best_first);
+                    return top_passing(conn, namespace, &ranked, filter, k);
+                }
+            }
+            self.load_text(conn, namespace)?;
+        }
+    }
+
+    /// Loads the contents of `namespace`, as [`SearchIndex::load`] loads its vectors.
+    fn load_text(&self, conn: &Connection, namespace: &str) -> Result<()> {
+        let mut state = self.write();
+        let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
+        let now = generation(&tx)?;
+        if now != state.generation {
+            state.reset(now);
+        }
+        if state.texts.contains_key(namespace) {
+            return Ok(());
+        }
+        let mut text = Bm25Index::default();
+        {
+            let mut stmt = tx
+                .prepare_cached("SELECT id, content FROM items WHERE namespace = ?1")
+                .map_err(map_sqlite)?;
+            let mut rows = stmt.query([namespace]).map_err(map_sqlite)?;
+            while let Some(row) = rows.next().map_err(map_sqlite)? {
+                let id: String = row.get(0).map_err(map_sqlite)?;
+                let content = row.get_ref(1).map_err(map_sqlite)?;
+                text.insert(
+                    id,
+                    content
+                        .as_str()
+                        .map_err(rusqlite::Error::from)
+                        .map_err(map_sqlite)?,
+                );
+            }
+        }
+        tx.finish().map_err(map_sqlite)?;
+        state.texts.insert(namespace.to_owned(), text);
+        Ok(())
+    }
+}
+
+/// The first `k` of `ranked` (best first) that pass `filter`. The filter is asked about the
+/// best `max(4k, 40)` first, then about fourfold longer runs of the ranking; when under 2% of
+/// what it was asked about passed, it runs once as a query of its own and the ranking is
+/// intersected with its answer instead.
+fn top_passing(
+    conn: &Connection,
+    namespace: &str,
+    ranked: &[(f32, &String)],
+    filter: &Filter,
+    k: usize,
+) -> Result<Vec<(f32, String)>> {
+    let now = filter.effective_now();
+    let mut top = Vec::with_capacity(k);
+    let mut start = 0;
+    let mut step = (4 * k).max(40);
+    let mut asked = 0usize;
+    while start < ranked.len() && top.len() < k {
+        if asked >= 4 * k.max(10) && top.len() * 50 < asked {
+            let accepted: std::collections::HashSet<String> =
+                accepted(conn, namespace, filter, now)?
+                    .into_iter()
+                    .collect();
+            for (score, id) in &ranked[start..] {
+                if top.len() == k {
+                    break;
+                }
+                if accepted.contains(*id) {
+                    top.push((*score, (*id).clone()));
+                }
+            }
+            return Ok(top);
+        }
+        let end = (start + step).min(ranked.len());
+        let slice = &ranked[start..end];
+        let ids: Vec<&String> = slice.iter().map(|p| p.1).collect();
+        let pass = accept(conn, namespace, filter, now, &ids)?;
+        for ((score, id), ok) in slice.iter().zip(pass) {
+            if ok && top.len() < k {
+                top.push((*score, (*id).clone()));
+            }
+        }
+        asked += slice.len();
+        start = end;
+        step *= 4;
+    }
+    Ok(top)
+}
+
+/// Which of `ids` (of `namespace`) pass `filter`, in their order.
+fn accept(
+    conn: &Connection,
+    namespace: &str,
+    filter: &Filter,
+    now: memlayer_store::types::Timestamp,
+    ids: &[&String],
+) -> Result<Vec<bool>> {
+    let mut passing = std::collections::HashSet::new();
+    for chunk in ids.chunks(512) {
+        // The candidates drive the join (CROSS JOIN fixes the order), each found through
+        // the id index: given `id IN (...)` beside the namespace clause, the planner
+        // would rather walk the whole namespace.
+        let mut q = Query::default();
+        let values = chunk
+            .iter()
+            .map(|id| format!("({})", q.bind((*id).clone())))
+            .collect::<Vec<_>>()
+            .join(", ");
+        q.filter(namespace, filter, now);
+        let sql = format!(
+            "WITH c(id) AS (VALUES {values}) \
+             SELECT i.id FROM c CROSS JOIN items i ON i.id = c.id {}",
+            q.where_sql()
+        );
+        let mut stmt = conn.prepare(&sql).map_err(map_sqlite)?;
+        let rows = stmt
+            .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, String>(0))
+            .map_err(map_sqlite)?;
+        for id in rows {
+            passing.insert(id.map_err(map_sqlite)?);
+        }
+    }
+    Ok(ids.iter().map(|id| passing.contains(*id)).collect())
+}
+
+/// Every id of `namespace` passing `filter`: the filter run as a query.
+fn accepted(
+    conn: &Connection,
+    namespace: &str,
+    filter: &Filter,
+    now: memlayer_store::types::Timestamp,
+) -> Result<Vec<String>> {
+    let mut q = Query::default();
+    q.filter(namespace, filter, now);
+    let sql = format!("SELECT i.id FROM items i {}", q.where_sql());
+    let mut stmt = conn.prepare(&sql).map_err(map_sqlite)?;
+    let rows = stmt
+        .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, String>(0))
+        .map_err(map_sqlite)?;
+    rows.collect::<rusqlite::Result<Vec<String>>>()
+        .map_err(map_sqlite)
+}
+
+/// Runs one search over a loaded set, with the filter checked in SQL: for the graph's
+/// candidates by id, and as a whole query when the filter is too narrow for the graph.
+fn search_set(
+    conn: &Connection,
+    set: &VectorSet<String>,
+    namespace: &str,
+    query: &[f32],
+    filter: &Filter,
+    k: usize,
+) -> Result<Vec<(f32, String)>> {
+    let now = filter.effective_now();
+    let mut accept = |ids: &[&String]| accept(conn, namespace, filter, now, ids);
+    let mut accepted = || accepted(conn, namespace, filter, now).map(Some);
+    Ok(set.search(query, k, &mut accept, &mut accepted)?.hits)
+}
