@@ -26,6 +26,32 @@ pub struct AnnConfig {
     pub expansion_search: usize,
     /// Threads that insert a large batch into the graph together.
     pub build_threads: usize,
+    /// The element type the graph stores and navigates by. Its candidates are always
+    /// re-ranked by the exact f32 dot product, so a narrower type costs recall only where the
+    /// graph's order hides a neighbour beyond its candidate list.
+    pub quantization: Quantization,
+}
+
+/// The graph's element type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Quantization {
+    /// 32-bit floats: 1,536 bytes per 384-d vector.
+    F32,
+    /// Half precision: half the memory traffic.
+    F16,
+    /// 8-bit integers (usearch scales unit vectors by 127): a quarter.
+    I8,
+}
+
+impl Quantization {
+    fn scalar_kind(self) -> ScalarKind {
+        match self {
+            Quantization::F32 => ScalarKind::F32,
+            Quantization::F16 => ScalarKind::F16,
+            Quantization::I8 => ScalarKind::I8,
+        }
+    }
 }
 
 impl Default for AnnConfig {
@@ -39,6 +65,7 @@ impl Default for AnnConfig {
             expansion_add: 128,
             expansion_search: 64,
             build_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            quantization: Quantization::F32,
         }
     }
 }
@@ -61,6 +88,18 @@ impl AnnConfig {
     /// The default configuration with another search expansion.
     pub fn with_expansion_search(mut self, ef: usize) -> Self {
         self.expansion_search = ef.max(1);
+        self
+    }
+
+    /// The default configuration with another graph degree.
+    pub fn with_connectivity(mut self, m: usize) -> Self {
+        self.connectivity = m.max(2);
+        self
+    }
+
+    /// The default configuration with another graph element type.
+    pub fn with_quantization(mut self, quantization: Quantization) -> Self {
+        self.quantization = quantization;
         self
     }
 }
@@ -130,9 +169,10 @@ impl std::fmt::Debug for Graph {
 }
 
 /// The vectors of one namespace, keyed by `K` (an item id, a row id): stored normalised, so
-/// that a dot product is the cosine. Below [`AnnConfig::threshold`] they are one contiguous
-/// matrix scanned exactly; from the threshold on, an HNSW graph (usearch, f32, inner product)
-/// holds them, kept in step with every upsert and removal.
+/// that a dot product is the cosine, in one contiguous f32 matrix. Below
+/// [`AnnConfig::threshold`] that matrix is scanned exactly; from the threshold on, an HNSW
+/// graph (usearch, inner product, of [`AnnConfig::quantization`] elements) finds candidates,
+/// kept in step with every upsert and removal, and the matrix re-ranks them exactly.
 ///
 /// Search takes a predicate (the caller's filter, by key) and always returns the `k` best
 /// accepted vectors that the graph finds, widening the graph search while too few pass and
@@ -147,7 +187,7 @@ pub struct VectorSet<K> {
     /// Key of each label, for the graph's answers.
     key_of: HashMap<u64, K>,
     next_label: u64,
-    /// Exact mode: row `i` of `rows` belongs to `row_labels[i]`; `row_of` maps back.
+    /// Row `i` of `rows` belongs to `row_labels[i]`; `row_of` maps back.
     rows: Vec<f32>,
     row_labels: Vec<u64>,
     row_of: HashMap<u64, usize>,
@@ -245,12 +285,11 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             self.key_of.insert(label, key);
             let mut v = vector.to_vec();
             synthetic::normalise(&mut v);
+            self.row_of.insert(label, self.row_labels.len());
+            self.row_labels.push(label);
+            self.rows.extend_from_slice(&v);
             if self.graph.is_some() {
                 pending.push((label, v));
-            } else {
-                self.row_of.insert(label, self.row_labels.len());
-                self.row_labels.push(label);
-                self.rows.extend_from_slice(&v);
             }
         }
         if !pending.is_empty() {
@@ -271,16 +310,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             return Ok(false);
         };
         self.key_of.remove(&label);
-        if let Some(graph) = &mut self.graph {
-            graph
-                .index
-                .remove(label)
-                .map_err(|e| index_error("remove", e))?;
-            graph.removed += 1;
-            if graph.removed > self.label_of.len().max(1024) {
-                self.build_graph()?;
-            }
-        } else if let Some(row) = self.row_of.remove(&label) {
+        if let Some(row) = self.row_of.remove(&label) {
             let last = self.row_labels.len() - 1;
             self.row_labels.swap_remove(row);
             if row != last {
@@ -290,6 +320,16 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                 head[row * self.dim..(row + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
             }
             self.rows.truncate(last * self.dim);
+        }
+        if let Some(graph) = &mut self.graph {
+            graph
+                .index
+                .remove(label)
+                .map_err(|e| index_error("remove", e))?;
+            graph.removed += 1;
+            if graph.removed > self.label_of.len().max(1024) {
+                self.build_graph()?;
+            }
         }
         Ok(true)
     }
@@ -303,7 +343,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         let options = IndexOptions {
             dimensions: self.dim,
             metric: MetricKind::IP,
-            quantization: ScalarKind::F32,
+            quantization: self.config.quantization.scalar_kind(),
             connectivity: self.config.connectivity,
             expansion_add: self.config.expansion_add,
             expansion_search: self.config.expansion_search,
@@ -316,25 +356,20 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         Ok(index)
     }
 
-    /// (Re)builds the graph from every vector of the set; the rows go away.
+    /// (Re)builds the graph from every vector of the set.
     fn build_graph(&mut self) -> Result<()> {
-        let mut all: Vec<(u64, Vec<f32>)> = Vec::with_capacity(self.len());
-        let mut buf = vec![0.0f32; self.dim];
-        for &label in self.key_of.keys() {
-            if self.vector_into(label, &mut buf) {
-                all.push((label, buf.clone()));
-            }
-        }
-        all.sort_by_key(|(label, _)| *label);
+        let all: Vec<(u64, Vec<f32>)> = self
+            .row_labels
+            .iter()
+            .zip(self.rows.chunks_exact(self.dim))
+            .map(|(label, v)| (*label, v.to_vec()))
+            .collect();
         let index = self.new_index(all.len() + all.len() / 4)?;
         self.graph = Some(Graph {
             index,
             removed: 0,
             slots: Slots::new(SEARCH_SLOTS),
         });
-        self.rows = Vec::new();
-        self.row_labels = Vec::new();
-        self.row_of = HashMap::new();
         self.insert_into_graph(&all)
     }
 
@@ -379,25 +414,18 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         })
     }
 
-    /// Copies the stored (normalised) vector of `label` into `buf`; false if there is none.
-    fn vector_into(&self, label: u64, buf: &mut [f32]) -> bool {
-        match &self.graph {
-            Some(graph) => graph.index.get(label, buf).is_ok_and(|n| n > 0),
-            None => match self.row_of.get(&label) {
-                Some(&row) => {
-                    buf.copy_from_slice(&self.rows[row * self.dim..(row + 1) * self.dim]);
-                    true
-                }
-                None => false,
-            },
-        }
+    /// The stored (normalised) vector of `label`.
+    fn row(&self, label: u64) -> Option<&[f32]> {
+        let row = *self.row_of.get(&label)?;
+        self.rows.get(row * self.dim..(row + 1) * self.dim)
     }
 
     /// The `k` best vectors of the set by cosine with `query`, among those whose key
     /// `accept` admits.
     ///
-    /// Below the threshold: an exact scan. Above it: the graph's `4k` (at least 40) nearest,
-    /// filtered; while fewer than `k` pass, the search widens by the pass rate seen, up to
+    /// Below the threshold: an exact scan. Above it: the graph's `max(4k, 40, ef)` nearest,
+    /// re-ranked by the exact dot product, and filtered, the best `max(4k, 40)` first; while
+    /// fewer than `k` pass, the search widens by the pass rate seen, up to
     /// `max(4096, 4k)` candidates. A filter that passes under 2% of the candidates, or still
     /// too few after widening, gets an exact scan over the keys `accepted` lists (the caller's
     /// filter run as a query), or over every vector when the caller gives none. So a selective
@@ -449,28 +477,40 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         };
         let cap = (4 * k).max(4096).min(self.len());
         let mut want = (4 * k).max(40).min(self.len());
+        let ef = self.config.expansion_search;
         loop {
             let found = {
                 let _slot = graph.slots.acquire();
                 graph
                     .index
-                    .search(&q, want)
+                    .search(&q, want.max(ef).min(self.len()))
                     .map_err(|e| index_error("search", e))?
             };
-            let pairs: Vec<(f32, &K)> = found
+            // Re-ranked by the exact dot product: the graph's own distances may be quantized.
+            let mut pairs: Vec<(f32, &K)> = found
                 .keys
                 .iter()
-                .zip(&found.distances)
-                .filter_map(|(label, d)| Some((1.0 - d, self.key_of.get(label)?)))
+                .filter_map(|label| Some((dot(&q, self.row(*label)?), self.key_of.get(label)?)))
                 .collect();
-            let keys: Vec<&K> = pairs.iter().map(|p| p.1).collect();
-            let pass = accept(&keys)?;
+            pairs.sort_by(best_first);
             let mut top = TopK::new(k);
-            let mut passed = 0usize;
-            for ((score, key), ok) in pairs.iter().zip(pass) {
-                if ok {
-                    passed += 1;
-                    top.offer(*score, (*key).clone());
+            let (mut asked, mut passed) = (0usize, 0usize);
+            // The filter is asked about the best `want` first, about the rest only if needed.
+            for run in [
+                &pairs[..want.min(pairs.len())],
+                &pairs[want.min(pairs.len())..],
+            ] {
+                if passed >= k || run.is_empty() {
+                    break;
+                }
+                let keys: Vec<&K> = run.iter().map(|p| p.1).collect();
+                let pass = accept(&keys)?;
+                asked += run.len();
+                for ((score, key), ok) in run.iter().zip(pass) {
+                    if ok {
+                        passed += 1;
+                        top.offer(*score, (*key).clone());
+                    }
                 }
             }
             if passed >= k || found.keys.len() >= self.len() {
@@ -482,7 +522,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             // Below a 2% pass rate the k-th accepted vector lies hundreds of places down the
             // unfiltered ranking, where a graph's order is unreliable and a wide graph search
             // costs more than scanning the few accepted vectors exactly.
-            let rate = passed as f64 / pairs.len().max(1) as f64;
+            let rate = passed as f64 / asked.max(1) as f64;
             if want >= cap || rate < MIN_GRAPH_PASS_RATE {
                 break;
             }
@@ -494,13 +534,10 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             Some(keys) => (keys, true),
             None => (self.label_of.keys().cloned().collect(), false),
         };
-        let mut buf = vec![0.0f32; self.dim];
         let mut candidates: Vec<(f32, &K)> = Vec::with_capacity(keys.len());
         for key in &keys {
-            if let Some(&label) = self.label_of.get(key)
-                && self.vector_into(label, &mut buf)
-            {
-                candidates.push((dot(&q, &buf), key));
+            if let Some(row) = self.label_of.get(key).and_then(|label| self.row(*label)) {
+                candidates.push((dot(&q, row), key));
             }
         }
         let pass = if prefiltered {

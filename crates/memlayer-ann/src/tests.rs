@@ -62,26 +62,44 @@ fn exact_mode_matches_the_naive_ranking_and_breaks_ties_by_key() {
 
 #[test]
 fn the_graph_takes_over_at_the_threshold_with_high_recall() {
-    let dim = 32;
-    let items = data(3000, dim);
-    let mut set = VectorSet::new(dim, AnnConfig::default().with_threshold(1000));
-    set.upsert_many(items[..999].iter().map(|(k, v)| (*k, v.as_slice())))
-        .unwrap();
-    assert!(!set.is_approximate());
-    set.upsert_many(items[999..].iter().map(|(k, v)| (*k, v.as_slice())))
-        .unwrap();
-    assert!(set.is_approximate());
-    assert_eq!(set.len(), 3000);
-    let mut queries = Clustered::new(dim, 20, 7).reseeded(5);
-    let mut total = 0.0;
-    for _ in 0..20 {
-        let q = queries.next_vector();
-        let found = set.search(&q, 10, &mut keep_all, &mut || Ok(None)).unwrap();
-        assert!(found.approximate);
-        assert_eq!(found.hits.len(), 10);
-        total += recall(&found.hits, &exact(&items, &q, 10, |_| true));
+    for quantization in [Quantization::F32, Quantization::F16, Quantization::I8] {
+        let dim = 32;
+        let items = data(3000, dim);
+        let config = AnnConfig::default()
+            .with_threshold(1000)
+            .with_quantization(quantization);
+        let mut set = VectorSet::new(dim, config);
+        set.upsert_many(items[..999].iter().map(|(k, v)| (*k, v.as_slice())))
+            .unwrap();
+        assert!(!set.is_approximate());
+        set.upsert_many(items[999..].iter().map(|(k, v)| (*k, v.as_slice())))
+            .unwrap();
+        assert!(set.is_approximate());
+        assert_eq!(set.len(), 3000);
+        let mut queries = Clustered::new(dim, 20, 7).reseeded(5);
+        let mut total = 0.0;
+        for _ in 0..20 {
+            let q = queries.next_vector();
+            let found = set.search(&q, 10, &mut keep_all, &mut || Ok(None)).unwrap();
+            assert!(found.approximate);
+            assert_eq!(found.hits.len(), 10);
+            // Scores are exact cosines whatever the graph stores.
+            for (score, key) in &found.hits {
+                let v = &items[*key as usize].1;
+                let want = dot(&q, v) / dot(v, v).sqrt() / dot(&q, &q).sqrt();
+                assert!(
+                    (score - want).abs() < 1e-5,
+                    "{quantization:?}: {score} vs {want}"
+                );
+            }
+            total += recall(&found.hits, &exact(&items, &q, 10, |_| true));
+        }
+        assert!(
+            total / 20.0 >= 0.95,
+            "{quantization:?}: recall {}",
+            total / 20.0
+        );
     }
-    assert!(total / 20.0 >= 0.95, "recall {}", total / 20.0);
 }
 
 #[test]

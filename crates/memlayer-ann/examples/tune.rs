@@ -1,0 +1,126 @@
+//! How the graph's parameters were tuned for 1M vectors: one usearch graph of `N` clustered
+//! synthetic vectors with degree `M` and the given element type, then, for each search
+//! expansion, query p50/p95 and recall@10 against the exact answer, both as the graph ranks
+//! (its stored elements) and re-ranked by the exact f32 dot product over the graph's best
+//! `max(ef, 40)` (how `VectorSet` answers). One thread searches; every core builds.
+//!
+//! ```text
+//! cargo run --release -p memlayer-ann --example tune -- N M f32|f16|i8 EF[,EF...]
+//! ```
+
+use std::time::{Duration, Instant};
+
+use memlayer_ann::synthetic::Clustered;
+use memlayer_store::ranking::vector::{TopK, dot, exact_top_k};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+const QUERIES: usize = 300;
+const EF_ADD: usize = 128;
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    let i = ((v.len() as f64 * p) as usize).min(v.len() - 1);
+    v[i].as_secs_f64() * 1e3
+}
+
+fn recall(got: &[u64], want: &[usize]) -> f64 {
+    want.iter().filter(|w| got.contains(&(**w as u64))).count() as f64 / want.len() as f64
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
+    let n: usize = arg(0, "100000").parse()?;
+    let m: usize = arg(1, "16").parse()?;
+    let (kind, quantization) = match arg(2, "f32").as_str() {
+        "f16" => ("f16", ScalarKind::F16),
+        "i8" => ("i8", ScalarKind::I8),
+        _ => ("f32", ScalarKind::F32),
+    };
+    let efs: Vec<usize> = arg(3, "64,128,256")
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let dim = 384;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let mut g = Clustered::new(dim, 1000, 1);
+    let mut matrix = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        matrix.extend(g.next_vector());
+    }
+    let mut qg = g.reseeded(2);
+    let queries: Vec<Vec<f32>> = (0..QUERIES).map(|_| qg.next_vector()).collect();
+    let mut scratch = Vec::new();
+    let truth: Vec<Vec<usize>> = queries
+        .iter()
+        .map(|q| {
+            exact_top_k(q, &matrix, 10, &mut scratch)
+                .into_iter()
+                .map(|p| p.1)
+                .collect()
+        })
+        .collect();
+
+    let index = Index::new(&IndexOptions {
+        dimensions: dim,
+        metric: MetricKind::IP,
+        quantization,
+        connectivity: m,
+        expansion_add: EF_ADD,
+        expansion_search: 64,
+        multi: false,
+    })?;
+    index.reserve_capacity_and_threads(n, threads)?;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for part in 0..threads {
+            let (index, matrix) = (&index, &matrix);
+            s.spawn(move || {
+                for i in (part..n).step_by(threads) {
+                    let _ = index.add(i as u64, &matrix[i * dim..(i + 1) * dim]);
+                }
+            });
+        }
+    });
+    let build = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "{n} clustered vectors, M {m}, {kind}, SIMD {}, build {build:.0}/s on {threads} threads, \
+         memory {:.0} MB",
+        index.hardware_acceleration(),
+        index.memory_usage() as f64 / 1e6
+    );
+    println!("  ef  graph_p50  graph_p95  graph_recall  rerank_p50  rerank_p95  rerank_recall");
+    for ef in efs {
+        index.change_expansion_search(ef);
+        let (mut graph_lat, mut rerank_lat) = (Vec::new(), Vec::new());
+        let (mut graph_r, mut rerank_r) = (0.0, 0.0);
+        for (q, want) in queries.iter().zip(&truth) {
+            let t = Instant::now();
+            let found = index.search(q, 10)?;
+            graph_lat.push(t.elapsed());
+            graph_r += recall(&found.keys, want);
+
+            let t = Instant::now();
+            let found = index.search(q, ef.max(40))?;
+            let mut top = TopK::new(10);
+            for &key in &found.keys {
+                let i = key as usize;
+                top.offer(dot(q, &matrix[i * dim..(i + 1) * dim]), key);
+            }
+            let keys: Vec<u64> = top.into_sorted().into_iter().map(|p| p.1).collect();
+            rerank_lat.push(t.elapsed());
+            rerank_r += recall(&keys, want);
+        }
+        println!(
+            "{ef:>4} {:>10.3} {:>10.3} {:>13.3} {:>11.3} {:>11.3} {:>14.3}",
+            pct(&mut graph_lat, 0.5),
+            pct(&mut graph_lat, 0.95),
+            graph_r / QUERIES as f64,
+            pct(&mut rerank_lat, 0.5),
+            pct(&mut rerank_lat, 0.95),
+            rerank_r / QUERIES as f64,
+        );
+    }
+    Ok(())
+}
