@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-pub use memlayer_ann::{AnnConfig, Quantization};
 use memlayer_ann::VectorSet;
+pub use memlayer_ann::{AnnConfig, Quantization};
 use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
 use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
 use memlayer_store::ranking::bm25::Bm25Index;
@@ -318,6 +318,10 @@ impl MemoryStore for InMemoryStore {
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::full();
         caps.persistent = false;
+        caps.approximate_vectors = self
+            .state
+            .read()
+            .map_or(true, |s| s.ann.threshold != usize::MAX);
         caps
     }
 

@@ -172,6 +172,11 @@ impl SearchIndex {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether large namespaces are searched through a graph.
+    pub(crate) fn approximate(&self) -> bool {
+        self.config.threshold != usize::MAX
+    }
+
     /// Locks the indexes for a writer about to commit.
     pub(crate) fn pending(&self) -> Pending<'_> {
         Pending {

@@ -539,7 +539,7 @@ impl MemoryStore for SqliteStore {
 
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::full();
-        caps.native_keyword_ranking = true;
+        caps.approximate_vectors = self.index.approximate();
         caps
     }
 
