@@ -56,16 +56,17 @@ impl Quantization {
 
 impl Default for AnnConfig {
     /// 20,000 vectors (an exact scan of that many takes about 2 ms on one core), M = 16,
-    /// ef_construction = 128, ef = 64: recall@10 1.0 at 0.7 ms on 50,000 clustered 384-d
-    /// vectors here (`--example pick`); the 1M figures are in `docs/benchmarks.md`.
+    /// ef_construction = 128, ef = 192, i8 elements: recall@10 0.98 at under 1 ms on 1M
+    /// clustered 384-d vectors here, where f32 elements at ef 64 gave 0.82
+    /// (`--example tune`; the figures are in `docs/benchmarks.md`).
     fn default() -> Self {
         AnnConfig {
             threshold: 20_000,
             connectivity: 16,
             expansion_add: 128,
-            expansion_search: 64,
+            expansion_search: 192,
             build_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            quantization: Quantization::F32,
+            quantization: Quantization::I8,
         }
     }
 }
