@@ -159,9 +159,12 @@ pub(crate) fn create_pin(conn: &Connection, pin: &EmbeddingPin) -> Result<()> {
         params![pin.model, pin.dim.to_string()],
     )
     .map_err(map_sqlite)?;
-    // The dimension is a validated integer, the only value ever formatted into DDL.
+    // The dimension is a validated integer, the only value ever formatted into DDL. Searches
+    // go through the in-process index, so `vec0` is read by rowid: small chunks (the default
+    // is 1,024 vectors, 1.5 MB at 384-d) keep a point read from walking a long overflow chain
+    // (0.5 ms per vector at the default).
     conn.execute_batch(&format!(
-        "CREATE VIRTUAL TABLE items_vec USING vec0(embedding float[{}])",
+        "CREATE VIRTUAL TABLE items_vec USING vec0(embedding float[{}], chunk_size=8)",
         pin.dim
     ))
     .map_err(map_sqlite)
