@@ -718,17 +718,7 @@ impl ChromaStore {
     }
 
     fn check_dim(&self, vector: &[f32], pin: &EmbeddingPin) -> Result<()> {
-        if pin.dim != vector.len() {
-            return Err(Error::invalid(
-                "vector",
-                format!(
-                    "has dimension {}, but this store is pinned to dimension {}",
-                    vector.len(),
-                    pin.dim
-                ),
-            ));
-        }
-        Ok(())
+        memlayer_store::limits::check_query_dim(pin, vector)
     }
 }
 

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use memlayer_ann::VectorSet;
 pub use memlayer_ann::{AnnConfig, Quantization};
 use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
-use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
+use memlayer_store::limits::{
+    self, check_id, check_item, check_namespace, check_pin, check_query_dim,
+};
 use memlayer_store::ranking::bm25::Bm25Index;
 use memlayer_store::ranking::vector::TopK;
 use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search, sort_page};
@@ -260,16 +262,7 @@ impl SearchLegs for InMemoryStore {
         let Some(pin) = &state.pin else {
             return Ok(Vec::new());
         };
-        if pin.dim != vector.len() {
-            return Err(Error::invalid(
-                "vector",
-                format!(
-                    "has dimension {}, but this store is pinned to dimension {}",
-                    vector.len(),
-                    pin.dim
-                ),
-            ));
-        }
+        check_query_dim(pin, vector)?;
         let Some(vectors) = state
             .namespaces
             .get(namespace)

@@ -602,16 +602,7 @@ impl SearchLegs for PostgresStore {
         let Some(pin) = schema::load_pin(&**client, s).await? else {
             return Ok(Vec::new());
         };
-        if pin.dim != vector.len() {
-            return Err(Error::invalid(
-                "vector",
-                format!(
-                    "has dimension {}, but this store is pinned to dimension {}",
-                    vector.len(),
-                    pin.dim
-                ),
-            ));
-        }
+        memlayer_store::limits::check_query_dim(&pin, vector)?;
         let mut q = Query::default();
         let v = q.bind(pgvector::Vector::from(vector.to_vec()));
         q.filter(namespace, filter, filter.effective_now());

@@ -1250,16 +1250,7 @@ impl SearchLegs for RedisStore {
         let Some(pin) = self.load_pin().await? else {
             return Ok(Vec::new());
         };
-        if pin.dim != vector.len() {
-            return Err(Error::invalid(
-                "vector",
-                format!(
-                    "has dimension {}, but this store is pinned to dimension {}",
-                    vector.len(),
-                    pin.dim
-                ),
-            ));
-        }
+        memlayer_store::limits::check_query_dim(&pin, vector)?;
         let t = self.translate(namespace, filter, filter.effective_now());
         if t.empty {
             return Ok(Vec::new());

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use memlayer_store::lifecycle::{decayed, merge_upsert, reinforce_item};
-use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
-use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search};
+use memlayer_store::limits::{self, check_id, check_namespace, check_pin, check_query_dim};
+use memlayer_store::search::{Ranked, SearchLegs, leg_hit, run_list, run_search};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
@@ -419,16 +419,10 @@ impl SearchLegs for SqliteStore {
         filter: &Filter,
         k: usize,
     ) -> Result<Vec<SearchHit>> {
-        if terms.is_empty() {
-            return Ok(Vec::new());
-        }
-        let namespace = namespace.to_owned();
-        let terms = terms.to_vec();
-        let filter = filter.clone();
+        let (namespace, terms, filter) = (namespace.to_owned(), terms.to_vec(), filter.clone());
         let cache = self.index.clone();
         self.read("search", move |conn| {
-            let seen = index::generation(conn)?;
-            let ranked = cache.keyword(conn, seen, &namespace, &terms, &filter, k)?;
+            let ranked = rank_keyword(&cache, conn, &namespace, &terms, &filter, k)?;
             hits_of(conn, ranked, RankedBy::Keyword)
         })
         .await
@@ -441,30 +435,105 @@ impl SearchLegs for SqliteStore {
         filter: &Filter,
         k: usize,
     ) -> Result<Vec<SearchHit>> {
-        let namespace = namespace.to_owned();
-        let filter = filter.clone();
-        let vector = vector.to_vec();
+        let (namespace, vector, filter) = (namespace.to_owned(), vector.to_vec(), filter.clone());
         let cache = self.index.clone();
         self.read("search", move |conn| {
-            let Some(pin) = schema::load_pin(conn)? else {
-                return Ok(Vec::new());
-            };
-            if pin.dim != vector.len() {
-                return Err(Error::invalid(
-                    "vector",
-                    format!(
-                        "has dimension {}, but this store is pinned to dimension {}",
-                        vector.len(),
-                        pin.dim
-                    ),
-                ));
-            }
-            let seen = index::generation(conn)?;
-            let ranked = cache.search(conn, seen, &namespace, &vector, &filter, k)?;
+            let ranked = rank_vector(&cache, conn, &namespace, &vector, &filter, k)?;
             hits_of(conn, ranked, RankedBy::Vector)
         })
         .await
     }
+
+    async fn keyword_ranked(
+        &self,
+        namespace: &str,
+        _text: &str,
+        terms: &[String],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Ranked>> {
+        let (namespace, terms, filter) = (namespace.to_owned(), terms.to_vec(), filter.clone());
+        let cache = self.index.clone();
+        self.read("search", move |conn| {
+            rank_keyword(&cache, conn, &namespace, &terms, &filter, k).map(without_items)
+        })
+        .await
+    }
+
+    async fn vector_ranked(
+        &self,
+        namespace: &str,
+        vector: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Ranked>> {
+        let (namespace, vector, filter) = (namespace.to_owned(), vector.to_vec(), filter.clone());
+        let cache = self.index.clone();
+        self.read("search", move |conn| {
+            rank_vector(&cache, conn, &namespace, &vector, &filter, k).map(without_items)
+        })
+        .await
+    }
+
+    async fn items_by_id(
+        &self,
+        namespace: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, MemoryItem>> {
+        let namespace = namespace.to_owned();
+        let ids = ids.to_vec();
+        self.read("search", move |conn| {
+            let mut items = items_by_id(conn, &ids)?;
+            items.retain(|_, item| item.namespace == namespace);
+            Ok(items)
+        })
+        .await
+    }
+}
+
+/// A ranking for hybrid search's pool: rows are read only for the page it returns.
+fn without_items(ranked: Vec<(f32, String)>) -> Vec<Ranked> {
+    ranked
+        .into_iter()
+        .map(|(score, id)| Ranked {
+            score,
+            id,
+            item: None,
+        })
+        .collect()
+}
+
+/// The keyword leg's (score, id) ranking, through the in-process BM25 index.
+fn rank_keyword(
+    cache: &index::SearchIndex,
+    conn: &Connection,
+    namespace: &str,
+    terms: &[String],
+    filter: &Filter,
+    k: usize,
+) -> Result<Vec<(f32, String)>> {
+    if terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let seen = index::generation(conn)?;
+    cache.keyword(conn, seen, namespace, terms, filter, k)
+}
+
+/// The vector leg's (score, id) ranking, through the in-process vector set.
+fn rank_vector(
+    cache: &index::SearchIndex,
+    conn: &Connection,
+    namespace: &str,
+    vector: &[f32],
+    filter: &Filter,
+    k: usize,
+) -> Result<Vec<(f32, String)>> {
+    let Some(pin) = schema::load_pin(conn)? else {
+        return Ok(Vec::new());
+    };
+    check_query_dim(&pin, vector)?;
+    let seen = index::generation(conn)?;
+    cache.search(conn, seen, namespace, vector, filter, k)
 }
 
 /// Hits for ranked (score, id) pairs, in their order, reading each row once.

@@ -178,6 +178,24 @@ pub fn check_item(item: &MemoryItem) -> Result<()> {
     Ok(())
 }
 
+/// Checks a query vector against the store's pinned dimension.
+///
+/// # Errors
+/// `InvalidInput` on field `vector` when the dimensions differ.
+pub fn check_query_dim(pin: &EmbeddingPin, vector: &[f32]) -> Result<()> {
+    if pin.dim != vector.len() {
+        return Err(Error::invalid(
+            "vector",
+            format!(
+                "has dimension {}, but this store is pinned to dimension {}",
+                vector.len(),
+                pin.dim
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an embedding against the store's pin.
 ///
 /// # Errors

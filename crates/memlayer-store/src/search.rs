@@ -1,6 +1,8 @@
 //! The one search driver every backend shares: validation, modes, pool depths, fusion and the
 //! recency fallback live here, so that backends only supply three legs and cannot drift apart.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
 use crate::ranking::{fusion, text};
@@ -8,6 +10,28 @@ use crate::{
     Cursor, Filter, ListRequest, Order, RankedBy, Result, SearchHit, SearchMode, SearchRequest,
     SearchResults, SortKey,
 };
+
+/// One entry of a leg's ranking for hybrid search: the score, the id, and the item when the
+/// leg read it anyway.
+#[derive(Clone, Debug)]
+pub struct Ranked {
+    /// The leg's score.
+    pub score: f32,
+    /// The item id.
+    pub id: String,
+    /// The item, if the leg has it.
+    pub item: Option<memlayer_types::MemoryItem>,
+}
+
+impl From<SearchHit> for Ranked {
+    fn from(hit: SearchHit) -> Self {
+        Ranked {
+            score: hit.score,
+            id: hit.item.id.clone(),
+            item: Some(hit.item),
+        }
+    }
+}
 
 /// The three primitive searches of a backend, each with the filter pushed down.
 #[async_trait]
@@ -66,6 +90,47 @@ pub trait SearchLegs: Send + Sync {
         filter: &Filter,
         k: usize,
     ) -> Result<Vec<SearchHit>>;
+
+    /// The keyword leg for hybrid search's pool: (score, id, item), best first. By default the
+    /// leg's hits, items included; a backend that pays a read per item returns no items, and
+    /// only the returned page's items are read, through [`SearchLegs::items_by_id`].
+    async fn keyword_ranked(
+        &self,
+        namespace: &str,
+        text: &str,
+        terms: &[String],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Ranked>> {
+        let hits = self.keyword_leg(namespace, text, terms, filter, k).await?;
+        Ok(hits.into_iter().map(Ranked::from).collect())
+    }
+
+    /// The vector leg for hybrid search's pool, as [`SearchLegs::keyword_ranked`].
+    async fn vector_ranked(
+        &self,
+        namespace: &str,
+        vector: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Ranked>> {
+        let hits = self.vector_leg(namespace, vector, filter, k).await?;
+        Ok(hits.into_iter().map(Ranked::from).collect())
+    }
+
+    /// The items of `namespace` among `ids` that still exist, by id. Required of a backend
+    /// whose ranked legs return no items.
+    async fn items_by_id(
+        &self,
+        namespace: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, memlayer_types::MemoryItem>> {
+        let _ = (namespace, ids);
+        Err(crate::Error::new(
+            crate::ErrorKind::Unexpected,
+            "this backend's ranked legs return their items",
+        ))
+    }
 }
 
 /// Runs `request` over a backend's legs.
@@ -120,11 +185,11 @@ pub async fn run_search<L: SearchLegs + ?Sized>(
                 Vec::new()
             } else {
                 let text = request.query.as_deref().unwrap_or_default();
-                legs.keyword_leg(namespace, text, &query_terms, filter, depth)
+                legs.keyword_ranked(namespace, text, &query_terms, filter, depth)
                     .await?
             };
             let vector = match request.vector.as_deref() {
-                Some(v) => legs.vector_leg(namespace, v, filter, depth).await?,
+                Some(v) => legs.vector_ranked(namespace, v, filter, depth).await?,
                 None => Vec::new(),
             };
             if keyword.is_empty() && vector.is_empty() {
@@ -133,7 +198,44 @@ pub async fn run_search<L: SearchLegs + ?Sized>(
                     .recent_leg(namespace, filter, None, offset, limit)
                     .await;
             }
-            Ok(page(fusion::fuse(keyword, vector, request.hybrid.fusion)))
+            let mut items = HashMap::new();
+            let mut pool = |leg: Vec<Ranked>| -> Vec<(f32, String)> {
+                leg.into_iter()
+                    .map(|r| {
+                        if let Some(item) = r.item {
+                            items.entry(r.id.clone()).or_insert(item);
+                        }
+                        (r.score, r.id)
+                    })
+                    .collect()
+            };
+            let (keyword, vector) = (pool(keyword), pool(vector));
+            let fused: Vec<fusion::Fused> =
+                fusion::fuse_ranked(&keyword, &vector, request.hybrid.fusion)
+                    .into_iter()
+                    .skip(offset)
+                    .take(limit)
+                    .collect();
+            let missing: Vec<String> = fused
+                .iter()
+                .filter(|f| !items.contains_key(&f.id))
+                .map(|f| f.id.clone())
+                .collect();
+            if !missing.is_empty() {
+                items.extend(legs.items_by_id(namespace, &missing).await?);
+            }
+            // An item deleted between the ranking and that read is left out.
+            let hits = fused
+                .into_iter()
+                .filter_map(|f| {
+                    let item = items.remove(&f.id)?;
+                    Some(f.into_hit(item))
+                })
+                .collect();
+            Ok(SearchResults {
+                hits,
+                next_cursor: None,
+            })
         }
     }
 }

@@ -24,15 +24,45 @@ fn min_max(scores: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Fuses two legs, each given best first, into one list ordered by fused score, then id.
+/// One fused result: the id, its fused score and the legs' own scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fused {
+    /// The item id.
+    pub id: String,
+    /// The fused score.
+    pub score: f32,
+    /// The keyword leg's score, if that leg found it.
+    pub keyword_score: Option<f32>,
+    /// The vector leg's score, if that leg found it.
+    pub vector_score: Option<f32>,
+}
+
+impl Fused {
+    /// The hit for this result's item.
+    pub fn into_hit(self, item: memlayer_types::MemoryItem) -> SearchHit {
+        SearchHit {
+            item,
+            score: self.score,
+            keyword_score: self.keyword_score,
+            vector_score: self.vector_score,
+            ranked_by: RankedBy::Hybrid,
+        }
+    }
+}
+
+/// Fuses two legs given as (score, id), each best first, into one list ordered by fused
+/// score, then id.
 ///
-/// A hit found by both legs carries both per-signal scores; a hit found by one leg carries
+/// A result found by both legs carries both per-signal scores; one found by one leg carries
 /// that leg's score and contributes 0 from the other.
-pub fn fuse(keyword: Vec<SearchHit>, vector: Vec<SearchHit>, fusion: Fusion) -> Vec<SearchHit> {
-    let kw_norm = min_max(&keyword.iter().map(|h| h.score).collect::<Vec<_>>());
-    let vec_norm = min_max(&vector.iter().map(|h| h.score).collect::<Vec<_>>());
-    let mut merged: HashMap<String, SearchHit> = HashMap::new();
-    let mut fused: HashMap<String, f32> = HashMap::new();
+pub fn fuse_ranked(
+    keyword: &[(f32, String)],
+    vector: &[(f32, String)],
+    fusion: Fusion,
+) -> Vec<Fused> {
+    let kw_norm = min_max(&keyword.iter().map(|h| h.0).collect::<Vec<_>>());
+    let vec_norm = min_max(&vector.iter().map(|h| h.0).collect::<Vec<_>>());
+    let mut merged: HashMap<&str, Fused> = HashMap::new();
     let contribution = |rank: usize, normalised: f32, is_keyword: bool| match fusion {
         Fusion::Convex { keyword_weight } => {
             let w = if is_keyword {
@@ -44,32 +74,44 @@ pub fn fuse(keyword: Vec<SearchHit>, vector: Vec<SearchHit>, fusion: Fusion) -> 
         }
         Fusion::Rrf { k } => 1.0 / (k + rank as f32 + 1.0),
     };
-    for (rank, hit) in keyword.into_iter().enumerate() {
-        *fused.entry(hit.item.id.clone()).or_default() += contribution(rank, kw_norm[rank], true);
-        let raw = hit.score;
-        merged
-            .entry(hit.item.id.clone())
-            .or_insert(hit)
-            .keyword_score = Some(raw);
+    for (leg, is_keyword, norm) in [(keyword, true, &kw_norm), (vector, false, &vec_norm)] {
+        for (rank, (raw, id)) in leg.iter().enumerate() {
+            let fused = merged.entry(id.as_str()).or_insert_with(|| Fused {
+                id: id.clone(),
+                score: 0.0,
+                keyword_score: None,
+                vector_score: None,
+            });
+            fused.score += contribution(rank, norm[rank], is_keyword);
+            if is_keyword {
+                fused.keyword_score = Some(*raw);
+            } else {
+                fused.vector_score = Some(*raw);
+            }
+        }
     }
-    for (rank, hit) in vector.into_iter().enumerate() {
-        *fused.entry(hit.item.id.clone()).or_default() += contribution(rank, vec_norm[rank], false);
-        let raw = hit.score;
-        merged
-            .entry(hit.item.id.clone())
-            .or_insert(hit)
-            .vector_score = Some(raw);
-    }
-    let mut out: Vec<SearchHit> = merged
-        .into_iter()
-        .map(|(id, mut hit)| {
-            hit.score = fused.get(&id).copied().unwrap_or(0.0);
-            hit.ranked_by = RankedBy::Hybrid;
-            hit
-        })
-        .collect();
-    sort_hits(&mut out);
+    let mut out: Vec<Fused> = merged.into_values().collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
     out
+}
+
+/// Fuses two legs' hits, each given best first, as [`fuse_ranked`] does.
+pub fn fuse(keyword: Vec<SearchHit>, vector: Vec<SearchHit>, fusion: Fusion) -> Vec<SearchHit> {
+    let ranked = |hits: &[SearchHit]| -> Vec<(f32, String)> {
+        hits.iter().map(|h| (h.score, h.item.id.clone())).collect()
+    };
+    let fused = fuse_ranked(&ranked(&keyword), &ranked(&vector), fusion);
+    let mut items: HashMap<String, memlayer_types::MemoryItem> = HashMap::new();
+    for hit in keyword.into_iter().chain(vector) {
+        items.entry(hit.item.id.clone()).or_insert(hit.item);
+    }
+    fused
+        .into_iter()
+        .filter_map(|f| {
+            let item = items.remove(&f.id)?;
+            Some(f.into_hit(item))
+        })
+        .collect()
 }
 
 /// Sorts hits best first: higher score, then smaller id.
