@@ -472,7 +472,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         synthetic::normalise(&mut q);
         let Some(graph) = &self.graph else {
             return Ok(Found {
-                hits: self.scan_rows(&q, k, accept)?,
+                hits: self.scan_rows(&q, k, accept, accepted)?,
                 approximate: false,
             });
         };
@@ -560,12 +560,14 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
 
     /// Exact mode: every row's dot product with the SIMD kernel; the filter is asked about
     /// the best `max(4k, 64)` first, and about the rest of the ranking, in growing slices,
-    /// only if too few of those pass.
+    /// only if too few of those pass. When under 2% of them pass, the keys `accepted` lists
+    /// are ranked instead (the ranking as is, when the caller gives none).
     fn scan_rows(
         &self,
         q: &[f32],
         k: usize,
         accept: &mut dyn FnMut(&[&K]) -> Result<Vec<bool>>,
+        accepted: &mut dyn FnMut() -> Result<Option<Vec<K>>>,
     ) -> Result<Vec<(f32, K)>> {
         let mut scores = Vec::new();
         dots_into(q, &self.rows, &mut scores);
@@ -589,6 +591,24 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             .collect();
         if top.len() >= k || best.len() >= self.row_labels.len() {
             return Ok(top);
+        }
+        // A filter passing under 2% of the best: rank what it accepts instead of asking it
+        // about ever longer runs of the ranking.
+        if (top.len() as f64) < MIN_GRAPH_PASS_RATE * best.len() as f64
+            && let Some(keys) = accepted()?
+        {
+            let mut top = TopK::new(k);
+            for key in &keys {
+                if let Some(&label) = self.label_of.get(key)
+                    && let Some(&row) = self.row_of.get(&label)
+                {
+                    let score = scores[row];
+                    if top.admits(score) {
+                        top.offer(score, key.clone());
+                    }
+                }
+            }
+            return Ok(top.into_sorted());
         }
         let mut order: Vec<(f32, &K)> = scores
             .iter()

@@ -190,6 +190,28 @@ fn a_narrow_filter_still_gets_k_hits_exactly() {
         want,
         "exact fallback"
     );
+    // Below the threshold too: the exact scan ranks the listed keys, with the same answer.
+    let mut exact_set = VectorSet::new(dim, AnnConfig::exact());
+    exact_set
+        .upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    let mut asked_for_list = false;
+    let found = exact_set
+        .search(
+            &q,
+            10,
+            &mut |keys: &[&u32]| Ok(keys.iter().map(|k| rare(**k)).collect()),
+            &mut || {
+                asked_for_list = true;
+                Ok(Some((0..5000u32).filter(|k| rare(*k)).collect()))
+            },
+        )
+        .unwrap();
+    assert!(
+        asked_for_list,
+        "1% of the best pass: the listed keys are ranked"
+    );
+    assert_eq!(found.hits.iter().map(|h| h.1).collect::<Vec<_>>(), want);
     // A filter that passes nothing gives nothing, without error.
     let found = set
         .search(
