@@ -208,15 +208,25 @@ impl SearchIndex {
         }
     }
 
-    /// Loads `namespace` from the file, in one read transaction taken while holding the write
-    /// lock (so this store's writers cannot commit in between).
-    fn load(&self, conn: &Connection, namespace: &str, dim: usize) -> Result<()> {
+    /// The write lock, and a read transaction on `conn` begun under it (so this store's
+    /// writers cannot commit in between), with the indexes reset if the file moved on.
+    fn lock_at_file_generation<'a>(
+        &'a self,
+        conn: &'a Connection,
+    ) -> Result<(RwLockWriteGuard<'a, State>, rusqlite::Transaction<'a>)> {
         let mut state = self.write();
         let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
         let now = generation(&tx)?;
         if now != state.generation {
             state.reset(now);
         }
+        Ok((state, tx))
+    }
+
+    /// Loads `namespace` from the file, in one read transaction taken while holding the write
+    /// lock (so this store's writers cannot commit in between).
+    fn load(&self, conn: &Connection, namespace: &str, dim: usize) -> Result<()> {
+        let (mut state, tx) = self.lock_at_file_generation(conn)?;
         if state.sets.contains_key(namespace) {
             return Ok(());
         }
@@ -247,6 +257,7 @@ impl SearchIndex {
         state.sets.insert(namespace.to_owned(), set);
         Ok(())
     }
+
     /// The `k` best (BM25 score, id) of `namespace` for the analysed query `terms`, passing
     /// `filter`, best first (ties by id). `conn` is a reader; `seen` the generation it read.
     pub(crate) fn keyword(
@@ -279,12 +290,7 @@ impl SearchIndex {
 
     /// Loads the contents of `namespace`, as [`SearchIndex::load`] loads its vectors.
     fn load_text(&self, conn: &Connection, namespace: &str) -> Result<()> {
-        let mut state = self.write();
-        let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
-        let now = generation(&tx)?;
-        if now != state.generation {
-            state.reset(now);
-        }
+        let (mut state, tx) = self.lock_at_file_generation(conn)?;
         if state.texts.contains_key(namespace) {
             return Ok(());
         }

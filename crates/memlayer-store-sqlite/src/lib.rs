@@ -254,13 +254,21 @@ fn delete_rows(
 
 /// Items by id, with their vectors: the second phase of a search, which ranks on ids and
 /// scores alone and reads whole rows only for the hits it returns.
-fn items_by_id(conn: &Connection, ids: &[String]) -> Result<HashMap<String, MemoryItem>> {
+fn items_by_id(
+    conn: &Connection,
+    namespace: &str,
+    ids: &[String],
+) -> Result<HashMap<String, MemoryItem>> {
     let pinned = schema::load_pin(conn)?.is_some();
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(512) {
         let mut q = Query::default();
         let list = q.bind_list(chunk);
-        let sql = format!("{} WHERE i.id IN ({list})", select_items(pinned));
+        let ns = q.bind(namespace.to_owned());
+        let sql = format!(
+            "{} WHERE i.id IN ({list}) AND i.namespace = {ns}",
+            select_items(pinned)
+        );
         for item in query_items(conn, &sql, &q)? {
             out.insert(item.id.clone(), item);
         }
@@ -423,7 +431,7 @@ impl SearchLegs for SqliteStore {
         let cache = self.index.clone();
         self.read("search", move |conn| {
             let ranked = rank_keyword(&cache, conn, &namespace, &terms, &filter, k)?;
-            hits_of(conn, ranked, RankedBy::Keyword)
+            hits_of(conn, &namespace, ranked, RankedBy::Keyword)
         })
         .await
     }
@@ -439,7 +447,7 @@ impl SearchLegs for SqliteStore {
         let cache = self.index.clone();
         self.read("search", move |conn| {
             let ranked = rank_vector(&cache, conn, &namespace, &vector, &filter, k)?;
-            hits_of(conn, ranked, RankedBy::Vector)
+            hits_of(conn, &namespace, ranked, RankedBy::Vector)
         })
         .await
     }
@@ -482,12 +490,8 @@ impl SearchLegs for SqliteStore {
     ) -> Result<HashMap<String, MemoryItem>> {
         let namespace = namespace.to_owned();
         let ids = ids.to_vec();
-        self.read("search", move |conn| {
-            let mut items = items_by_id(conn, &ids)?;
-            items.retain(|_, item| item.namespace == namespace);
-            Ok(items)
-        })
-        .await
+        self.read("search", move |conn| items_by_id(conn, &namespace, &ids))
+            .await
     }
 }
 
@@ -537,9 +541,14 @@ fn rank_vector(
 }
 
 /// Hits for ranked (score, id) pairs, in their order, reading each row once.
-fn hits_of(conn: &Connection, ranked: Vec<(f32, String)>, by: RankedBy) -> Result<Vec<SearchHit>> {
+fn hits_of(
+    conn: &Connection,
+    namespace: &str,
+    ranked: Vec<(f32, String)>,
+    by: RankedBy,
+) -> Result<Vec<SearchHit>> {
     let ids: Vec<String> = ranked.iter().map(|(_, id)| id.clone()).collect();
-    let mut items = items_by_id(conn, &ids)?;
+    let mut items = items_by_id(conn, namespace, &ids)?;
     Ok(ranked
         .into_iter()
         .filter_map(|(score, id)| Some(leg_hit(items.remove(&id)?, score, by)))

@@ -32,20 +32,23 @@ async fn open(path: &std::path::Path, threshold: usize) -> SqliteStore {
     .unwrap()
 }
 
-async fn top(store: &SqliteStore, q: &[f32], filter: Filter, k: usize) -> Vec<String> {
+/// The ids a search of "ns" returns, best first.
+async fn ids(store: &SqliteStore, request: SearchRequest) -> Vec<String> {
     store
-        .search(
-            "ns",
-            &SearchRequest::vector(q.to_vec())
-                .with_filter(filter)
-                .with_limit(k),
-        )
+        .search("ns", &request)
         .await
         .unwrap()
         .hits
         .into_iter()
         .map(|h| h.item.id)
         .collect()
+}
+
+async fn top(store: &SqliteStore, q: &[f32], filter: Filter, k: usize) -> Vec<String> {
+    let request = SearchRequest::vector(q.to_vec())
+        .with_filter(filter)
+        .with_limit(k);
+    ids(store, request).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,19 +114,10 @@ async fn another_handles_writes_reach_this_handles_index() {
 }
 
 async fn keyword_ids(store: &SqliteStore, text: &str, filter: Filter) -> Vec<String> {
-    store
-        .search(
-            "ns",
-            &SearchRequest::keyword(text)
-                .with_filter(filter)
-                .with_limit(10),
-        )
-        .await
-        .unwrap()
-        .hits
-        .into_iter()
-        .map(|h| h.item.id)
-        .collect()
+    let request = SearchRequest::keyword(text)
+        .with_filter(filter)
+        .with_limit(10);
+    ids(store, request).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
