@@ -788,19 +788,67 @@ fn svg(rows: &[Value]) -> String {
     s
 }
 
+/// Where a row's op sorts within one backend and size: ingest, first searches, get, then the
+/// search modes, the server, and the footprint.
+fn op_rank(op: &str) -> usize {
+    const ORDER: [&str; 14] = [
+        "ingest_single",
+        "ingest_batch_100",
+        "ingest_batch_1000",
+        "ingest_batch_100_hash_embedder",
+        "first_vector_search",
+        "first_keyword_search",
+        "get",
+        "keyword",
+        "vector",
+        "hybrid",
+        "server_keyword",
+        "server_vector",
+        "exact_scan",
+        "memory",
+    ];
+    ORDER.iter().position(|o| *o == op).unwrap_or(ORDER.len())
+}
+
+fn is_footprint(op: &str) -> bool {
+    matches!(op, "memory" | "disk")
+}
+
+fn is_one_shot(op: &str) -> bool {
+    op.starts_with("first_")
+}
+
+/// The report's rows as three tables: timed calls, one-shot timings, and memory/disk.
 fn table(rows: &[Value]) -> String {
-    let mut t = String::from(
-        "| backend | op | items | clients | filter | p50 ms | p95 ms | p99 ms | per s | recall@10 |\n|---|---|---|---|---|---|---|---|---|---|\n",
-    );
     let f = |v: &Value| match v {
         Value::Null => "-".to_owned(),
         v => v.to_string(),
     };
-    for r in rows {
+    let op = |r: &Value| r["op"].as_str().unwrap_or("").to_owned();
+    let mut sorted: Vec<&Value> = rows.iter().collect();
+    sorted.sort_by(|a, b| {
+        let key = |r: &Value| {
+            (
+                r["backend"].as_str().unwrap_or("").to_owned(),
+                r["items"].as_u64().unwrap_or(0),
+                op_rank(&op(r)),
+                std::cmp::Reverse((r["filter_selectivity"].as_f64().unwrap_or(0.0) * 1e6) as u64),
+                r["clients"].as_u64().unwrap_or(0),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let mut t = String::from(
+        "| backend | op | items | clients | filter | p50 ms | p95 ms | p99 ms | per s | recall@10 |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in sorted
+        .iter()
+        .filter(|r| !is_footprint(&op(r)) && !is_one_shot(&op(r)))
+    {
         t.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r["backend"].as_str().unwrap_or(""),
-            r["op"].as_str().unwrap_or(""),
+            op(r),
             f(&r["items"]),
             f(&r["clients"]),
             f(&r["filter_selectivity"]),
@@ -809,6 +857,27 @@ fn table(rows: &[Value]) -> String {
             f(&r["p99_ms"]),
             f(&r["per_s"]),
             f(&r["recall_at_10"]),
+        ));
+    }
+    t.push_str("\nFirst searches after ingest (one call each; for SQLite the index load a restart also pays):\n\n| backend | op | items | ms |\n|---|---|---|---|\n");
+    for r in sorted.iter().filter(|r| is_one_shot(&op(r))) {
+        t.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r["backend"].as_str().unwrap_or(""),
+            op(r),
+            f(&r["items"]),
+            f(&r["p50_ms"]),
+        ));
+    }
+    t.push_str("\nFootprint (`memory`: growth of the process's resident set while the items went in; `disk`: the database file):\n\n| backend | kind | items | MB | GB per 1M items |\n|---|---|---|---|---|\n");
+    for r in sorted.iter().filter(|r| is_footprint(&op(r))) {
+        let mb = r["bytes"].as_f64().unwrap_or(0.0) / 1e6;
+        let per = r["bytes_per_1m_items"].as_f64().unwrap_or(0.0) / 1e9;
+        t.push_str(&format!(
+            "| {} | {} | {} | {mb:.1} | {per:.2} |\n",
+            r["backend"].as_str().unwrap_or(""),
+            op(r),
+            f(&r["items"]),
         ));
     }
     t

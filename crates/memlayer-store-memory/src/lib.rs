@@ -18,7 +18,7 @@ use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search, sort_pag
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,
-    Filter, ListRequest, MemoryStore, Page, RankedBy, Result, SearchHit, SearchRequest,
+    FieldMatch, Filter, ListRequest, MemoryStore, Page, RankedBy, Result, SearchHit, SearchRequest,
     SearchResults,
 };
 
@@ -29,12 +29,92 @@ struct Stored {
     item: MemoryItem,
 }
 
+/// The owner fields a filter can pin to one value (`FieldMatch::Is`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Owner {
+    User,
+    Session,
+    Task,
+    Agent,
+}
+
+impl Owner {
+    const ALL: [Owner; 4] = [Owner::User, Owner::Session, Owner::Task, Owner::Agent];
+
+    fn of(self, item: &MemoryItem) -> Option<&str> {
+        match self {
+            Owner::User => item.metadata.user_id.as_deref(),
+            Owner::Session => item.metadata.session_id.as_deref(),
+            Owner::Task => item.metadata.task_id.as_deref(),
+            Owner::Agent => item.metadata.agent_id.as_deref(),
+        }
+    }
+
+    fn wanted(self, filter: &Filter) -> Option<&str> {
+        let m = match self {
+            Owner::User => &filter.user,
+            Owner::Session => &filter.session,
+            Owner::Task => &filter.task,
+            Owner::Agent => &filter.agent,
+        };
+        match m {
+            FieldMatch::Is(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Namespace {
     ids: HashSet<String>,
+    /// Ids by owner value, so that a filter naming a user, session, task or agent visits
+    /// only that owner's items (a 1% filter over 1M items reads 10k, not 1M).
+    owners: HashMap<(Owner, String), HashSet<String>>,
     bm25: Bm25Index<String>,
     /// The namespace's embeddings by item id: exact below the ANN threshold, HNSW above.
     vectors: Option<VectorSet<String>>,
+}
+
+impl Namespace {
+    fn index_owners(&mut self, item: &MemoryItem) {
+        for owner in Owner::ALL {
+            if let Some(v) = owner.of(item) {
+                self.owners
+                    .entry((owner, v.to_owned()))
+                    .or_default()
+                    .insert(item.id.clone());
+            }
+        }
+    }
+
+    fn unindex_owners(&mut self, item: &MemoryItem) {
+        for owner in Owner::ALL {
+            if let Some(v) = owner.of(item) {
+                let key = (owner, v.to_owned());
+                if let Some(ids) = self.owners.get_mut(&key) {
+                    ids.remove(&item.id);
+                    if ids.is_empty() {
+                        self.owners.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The smallest id set that holds every item the filter can accept: the smallest set of
+    /// an owner value the filter pins, else every id. `None` when a pinned owner has no items.
+    fn candidates(&self, filter: &Filter) -> Option<&HashSet<String>> {
+        let mut best = &self.ids;
+        for owner in Owner::ALL {
+            if let Some(v) = owner.wanted(filter) {
+                let ids = self.owners.get(&(owner, v.to_owned()))?;
+                if ids.len() < best.len() {
+                    best = ids;
+                }
+            }
+        }
+        Some(best)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +175,10 @@ impl State {
                 }))?;
             }
             for item in items {
+                if let Some(old) = self.items.get(&item.id) {
+                    ns.unindex_owners(&old.item);
+                }
+                ns.index_owners(&item);
                 ns.ids.insert(item.id.clone());
                 ns.bm25.insert(item.id.clone(), &item.content);
                 self.items.insert(item.id.clone(), Stored { item });
@@ -109,6 +193,7 @@ impl State {
         };
         if let Some(ns) = self.namespaces.get_mut(&stored.item.namespace) {
             ns.ids.remove(id);
+            ns.unindex_owners(&stored.item);
             ns.bm25.remove(&stored.item.id);
             if let Some(vectors) = &mut ns.vectors {
                 vectors.remove(&stored.item.id)?;
@@ -137,8 +222,9 @@ impl State {
     ) -> impl Iterator<Item = &'a Stored> + 'a {
         self.namespaces
             .get(namespace)
+            .and_then(|ns| ns.candidates(filter))
             .into_iter()
-            .flat_map(|ns| ns.ids.iter())
+            .flatten()
             .filter_map(|id| self.items.get(id))
             .filter(move |s| filter.matches(&s.item, now))
     }

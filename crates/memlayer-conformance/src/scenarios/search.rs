@@ -563,6 +563,66 @@ pub async fn search_selective_filter_fills_limit(ctx: Ctx) {
     }
 }
 
+/// 15. An upsert that changes an item's user, session, task or agent moves it between the filters naming them; a deleted item leaves them.
+pub async fn search_owner_change_moves_item(ctx: Ctx) {
+    let s = &ctx.store;
+    let owned = |id: &str, user: &str, session: &str| {
+        fact(&ctx.ns, id, "apple orchard notes")
+            .with_user(user)
+            .with_session(session)
+            .with_task(format!("task-{user}"))
+            .with_agent(format!("agent-{user}"))
+            .with_embedding(MODEL, axis(0))
+    };
+    s.upsert_many(vec![owned("m", "ann", "s1"), owned("o", "ann", "s1")])
+        .await
+        .unwrap();
+    s.upsert(owned("m", "ben", "s2")).await.unwrap();
+    s.delete(&ctx.ns, "o").await.unwrap();
+    let caps = s.capabilities();
+    let cases: Vec<(&str, Filter, &[&str])> = vec![
+        ("old user", Filter::new().user("ann"), &[]),
+        ("new user", Filter::new().user("ben"), &["m"]),
+        ("old session", Filter::new().session("s1"), &[]),
+        ("new session", Filter::new().session("s2"), &["m"]),
+        ("old task", Filter::new().task("task-ann"), &[]),
+        ("new task", Filter::new().task("task-ben"), &["m"]),
+        ("old agent", Filter::new().agent("agent-ann"), &[]),
+        ("new agent", Filter::new().agent("agent-ben"), &["m"]),
+        (
+            "new user, old session",
+            Filter::new().user("ben").session("s1"),
+            &[],
+        ),
+    ];
+    for (name, filter, expected) in cases {
+        let mut modes = vec![SearchRequest::recent()];
+        if caps.keyword_search {
+            modes.push(SearchRequest::keyword("apple"));
+        }
+        if caps.vector_search {
+            modes.push(SearchRequest::vector(axis(0)));
+        }
+        if caps.hybrid_search {
+            modes.push(SearchRequest::hybrid("apple").with_vector(axis(0)));
+        }
+        for req in modes {
+            let mode = req.mode;
+            let req = req.with_filter(filter.clone()).with_limit(10);
+            let got = hit_ids(&s.search(&ctx.ns, &req).await.unwrap());
+            assert_eq!(got, expected, "filter {name} in mode {mode:?}");
+        }
+        let listed = s
+            .list(
+                &ctx.ns,
+                &ListRequest::new().with_filter(filter).with_limit(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(item_ids(&listed.items), expected, "filter {name} in list");
+    }
+}
+
 /// 16. Unknown metadata keys and keys with dots, quotes or SQL in them are handled safely, never interpolated.
 pub async fn search_metadata_keys_are_safe(ctx: Ctx) {
     let s = &ctx.store;
