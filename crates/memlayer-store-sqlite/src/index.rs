@@ -1,5 +1,5 @@
 //! The search legs' in-process indexes, per namespace: a `VectorSet` (an exact SIMD scan below
-//! the ANN threshold, an HNSW graph above it), loaded from `items_vec` on the namespace's first
+//! the ANN threshold, an HNSW graph above it), loaded from `items.embedding` on the namespace's first
 //! vector search, and a BM25 index of the contents (memlayer's own analysis and scoring, as in
 //! the memory backend), loaded from `items` on its first keyword search. Both are kept in step
 //! with this store's writes.
@@ -234,8 +234,8 @@ impl SearchIndex {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT i.id, v.embedding FROM items i JOIN items_vec v ON v.rowid = i.rowid \
-                     WHERE i.namespace = ?1",
+                    "SELECT id, embedding FROM items \
+                     WHERE namespace = ?1 AND embedding IS NOT NULL",
                 )
                 .map_err(map_sqlite)?;
             let mut rows = stmt.query([namespace]).map_err(map_sqlite)?;

@@ -11,8 +11,8 @@ mod vectors;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,7 +31,7 @@ pub use db::Synchronous;
 use error::map_sqlite;
 use index::Change;
 pub use memlayer_ann::{AnnConfig, Quantization};
-use sql::{ITEM_COLUMNS, Query, read_item};
+use sql::{ITEM_COLUMNS, Query, STORED_COLUMNS, read_item};
 
 const BACKEND: &str = "sqlite";
 
@@ -107,15 +107,9 @@ fn tag(e: Error, operation: &'static str) -> Error {
     e.with_backend(BACKEND).with_operation(operation)
 }
 
-/// `SELECT` head for items with their vectors, given whether a pin (and so `items_vec`) exists.
-fn select_items(pinned: bool) -> String {
-    if pinned {
-        format!(
-            "SELECT {ITEM_COLUMNS}, v.embedding FROM items i LEFT JOIN items_vec v ON v.rowid = i.rowid"
-        )
-    } else {
-        format!("SELECT {ITEM_COLUMNS}, NULL FROM items i")
-    }
+/// `SELECT` head for items with their vectors (`NULL` where an item has none).
+fn select_items() -> String {
+    format!("SELECT {ITEM_COLUMNS}, i.embedding FROM items i")
 }
 
 fn query_items(conn: &Connection, sql: &str, q: &Query) -> Result<Vec<MemoryItem>> {
@@ -131,8 +125,8 @@ fn query_items(conn: &Connection, sql: &str, q: &Query) -> Result<Vec<MemoryItem
 }
 
 fn get_row(conn: &Connection, id: &str, with_vector: bool) -> Result<Option<MemoryItem>> {
-    let pinned = with_vector && schema::load_pin(conn)?.is_some();
-    let sql = format!("{} WHERE i.id = ?1", select_items(pinned));
+    let vector = if with_vector { "i.embedding" } else { "NULL" };
+    let sql = format!("SELECT {ITEM_COLUMNS}, {vector} FROM items i WHERE i.id = ?1");
     let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
     let row = stmt
         .query_row([id], |r| Ok(read_item(r)))
@@ -140,6 +134,28 @@ fn get_row(conn: &Connection, id: &str, with_vector: bool) -> Result<Option<Memo
         .map_err(map_sqlite)?;
     row.transpose()
 }
+
+/// `INSERT` of every stored column, in [`sql::item_values`]'s order.
+static INSERT_ITEM: LazyLock<String> = LazyLock::new(|| {
+    let cols = STORED_COLUMNS.replace("i.", "");
+    let marks = (1..=STORED_COLUMNS.split(", ").count())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("INSERT INTO items ({cols}) VALUES ({marks})")
+});
+
+/// `UPDATE` of every stored column but the id (`?1`), in [`sql::item_values`]'s order.
+static UPDATE_ITEM: LazyLock<String> = LazyLock::new(|| {
+    let sets = STORED_COLUMNS
+        .split(", ")
+        .enumerate()
+        .skip(1)
+        .map(|(i, c)| format!("{} = ?{}", c.trim().trim_start_matches("i."), i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("UPDATE items SET {sets} WHERE id = ?1")
+});
 
 /// Writes one merged row and its vector inside the caller's transaction, noting the change
 /// for the in-process indexes.
@@ -164,47 +180,15 @@ fn write_row(
         }
     }
     let values = sql::item_values(item)?;
-    let rowid: i64 = if existed {
-        let sets = ITEM_COLUMNS
-            .split(", ")
-            .enumerate()
-            .skip(1)
-            .map(|(i, c)| format!("{} = ?{}", c.trim().trim_start_matches("i."), i + 1))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("UPDATE items SET {sets} WHERE id = ?1 RETURNING rowid");
-        conn.prepare_cached(&sql)
-            .map_err(map_sqlite)?
-            .query_row(params_from_iter(values.iter()), |r| r.get(0))
-            .map_err(map_sqlite)?
+    let sql = if existed {
+        &*UPDATE_ITEM
     } else {
-        let cols = ITEM_COLUMNS.replace("i.", "");
-        let marks = (1..=values.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("INSERT INTO items ({cols}) VALUES ({marks}) RETURNING rowid");
-        conn.prepare_cached(&sql)
-            .map_err(map_sqlite)?
-            .query_row(params_from_iter(values.iter()), |r| r.get(0))
-            .map_err(map_sqlite)?
+        &*INSERT_ITEM
     };
-    if pin.is_some() {
-        // A new row has no vector yet: rows and their vectors are always deleted together, so
-        // a reused rowid carries none.
-        if existed {
-            conn.prepare_cached("DELETE FROM items_vec WHERE rowid = ?1")
-                .map_err(map_sqlite)?
-                .execute([rowid])
-                .map_err(map_sqlite)?;
-        }
-        if let Some(e) = &item.embedding {
-            conn.prepare_cached("INSERT INTO items_vec (rowid, embedding) VALUES (?1, ?2)")
-                .map_err(map_sqlite)?
-                .execute(params![rowid, vectors::to_blob(&e.vector)])
-                .map_err(map_sqlite)?;
-        }
-    }
+    conn.prepare_cached(sql)
+        .map_err(map_sqlite)?
+        .execute(params_from_iter(values.iter()))
+        .map_err(map_sqlite)?;
     changes.push(Change::Put {
         namespace: item.namespace.clone(),
         id: item.id.clone(),
@@ -222,16 +206,6 @@ fn delete_rows(
     params: &[rusqlite::types::Value],
     changes: &mut Vec<Change>,
 ) -> Result<u64> {
-    let pinned = schema::load_pin(conn)?.is_some();
-    if pinned {
-        conn.execute(
-            &format!(
-                "DELETE FROM items_vec WHERE rowid IN (SELECT i.rowid FROM items i {where_sql})"
-            ),
-            params_from_iter(params.iter()),
-        )
-        .map_err(map_sqlite)?;
-    }
     let mut stmt = conn
         .prepare(&format!(
             "DELETE FROM items WHERE rowid IN (SELECT i.rowid FROM items i {where_sql}) \
@@ -259,7 +233,6 @@ fn items_by_id(
     namespace: &str,
     ids: &[String],
 ) -> Result<HashMap<String, MemoryItem>> {
-    let pinned = schema::load_pin(conn)?.is_some();
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(512) {
         let mut q = Query::default();
@@ -267,7 +240,7 @@ fn items_by_id(
         let ns = q.bind(namespace.to_owned());
         let sql = format!(
             "{} WHERE i.id IN ({list}) AND i.namespace = {ns}",
-            select_items(pinned)
+            select_items()
         );
         for item in query_items(conn, &sql, &q)? {
             out.insert(item.id.clone(), item);
@@ -565,7 +538,6 @@ impl SqliteStore {
     ) -> Result<(Vec<MemoryItem>, Option<String>)> {
         let namespace = namespace.to_owned();
         self.read("list", move |conn| {
-            let pinned = schema::load_pin(conn)?.is_some();
             let mut q = Query::default();
             q.filter(&namespace, &request.filter, request.filter.effective_now());
             let key = sql::sort_expr(request.sort);
@@ -591,7 +563,7 @@ impl SqliteStore {
             let off = q.bind(offset as i64);
             let sql = format!(
                 "{} {} ORDER BY {key} {dir}, i.id {dir} LIMIT {lim} OFFSET {off}",
-                select_items(pinned),
+                select_items(),
                 q.where_sql()
             );
             let mut items = query_items(conn, &sql, &q)?;
@@ -769,14 +741,13 @@ impl MemoryStore for SqliteStore {
     async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
         let (ns, id) = (namespace.to_owned(), id.to_owned());
         self.read("predecessors", move |conn| {
-            let pinned = schema::load_pin(conn)?.is_some();
             let mut q = Query::default();
             let a = q.bind(ns);
             let b = q.bind(id);
             let sql = format!(
                 "{} WHERE i.namespace = {a} AND i.superseded_by = {b} AND i.deleted = 0 \
                  ORDER BY i.created_at, i.id",
-                select_items(pinned)
+                select_items()
             );
             query_items(conn, &sql, &q)
         })

@@ -90,7 +90,34 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE items_fts;
     UPDATE meta SET key = 'index_generation' WHERE key = 'vector_generation';
     "#,
+    // 4: vectors move from the `vec0` table `items_vec` into a blob column of `items`
+    // (decisions/0006). Searches run on the in-process index, so `vec0` was only read by rowid:
+    // a second table (three shadow tables) per write, and a second lookup per hit. The copy
+    // and the drop of `items_vec` follow in `move_vectors_into_items`.
+    r#"
+    ALTER TABLE items ADD COLUMN embedding BLOB;
+    "#,
 ];
+
+/// After migration 4's column exists: copies every vector of a pinned file's `items_vec`
+/// into `items.embedding` and drops the `vec0` table (a file never pinned has none).
+fn move_vectors_into_items(tx: &Connection) -> Result<()> {
+    let has_vec0: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'items_vec')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map_sqlite)?;
+    if has_vec0 {
+        tx.execute_batch(
+            "UPDATE items SET embedding = v.embedding FROM items_vec v WHERE v.rowid = items.rowid;
+             DROP TABLE items_vec;",
+        )
+        .map_err(map_sqlite)?;
+    }
+    Ok(())
+}
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -100,6 +127,11 @@ pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// # Errors
 /// `ConfigInvalid` when the file was written by a newer memlayer.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// Brings the file up to version `target` (older versions only in tests).
+fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map_sqlite)?;
@@ -114,8 +146,16 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             ),
         ));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target as usize)
+        .skip(current as usize)
+    {
         tx.execute_batch(sql).map_err(map_sqlite)?;
+        if i + 1 == 4 {
+            move_vectors_into_items(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)
             .map_err(map_sqlite)?;
     }
@@ -151,21 +191,92 @@ pub(crate) fn load_pin(conn: &Connection) -> Result<Option<EmbeddingPin>> {
     }
 }
 
-/// Pins the model and creates the `vec0` table of that dimension (inside the caller's
-/// transaction, so a failed batch un-pins too).
+/// Pins the model (inside the caller's transaction, so a failed batch un-pins too).
 pub(crate) fn create_pin(conn: &Connection, pin: &EmbeddingPin) -> Result<()> {
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('embedding_model', ?1), ('embedding_dim', ?2)",
         params![pin.model, pin.dim.to_string()],
     )
-    .map_err(map_sqlite)?;
-    // The dimension is a validated integer, the only value ever formatted into DDL. Searches
-    // go through the in-process index, so `vec0` is read by rowid: small chunks (the default
-    // is 1,024 vectors, 1.5 MB at 384-d) keep a point read from walking a long overflow chain
-    // (0.5 ms per vector at the default).
-    conn.execute_batch(&format!(
-        "CREATE VIRTUAL TABLE items_vec USING vec0(embedding float[{}], chunk_size=8)",
-        pin.dim
-    ))
+    .map(|_| ())
     .map_err(map_sqlite)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::params;
+
+    use super::*;
+    use crate::vectors::{from_blob, to_blob};
+
+    /// A version-3 file (vectors in `items_vec`) keeps every vector, and its rows without one,
+    /// through migration 4.
+    #[test]
+    fn migration_4_moves_vectors_into_items() -> Result<()> {
+        let mut conn = Connection::open_in_memory().map_err(map_sqlite)?;
+        crate::vec_ext::register(&conn)?;
+        migrate_to(&mut conn, 3)?;
+        conn.execute_batch(
+            "INSERT INTO meta (key, value) VALUES ('embedding_model', 'm'), ('embedding_dim', '3');
+             CREATE VIRTUAL TABLE items_vec USING vec0(embedding float[3], chunk_size=8);",
+        )
+        .map_err(map_sqlite)?;
+        let vectors = [
+            ("a", Some([1.0f32, 0.0, 0.0])),
+            ("b", None),
+            ("c", Some([0.25, -0.5, 3.0])),
+        ];
+        for (rowid, (id, v)) in vectors.iter().enumerate() {
+            let rowid = rowid as i64 + 10;
+            conn.execute(
+                "INSERT INTO items (rowid, id, namespace, kind, content, status, tier, importance, \
+                 confidence, created_at, updated_at, version, embedding_model) \
+                 VALUES (?1, ?2, 'ns', 'fact', 'x', 'accepted', 'long', 0.5, 1.0, 1, 1, 1, ?3)",
+                params![rowid, id, v.map(|_| "m")],
+            )
+            .map_err(map_sqlite)?;
+            if let Some(v) = v {
+                conn.execute(
+                    "INSERT INTO items_vec (rowid, embedding) VALUES (?1, ?2)",
+                    params![rowid, to_blob(v)],
+                )
+                .map_err(map_sqlite)?;
+            }
+        }
+        migrate(&mut conn)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(map_sqlite)?;
+        assert_eq!(version, SCHEMA_VERSION);
+        for (id, v) in vectors {
+            let blob: Option<Vec<u8>> = conn
+                .query_row("SELECT embedding FROM items WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .map_err(map_sqlite)?;
+            assert_eq!(
+                blob.map(|b| from_blob(&b)),
+                v.map(|v| v.to_vec()),
+                "item {id}"
+            );
+        }
+        let left: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'items_vec%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(map_sqlite)?;
+        assert_eq!(left, 0, "items_vec and its shadow tables are gone");
+        // sqlite-vec's functions still read the column, for ad-hoc SQL over the file.
+        let distance: f64 = conn
+            .query_row(
+                "SELECT vec_distance_cosine(embedding, vec_f32('[2, 0, 0]')) FROM items \
+                 WHERE id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(map_sqlite)?;
+        assert!(distance.abs() < 1e-6, "distance {distance}");
+        Ok(())
+    }
 }

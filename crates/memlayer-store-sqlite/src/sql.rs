@@ -9,17 +9,27 @@ use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
 
 use crate::error::corrupt;
-use crate::vectors::from_blob;
+use crate::vectors::{from_blob, to_blob};
 
-/// The item columns, in the order [`read_item`] expects, as selected from alias `i`.
-pub(crate) const ITEM_COLUMNS: &str = "i.id, i.namespace, i.kind, i.content, i.status, \
+macro_rules! item_columns {
+    () => {
+        "i.id, i.namespace, i.kind, i.content, i.status, \
     i.tool_calls, i.tool_call_id, i.tool_name, i.is_error, i.user_id, i.session_id, i.task_id, \
     i.agent_id, i.extra, i.tags, i.tier, i.expires_at, i.importance, i.confidence, \
     i.access_count, i.last_accessed_at, i.superseded_by, i.valid_from, i.valid_to, \
-    i.created_at, i.updated_at, i.version, i.deleted, i.embedding_model";
+    i.created_at, i.updated_at, i.version, i.deleted, i.embedding_model"
+    };
+}
+
+/// The item columns, in the order [`read_item`] expects, as selected from alias `i`.
+pub(crate) const ITEM_COLUMNS: &str = item_columns!();
 
 /// Number of columns in [`ITEM_COLUMNS`]; the vector blob (or NULL) follows them.
 pub(crate) const VECTOR_COLUMN: usize = 29;
+
+/// Every column a write stores: [`ITEM_COLUMNS`] and the vector blob, in
+/// [`item_values`]'s order.
+pub(crate) const STORED_COLUMNS: &str = concat!(item_columns!(), ", i.embedding");
 
 /// A query under construction: numbered parameters, so clauses can be added in any order.
 #[derive(Default)]
@@ -284,5 +294,8 @@ pub(crate) fn item_values(item: &MemoryItem) -> Result<Vec<SqlValue>> {
         item.embedding
             .as_ref()
             .map_or(SqlValue::Null, |e| SqlValue::Text(e.model.clone())),
+        item.embedding
+            .as_ref()
+            .map_or(SqlValue::Null, |e| SqlValue::Blob(to_blob(&e.vector))),
     ])
 }
