@@ -235,18 +235,39 @@ fn items_by_id(
 ) -> Result<HashMap<String, MemoryItem>> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(512) {
-        let mut q = Query::default();
-        let list = q.bind_list(chunk);
-        let ns = q.bind(namespace.to_owned());
-        let sql = format!(
-            "{} WHERE i.id IN ({list}) AND i.namespace = {ns}",
-            select_items()
-        );
+        let (sql, q) = items_by_id_query(namespace, chunk);
         for item in query_items(conn, &sql, &q)? {
             out.insert(item.id.clone(), item);
         }
     }
     Ok(out)
+}
+
+/// The stored rows (without vectors, in any namespace) of `ids`, by id.
+fn rows_by_id(conn: &Connection, ids: &[String]) -> Result<HashMap<String, MemoryItem>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(512) {
+        let mut q = Query::default();
+        let list = q.bind_list(chunk);
+        let sql = format!("SELECT {ITEM_COLUMNS}, NULL FROM items i WHERE i.id IN ({list})");
+        for item in query_items(conn, &sql, &q)? {
+            out.insert(item.id.clone(), item);
+        }
+    }
+    Ok(out)
+}
+
+fn items_by_id_query(namespace: &str, ids: &[String]) -> (String, Query) {
+    let mut q = Query::default();
+    let list = q.bind_list(ids);
+    let ns = q.bind(namespace.to_owned());
+    // The unary `+` keeps the planner on the id index: offered the namespace index, it walks
+    // the whole namespace (17 ms per search at 100k instead of 10 point reads).
+    let sql = format!(
+        "{} WHERE i.id IN ({list}) AND +i.namespace = {ns}",
+        select_items()
+    );
+    (sql, q)
 }
 
 fn bump_updated(old: Timestamp) -> Timestamp {
@@ -598,11 +619,21 @@ impl MemoryStore for SqliteStore {
         self.write_indexed_tx("upsert_many", move |conn, changes| {
             let now = Timestamp::now();
             let mut pin = schema::load_pin(conn)?;
-            let mut out = Vec::with_capacity(items.len());
+            // The rows the batch replaces, read in one query per 512 ids rather than one per
+            // item; an id written earlier in the batch merges with that write instead.
+            let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+            let mut stored = rows_by_id(conn, &ids)?;
+            let mut written: HashMap<String, usize> = HashMap::new();
+            let mut out: Vec<MemoryItem> = Vec::with_capacity(items.len());
             for item in items {
-                let existing = get_row(conn, &item.id, false)?;
-                let merged = merge_upsert(existing.as_ref(), item, now)?;
-                write_row(conn, &merged, existing.is_some(), &mut pin, changes)?;
+                let merged = match written.get(&item.id) {
+                    Some(&at) => merge_upsert(Some(&out[at]), item, now)?,
+                    None => merge_upsert(stored.get(&item.id), item, now)?,
+                };
+                let existed =
+                    written.contains_key(&merged.id) || stored.remove(&merged.id).is_some();
+                write_row(conn, &merged, existed, &mut pin, changes)?;
+                written.insert(merged.id.clone(), out.len());
                 out.push(merged);
             }
             Ok(out)
@@ -968,5 +999,35 @@ impl MemoryStore for SqliteStore {
             return Ok(());
         }
         self.db.close().await.map_err(|e| tag(e, "close"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hit rows are read through the id index, never by walking the namespace.
+    #[test]
+    fn hit_rows_are_read_by_id() -> Result<()> {
+        let mut conn = Connection::open_in_memory().map_err(map_sqlite)?;
+        vec_ext::register(&conn)?;
+        schema::migrate(&mut conn)?;
+        let ids: Vec<String> = (0..10).map(|i| format!("i{i}")).collect();
+        let (sql, q) = items_by_id_query("ns", &ids);
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .map_err(map_sqlite)?;
+        let plan: Vec<String> = stmt
+            .query_map(params_from_iter(q.params.iter()), |r| r.get(3))
+            .map_err(map_sqlite)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(map_sqlite)?;
+        let plan = plan.join("; ");
+        assert!(
+            plan.contains("sqlite_autoindex_items_1 (id=?)"),
+            "plan: {plan}"
+        );
+        assert!(!plan.contains("items_ns_created"), "plan: {plan}");
+        Ok(())
     }
 }

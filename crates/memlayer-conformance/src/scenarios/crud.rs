@@ -110,6 +110,40 @@ pub async fn crud_upsert_replaces_in_place(ctx: Ctx) {
     assert_eq!(s.get(&ctx.ns, "a").await.unwrap().content, "second text");
 }
 
+/// 3. A batch that names an id twice, or an id already stored, applies its items in order: as many upserts one after another.
+pub async fn crud_batch_repeats_an_id(ctx: Ctx) {
+    let s = &ctx.store;
+    s.upsert(fact(&ctx.ns, "a", "stored")).await.unwrap();
+    let out = s
+        .upsert_many(vec![
+            fact(&ctx.ns, "a", "first rewrite"),
+            fact(&ctx.ns, "b", "new"),
+            fact(&ctx.ns, "a", "second rewrite"),
+            fact(&ctx.ns, "b", "new again"),
+        ])
+        .await
+        .unwrap();
+    let seen: Vec<(&str, &str, u64)> = out
+        .iter()
+        .map(|i| (i.id.as_str(), i.content.as_str(), i.version))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a", "first rewrite", 2),
+            ("b", "new", 1),
+            ("a", "second rewrite", 3),
+            ("b", "new again", 2),
+        ]
+    );
+    assert_eq!(out[0].created_at, out[2].created_at);
+    let a = s.get(&ctx.ns, "a").await.unwrap();
+    assert_eq!((a.content.as_str(), a.version), ("second rewrite", 3));
+    let b = s.get(&ctx.ns, "b").await.unwrap();
+    assert_eq!((b.content.as_str(), b.version), ("new again", 2));
+    assert_eq!(s.count(&ctx.ns, CountOptions::all()).await.unwrap(), 2);
+}
+
 /// 4. Version is 1 after insert and grows by exactly 1 per upsert; created_at is kept even if the caller sends another; updated_at advances.
 pub async fn crud_version_and_created_at(ctx: Ctx) {
     let s = &ctx.store;

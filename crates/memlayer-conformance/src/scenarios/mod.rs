@@ -31,6 +31,7 @@ macro_rules! __for_each_scenario {
             crud_roundtrip [] "1. Upsert then get returns identical content, kind, kind fields, status, metadata, tags, tier and timestamps.";
             crud_missing_is_not_found [] "2. Get of a missing id, or of an id in another namespace, is NotFound.";
             crud_upsert_replaces_in_place ["vector_search"] "3. Upserting an existing id replaces it in place: one row, count unchanged, one vector hit.";
+            crud_batch_repeats_an_id [] "3. A batch that names an id twice, or an id already stored, applies its items in order: as many upserts one after another.";
             crud_version_and_created_at [] "4. Version is 1 after insert and grows by exactly 1 per upsert; created_at is kept even if the caller sends another; updated_at advances.";
             crud_cross_namespace_conflict [] "5. Upserting an id that exists in namespace A while naming namespace B is Conflict; A is unchanged and B gets nothing.";
             crud_delete_twice_is_not_found [] "6. Delete then get is NotFound; a second delete is NotFound.";
