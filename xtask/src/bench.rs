@@ -605,7 +605,7 @@ async fn store_rows(
     Ok(rows)
 }
 
-/// The HTTP server on SQLite: keyword and hybrid searches at 64 concurrent clients.
+/// The HTTP server on SQLite: keyword and vector searches at 64 concurrent clients.
 async fn server_rows(n: usize, quick: bool) -> Result<Vec<Value>> {
     let calls = if quick { 500 } else { 5000 };
     let (store, guard) = crate::stores::open_fresh("sqlite").await?;

@@ -25,7 +25,8 @@ use memlayer::orchestrator::{
     WindowConfig,
 };
 use memlayer::{
-    ClearRequest, CountOptions, DynStore, ListRequest, MemoryItem, SearchRequest, Timestamp,
+    ClearRequest, CountOptions, DynStore, ListRequest, MemoryItem, Page, SearchRequest,
+    SearchResults, Timestamp,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -506,19 +507,24 @@ async fn predecessors(
     Ok(Json(json!({ "items": items })))
 }
 
-async fn search(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
+/// Results are serialised straight from their types, not through a `Value` tree: vectors stay
+/// f32, written in f32's shortest form (about half the text of their f64 widening).
+async fn search(
+    State(st): State<AppState>,
+    Ns(ns): Ns,
+    body: Bytes,
+) -> ApiResult<Json<SearchResults>> {
     let request: SearchRequest = parse(&body)?;
-    let results = st.store.search(&ns, &request).await?;
-    Ok(Json(json!(results)))
+    Ok(Json(st.store.search(&ns, &request).await?))
 }
 
-async fn list(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
+async fn list(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Page>> {
     let request: ListRequest = if body.is_empty() {
         ListRequest::default()
     } else {
         parse(&body)?
     };
-    Ok(Json(json!(st.store.list(&ns, &request).await?)))
+    Ok(Json(st.store.list(&ns, &request).await?))
 }
 
 async fn clear(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
