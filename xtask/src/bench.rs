@@ -636,8 +636,15 @@ async fn server_rows(n: usize, quick: bool) -> Result<Vec<Value>> {
         .pool_max_idle_per_host(128)
         .build()?;
     let mut rows = Vec::new();
-    for (op, mode) in [("server_keyword", "keyword"), ("server_vector", "vector")] {
-        let url = format!("http://{addr}/ns/bench/search");
+    // Hits with their 384-d vectors (the default), and without (`?vectors=false`), which is
+    // what an agent that only reads the contents asks for.
+    for (op, mode, query) in [
+        ("server_keyword", "keyword", ""),
+        ("server_vector", "vector", ""),
+        ("server_keyword_no_vectors", "keyword", "?vectors=false"),
+        ("server_vector_no_vectors", "vector", "?vectors=false"),
+    ] {
+        let url = format!("http://{addr}/ns/bench/search{query}");
         let qs = Arc::new(d.queries.clone());
         let client = client.clone();
         let (lat, per_s) = timed(64, calls, 50, move |k| {
@@ -791,7 +798,7 @@ fn svg(rows: &[Value]) -> String {
 /// Where a row's op sorts within one backend and size: ingest, first searches, get, then the
 /// search modes, the server, and the footprint.
 fn op_rank(op: &str) -> usize {
-    const ORDER: [&str; 14] = [
+    const ORDER: [&str; 16] = [
         "ingest_single",
         "ingest_batch_100",
         "ingest_batch_1000",
@@ -804,6 +811,8 @@ fn op_rank(op: &str) -> usize {
         "hybrid",
         "server_keyword",
         "server_vector",
+        "server_keyword_no_vectors",
+        "server_vector_no_vectors",
         "exact_scan",
         "memory",
     ];

@@ -507,15 +507,35 @@ async fn predecessors(
     Ok(Json(json!({ "items": items })))
 }
 
+#[derive(Deserialize)]
+struct SearchQuery {
+    /// `?vectors=false` leaves the hits' embeddings out of the response.
+    #[serde(default = "yes")]
+    vectors: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// Results are serialised straight from their types, not through a `Value` tree: vectors stay
-/// f32, written in f32's shortest form (about half the text of their f64 widening).
+/// f32, written in f32's shortest form (about half the text of their f64 widening). A caller
+/// that has no use for the hits' vectors asks `?vectors=false`: at 384 dimensions they are
+/// most of a response's bytes.
 async fn search(
     State(st): State<AppState>,
     Ns(ns): Ns,
+    Query(q): Query<SearchQuery>,
     body: Bytes,
 ) -> ApiResult<Json<SearchResults>> {
     let request: SearchRequest = parse(&body)?;
-    Ok(Json(st.store.search(&ns, &request).await?))
+    let mut results = st.store.search(&ns, &request).await?;
+    if !q.vectors {
+        for hit in &mut results.hits {
+            hit.item.embedding = None;
+        }
+    }
+    Ok(Json(results))
 }
 
 async fn list(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Page>> {

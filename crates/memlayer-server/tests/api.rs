@@ -89,6 +89,42 @@ impl Server {
 }
 
 #[tokio::test]
+async fn search_hits_carry_their_vectors_unless_asked_not_to() {
+    let s = start(Auth::Disabled, 8 << 20).await;
+    let (st, a) = s
+        .call(
+            Method::POST,
+            "/ns/v/items",
+            None,
+            Some(json!({"id": "a", "kind": "fact", "content": "vectors here",
+                        "embedding": {"model": "m", "vector": [0.1, 0.2, 0.3]}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{a}");
+    let body = json!({"mode": "vector", "vector": [0.1, 0.2, 0.3]});
+    let (st, with) = s
+        .call(Method::POST, "/ns/v/search", None, Some(body.clone()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{with}");
+    let vector: Vec<f32> = with["hits"][0]["item"]["embedding"]["vector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(vector, [0.1f32, 0.2, 0.3], "f32 values round-trip: {with}");
+    let (st, without) = s
+        .call(Method::POST, "/ns/v/search?vectors=false", None, Some(body))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{without}");
+    assert_eq!(without["hits"][0]["item"]["id"], "a");
+    assert!(
+        without["hits"][0]["item"].get("embedding").is_none(),
+        "{without}"
+    );
+}
+
+#[tokio::test]
 async fn the_contract_over_http() {
     let s = start(Auth::Disabled, 8 << 20).await;
     let (st, v) = s.call(Method::GET, "/health", None, None).await;
