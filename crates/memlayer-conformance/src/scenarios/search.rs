@@ -2,8 +2,8 @@ use std::collections::BTreeSet;
 
 use memlayer_store::types::{Kind, MemoryItem, Status, Timestamp};
 use memlayer_store::{
-    ClearRequest, CountOptions, Filter, ListRequest, MetaOp, Order, RankedBy, SearchMode,
-    SearchRequest, SortKey,
+    Capabilities, ClearRequest, CountOptions, Filter, ListRequest, MetaOp, Order, RankedBy,
+    SearchMode, SearchRequest, SortKey,
 };
 use serde_json::json;
 
@@ -389,6 +389,21 @@ async fn filter_dataset(ctx: &Ctx) {
         .unwrap();
 }
 
+/// "apple" (and the vector `axis(0)`) in recent mode and every search mode the store offers.
+fn apple_in_every_mode(caps: &Capabilities) -> Vec<SearchRequest> {
+    let mut modes = vec![SearchRequest::recent()];
+    if caps.keyword_search {
+        modes.push(SearchRequest::keyword("apple"));
+    }
+    if caps.vector_search {
+        modes.push(SearchRequest::vector(axis(0)));
+    }
+    if caps.hybrid_search {
+        modes.push(SearchRequest::hybrid("apple").with_vector(axis(0)));
+    }
+    modes
+}
+
 /// 15. Every filter field composes with every mode.
 pub async fn search_filters_compose_in_every_mode(ctx: Ctx) {
     filter_dataset(&ctx).await;
@@ -483,17 +498,7 @@ pub async fn search_filters_compose_in_every_mode(ctx: Ctx) {
     let caps = s.capabilities();
     for (name, filter, expected) in cases {
         let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-        let mut modes = vec![SearchRequest::recent()];
-        if caps.keyword_search {
-            modes.push(SearchRequest::keyword("apple"));
-        }
-        if caps.vector_search {
-            modes.push(SearchRequest::vector(axis(0)));
-        }
-        if caps.hybrid_search {
-            modes.push(SearchRequest::hybrid("apple").with_vector(axis(0)));
-        }
-        for req in modes {
+        for req in apple_in_every_mode(&caps) {
             let mode = req.mode;
             let req = req.with_filter(filter.clone()).with_limit(100);
             let got: BTreeSet<String> = hit_ids(&s.search(&ctx.ns, &req).await.unwrap())
@@ -596,17 +601,7 @@ pub async fn search_owner_change_moves_item(ctx: Ctx) {
         ),
     ];
     for (name, filter, expected) in cases {
-        let mut modes = vec![SearchRequest::recent()];
-        if caps.keyword_search {
-            modes.push(SearchRequest::keyword("apple"));
-        }
-        if caps.vector_search {
-            modes.push(SearchRequest::vector(axis(0)));
-        }
-        if caps.hybrid_search {
-            modes.push(SearchRequest::hybrid("apple").with_vector(axis(0)));
-        }
-        for req in modes {
+        for req in apple_in_every_mode(&caps) {
             let mode = req.mode;
             let req = req.with_filter(filter.clone()).with_limit(10);
             let got = hit_ids(&s.search(&ctx.ns, &req).await.unwrap());
