@@ -80,18 +80,7 @@ pub async fn search_offset_pages(ctx: Ctx) {
         .await
         .unwrap();
     }
-    let caps = s.capabilities();
-    let mut modes = vec![SearchRequest::recent()];
-    if caps.keyword_search {
-        modes.push(SearchRequest::keyword("apple"));
-    }
-    if caps.vector_search {
-        modes.push(SearchRequest::vector(axis(0)));
-    }
-    if caps.hybrid_search {
-        modes.push(SearchRequest::hybrid("apple").with_vector(axis(0)));
-    }
-    for base in modes {
+    for base in apple_in_every_mode(&s.capabilities()) {
         let full = s
             .search(&ctx.ns, &base.clone().with_limit(12))
             .await
