@@ -226,16 +226,25 @@ fn delete_rows(
     Ok(n)
 }
 
-/// Items by id, with their vectors: the second phase of a search, which ranks on ids and
-/// scores alone and reads whole rows only for the hits it returns.
-fn items_by_id(
+/// Which rows [`rows_by_id`] reads.
+#[derive(Clone, Copy)]
+enum ById<'a> {
+    /// Live search hits: rows of this namespace, with their vectors.
+    Hits(&'a str),
+    /// The rows a batch replaces: any namespace, without vectors.
+    Replaced,
+}
+
+/// Rows by id, 512 ids per query. Hits are the second phase of a search, which ranks on ids
+/// and scores alone and reads whole rows only for the hits it returns.
+fn rows_by_id(
     conn: &Connection,
-    namespace: &str,
+    which: ById<'_>,
     ids: &[String],
 ) -> Result<HashMap<String, MemoryItem>> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(512) {
-        let (sql, q) = items_by_id_query(namespace, chunk);
+        let (sql, q) = rows_by_id_query(which, chunk);
         for item in query_items(conn, &sql, &q)? {
             out.insert(item.id.clone(), item);
         }
@@ -243,30 +252,23 @@ fn items_by_id(
     Ok(out)
 }
 
-/// The stored rows (without vectors, in any namespace) of `ids`, by id.
-fn rows_by_id(conn: &Connection, ids: &[String]) -> Result<HashMap<String, MemoryItem>> {
-    let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(512) {
-        let mut q = Query::default();
-        let list = q.bind_list(chunk);
-        let sql = format!("SELECT {ITEM_COLUMNS}, NULL FROM items i WHERE i.id IN ({list})");
-        for item in query_items(conn, &sql, &q)? {
-            out.insert(item.id.clone(), item);
-        }
-    }
-    Ok(out)
-}
-
-fn items_by_id_query(namespace: &str, ids: &[String]) -> (String, Query) {
+fn rows_by_id_query(which: ById<'_>, ids: &[String]) -> (String, Query) {
     let mut q = Query::default();
     let list = q.bind_list(ids);
-    let ns = q.bind(namespace.to_owned());
-    // The unary `+` keeps the planner on the id index: offered the namespace index, it walks
-    // the whole namespace (17 ms per search at 100k instead of 10 point reads).
-    let sql = format!(
-        "{} WHERE i.id IN ({list}) AND +i.namespace = {ns}",
-        select_items()
-    );
+    let sql = match which {
+        // The unary `+` keeps the planner on the id index: offered the namespace index, it
+        // walks the whole namespace (17 ms per search at 100k instead of 10 point reads).
+        ById::Hits(namespace) => {
+            let ns = q.bind(namespace.to_owned());
+            format!(
+                "{} WHERE i.id IN ({list}) AND +i.namespace = {ns}",
+                select_items()
+            )
+        }
+        ById::Replaced => {
+            format!("SELECT {ITEM_COLUMNS}, NULL FROM items i WHERE i.id IN ({list})")
+        }
+    };
     (sql, q)
 }
 
@@ -484,8 +486,10 @@ impl SearchLegs for SqliteStore {
     ) -> Result<HashMap<String, MemoryItem>> {
         let namespace = namespace.to_owned();
         let ids = ids.to_vec();
-        self.read("search", move |conn| items_by_id(conn, &namespace, &ids))
-            .await
+        self.read("search", move |conn| {
+            rows_by_id(conn, ById::Hits(&namespace), &ids)
+        })
+        .await
     }
 }
 
@@ -542,7 +546,7 @@ fn hits_of(
     by: RankedBy,
 ) -> Result<Vec<SearchHit>> {
     let ids: Vec<String> = ranked.iter().map(|(_, id)| id.clone()).collect();
-    let mut items = items_by_id(conn, namespace, &ids)?;
+    let mut items = rows_by_id(conn, ById::Hits(namespace), &ids)?;
     Ok(ranked
         .into_iter()
         .filter_map(|(score, id)| Some(leg_hit(items.remove(&id)?, score, by)))
@@ -622,7 +626,7 @@ impl MemoryStore for SqliteStore {
             // The rows the batch replaces, read in one query per 512 ids rather than one per
             // item; an id written earlier in the batch merges with that write instead.
             let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
-            let mut stored = rows_by_id(conn, &ids)?;
+            let mut stored = rows_by_id(conn, ById::Replaced, &ids)?;
             let mut written: HashMap<String, usize> = HashMap::new();
             let mut out: Vec<MemoryItem> = Vec::with_capacity(items.len());
             for item in items {
@@ -1013,7 +1017,7 @@ mod tests {
         vec_ext::register(&conn)?;
         schema::migrate(&mut conn)?;
         let ids: Vec<String> = (0..10).map(|i| format!("i{i}")).collect();
-        let (sql, q) = items_by_id_query("ns", &ids);
+        let (sql, q) = rows_by_id_query(ById::Hits("ns"), &ids);
         let mut stmt = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .map_err(map_sqlite)?;
