@@ -1034,4 +1034,42 @@ mod tests {
         assert!(!plan.contains("items_ns_created"), "plan: {plan}");
         Ok(())
     }
+
+    /// A filter on a user or a session is served by that owner's partial index, which since
+    /// migration 5 leaves out the rows without that owner.
+    #[test]
+    fn owner_filters_use_their_partial_indexes() -> Result<()> {
+        let mut conn = Connection::open_in_memory().map_err(map_sqlite)?;
+        vec_ext::register(&conn)?;
+        schema::migrate_to(&mut conn, 4)?;
+        schema::migrate(&mut conn)?;
+        for (filter, index) in [
+            (Filter::new().user("u"), "items_live_user"),
+            (Filter::new().session("s"), "items_live_session"),
+        ] {
+            let mut q = Query::default();
+            q.filter("ns", &filter, Timestamp::now());
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT i.id FROM items i {} ORDER BY i.created_at",
+                q.where_sql()
+            );
+            let mut stmt = conn.prepare(&sql).map_err(map_sqlite)?;
+            let plan: Vec<String> = stmt
+                .query_map(params_from_iter(q.params.iter()), |r| r.get(3))
+                .map_err(map_sqlite)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(map_sqlite)?;
+            let plan = plan.join("; ");
+            assert!(plan.contains(index), "{index}: plan {plan}");
+            let definition: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [index],
+                    |r| r.get(0),
+                )
+                .map_err(map_sqlite)?;
+            assert!(definition.contains("IS NOT NULL"), "{definition}");
+        }
+        Ok(())
+    }
 }

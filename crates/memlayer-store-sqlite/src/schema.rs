@@ -97,6 +97,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE items ADD COLUMN embedding BLOB;
     "#,
+    // 5: the owner indexes leave out rows without that owner (a filter on one names it, and
+    // `x = ?` implies `x IS NOT NULL` to the planner): most long-term items have no session,
+    // and every write paid for an index entry no search could use.
+    r#"
+    DROP INDEX items_live_user;
+    DROP INDEX items_live_session;
+    CREATE INDEX items_live_user ON items (namespace, user_id, created_at)
+        WHERE deleted = 0 AND user_id IS NOT NULL;
+    CREATE INDEX items_live_session ON items (namespace, session_id, created_at)
+        WHERE deleted = 0 AND session_id IS NOT NULL;
+    "#,
 ];
 
 /// After migration 4's column exists: copies every vector of a pinned file's `items_vec`
@@ -131,7 +142,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 }
 
 /// Brings the file up to version `target` (older versions only in tests).
-fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
+pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map_sqlite)?;

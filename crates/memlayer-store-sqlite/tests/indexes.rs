@@ -1,5 +1,5 @@
 //! The in-process vector and keyword indexes against the file: they survive restarts (rebuilt
-//! from `items_vec` and `items`), see other handles' writes, and the graph answers like the
+//! from `items`), see other handles' writes, and the graph answers like the
 //! exact scan.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
