@@ -1,9 +1,10 @@
 //! Batched ingest into a fresh SQLite file, for profiling the write path on its own:
 //! the bench's kind of items (eight words, a user, a 384-d vector), in batches of 1,000.
 //!
-//!     cargo run --release -p memlayer-store-sqlite --example ingest -- [ITEMS] [with|without]
+//!     cargo run --release -p memlayer-store-sqlite --example ingest -- [ITEMS] [with|without] [SEARCHES]
 //!
-//! `without` leaves the vectors out, to separate the row cost from the vector cost.
+//! `without` leaves the vectors out, to separate the row cost from the vector cost. Then
+//! SEARCHES keyword searches (300 by default) are timed, one at a time.
 
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let with_vectors = args.next().as_deref() != Some("without");
+    let searches: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
     let dir = std::env::temp_dir().join(format!("memlayer-ingest-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("ingest.db");
@@ -59,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // Keyword searches after the ingest, as the bench asks them (two mid-frequency words).
     let mut times = Vec::new();
-    for q in 0..300 {
+    for q in 0..searches.max(51) {
         let text = format!("w{} w{}", 20 + rng.zipf(400), 20 + rng.zipf(400));
         let t = Instant::now();
         store

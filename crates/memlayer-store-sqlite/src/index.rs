@@ -280,8 +280,7 @@ impl SearchIndex {
                         .into_iter()
                         .map(|(key, score)| (score, key))
                         .collect();
-                    ranked.sort_by(best_first);
-                    return top_passing(conn, namespace, &ranked, filter, k);
+                    return top_passing(conn, namespace, &mut ranked, filter, k);
                 }
             }
             self.load_text(conn, namespace)?;
@@ -322,10 +321,13 @@ impl SearchIndex {
 /// best `max(4k, 40)` first, then about fourfold longer runs of the ranking; when under 2% of
 /// what it was asked about passed, it runs once as a query of its own and the ranking is
 /// intersected with its answer instead.
+///
+/// `ranked` comes unordered: only its best `max(4k, 40)` are sorted at first (most searches
+/// need no more), the rest once the filter asks beyond them.
 fn top_passing(
     conn: &Connection,
     namespace: &str,
-    ranked: &[(f32, &String)],
+    ranked: &mut [(f32, &String)],
     filter: &Filter,
     k: usize,
 ) -> Result<Vec<(f32, String)>> {
@@ -334,8 +336,19 @@ fn top_passing(
     let mut start = 0;
     let mut step = (4 * k).max(40);
     let mut asked = 0usize;
+    let mut sorted = step.min(ranked.len());
+    if sorted < ranked.len() {
+        ranked.select_nth_unstable_by(sorted, best_first);
+    }
+    ranked[..sorted].sort_by(best_first);
     while start < ranked.len() && top.len() < k {
-        if asked >= 4 * k.max(10) && top.len() * 50 < asked {
+        let end = (start + step).min(ranked.len());
+        let narrow = asked >= 4 * k.max(10) && top.len() * 50 < asked;
+        if sorted < ranked.len() && (narrow || end > sorted) {
+            ranked[sorted..].sort_by(best_first);
+            sorted = ranked.len();
+        }
+        if narrow {
             let accepted: std::collections::HashSet<String> =
                 accepted(conn, namespace, filter, now)?
                     .into_iter()
@@ -350,7 +363,6 @@ fn top_passing(
             }
             return Ok(top);
         }
-        let end = (start + step).min(ranked.len());
         let slice = &ranked[start..end];
         let ids: Vec<&String> = slice.iter().map(|p| p.1).collect();
         let pass = accept(conn, namespace, filter, now, &ids)?;
@@ -391,7 +403,7 @@ fn accept(
              SELECT i.id FROM c CROSS JOIN items i ON i.id = c.id {}",
             q.where_sql()
         );
-        let mut stmt = conn.prepare(&sql).map_err(map_sqlite)?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
         let rows = stmt
             .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, String>(0))
             .map_err(map_sqlite)?;
@@ -412,7 +424,7 @@ fn accepted(
     let mut q = Query::default();
     q.filter(namespace, filter, now);
     let sql = format!("SELECT i.id FROM items i {}", q.where_sql());
-    let mut stmt = conn.prepare(&sql).map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
     let rows = stmt
         .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, String>(0))
         .map_err(map_sqlite)?;

@@ -46,7 +46,11 @@ async fn the_log_is_checkpointed_while_writing_and_folded_in_on_close() {
     }
     store.close().await.unwrap();
     // The writer's connection was the last one open: it folded the log in and removed it.
-    assert!(!wal.exists(), "the log outlived the store: {} bytes", size(&wal));
+    assert!(
+        !wal.exists(),
+        "the log outlived the store: {} bytes",
+        size(&wal)
+    );
     let reopened = SqliteStore::open(&path).await.unwrap();
     assert_eq!(
         reopened.count("ns", CountOptions::default()).await.unwrap(),

@@ -2,7 +2,7 @@
 //! query never rebuilds anything.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::text;
 
@@ -38,23 +38,60 @@ pub fn idf(n: f32, df: f32) -> f32 {
     (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
 }
 
+/// A hasher for the index's own `u32` slots: one multiplication, where the standard
+/// hasher spent most of a query's scoring time.
+#[derive(Debug, Default, Clone, Copy)]
+struct SlotHasher(u64);
+
+impl Hasher for SlotHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type SlotMap<V> = HashMap<u32, V, BuildHasherDefault<SlotHasher>>;
+
 #[derive(Debug, Clone)]
-struct Doc {
+struct Doc<K> {
+    key: K,
     len: u32,
     /// Its distinct terms, to find its postings on removal.
-    terms: Box<[String]>,
+    terms: Box<[u32]>,
+}
+
+#[derive(Debug, Clone)]
+struct Posting {
+    term: String,
+    /// Per document slot: (term frequency, document length), so scoring needs no other lookup.
+    docs: SlotMap<(u32, u32)>,
 }
 
 /// A BM25 index over documents keyed by `K`.
 ///
 /// IDF is Lucene's `ln(1 + (N - df + 0.5) / (df + 0.5))`, always positive; each term scores
 /// `idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))`.
+///
+/// Documents and terms are numbered inside the index (freed numbers are reused), so postings
+/// and a query's score table hold small integers, not keys and strings.
 #[derive(Debug, Clone)]
 pub struct Bm25Index<K: Eq + Hash + Clone> {
     params: Bm25Params,
-    docs: HashMap<K, Doc>,
-    /// Per term: each document's (term frequency, length), so scoring needs no other lookup.
-    postings: HashMap<String, HashMap<K, (u32, u32)>>,
+    slots: HashMap<K, u32>,
+    docs: Vec<Option<Doc<K>>>,
+    free_docs: Vec<u32>,
+    term_ids: HashMap<String, u32>,
+    postings: Vec<Posting>,
+    free_terms: Vec<u32>,
     total_len: u64,
 }
 
@@ -64,25 +101,53 @@ impl<K: Eq + Hash + Clone> Default for Bm25Index<K> {
     }
 }
 
+/// Takes a free number, or the next one.
+fn allocate(free: &mut Vec<u32>, next: usize) -> u32 {
+    free.pop()
+        .unwrap_or_else(|| u32::try_from(next).unwrap_or(u32::MAX))
+}
+
 impl<K: Eq + Hash + Clone> Bm25Index<K> {
     /// An empty index.
     pub fn new(params: Bm25Params) -> Self {
         Bm25Index {
             params,
-            docs: HashMap::new(),
-            postings: HashMap::new(),
+            slots: HashMap::new(),
+            docs: Vec::new(),
+            free_docs: Vec::new(),
+            term_ids: HashMap::new(),
+            postings: Vec::new(),
+            free_terms: Vec::new(),
             total_len: 0,
         }
     }
 
     /// The number of indexed documents.
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.slots.len()
     }
 
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.slots.is_empty()
+    }
+
+    /// The number of a term, numbering it if it is new.
+    fn term_id(&mut self, term: String) -> u32 {
+        if let Some(id) = self.term_ids.get(&term) {
+            return *id;
+        }
+        let id = allocate(&mut self.free_terms, self.postings.len());
+        let posting = Posting {
+            term: term.clone(),
+            docs: SlotMap::default(),
+        };
+        match self.postings.get_mut(id as usize) {
+            Some(slot) => *slot = posting,
+            None => self.postings.push(posting),
+        }
+        self.term_ids.insert(term, id);
+        id
     }
 
     /// Indexes `text` under `key`, replacing what the key held.
@@ -94,39 +159,53 @@ impl<K: Eq + Hash + Clone> Bm25Index<K> {
             *tf.entry(term).or_default() += 1;
             len = len.saturating_add(1);
         }
-        for (term, n) in &tf {
-            self.postings
-                .entry(term.clone())
-                .or_default()
-                .insert(key.clone(), (*n, len));
+        let slot = allocate(&mut self.free_docs, self.docs.len());
+        let mut terms = Vec::with_capacity(tf.len());
+        for (term, n) in tf {
+            let id = self.term_id(term);
+            if let Some(posting) = self.postings.get_mut(id as usize) {
+                posting.docs.insert(slot, (n, len));
+            }
+            terms.push(id);
         }
         self.total_len += u64::from(len);
-        self.docs.insert(
-            key,
-            Doc {
-                len,
-                terms: tf.into_keys().collect(),
-            },
-        );
+        let doc = Doc {
+            key: key.clone(),
+            len,
+            terms: terms.into_boxed_slice(),
+        };
+        match self.docs.get_mut(slot as usize) {
+            Some(d) => *d = Some(doc),
+            None => self.docs.push(Some(doc)),
+        }
+        self.slots.insert(key, slot);
     }
 
     /// Removes `key`; a missing key is ignored.
     pub fn remove(&mut self, key: &K) {
-        let Some(doc) = self.docs.remove(key) else {
+        let Some(slot) = self.slots.remove(key) else {
             return;
         };
+        let Some(doc) = self.docs.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        self.free_docs.push(slot);
         self.total_len -= u64::from(doc.len);
-        for term in doc.terms {
-            if let Some(posting) = self.postings.get_mut(&term) {
-                posting.remove(key);
-                if posting.is_empty() {
-                    self.postings.remove(&term);
+        for id in doc.terms {
+            if let Some(posting) = self.postings.get_mut(id as usize) {
+                posting.docs.remove(&slot);
+                if posting.docs.is_empty() {
+                    self.term_ids.remove(&posting.term);
+                    posting.term = String::new();
+                    posting.docs = SlotMap::default();
+                    self.free_terms.push(id);
                 }
             }
         }
     }
 
-    /// Scores every document containing at least one of the (already analysed) query terms.
+    /// Scores every document containing at least one of the (already analysed, distinct)
+    /// query terms.
     ///
     /// The result is unordered; callers filter it and take the top hits.
     pub fn score(&self, query_terms: &[String]) -> HashMap<K, f32> {
@@ -136,25 +215,35 @@ impl<K: Eq + Hash + Clone> Bm25Index<K> {
             .collect()
     }
 
-    /// As [`Bm25Index::score`], borrowing the keys.
-    pub fn score_refs(&self, query_terms: &[String]) -> HashMap<&K, f32> {
-        let mut scores: HashMap<&K, f32> = HashMap::new();
-        if self.docs.is_empty() {
-            return scores;
+    /// As [`Bm25Index::score`], borrowing the keys, in no particular order.
+    pub fn score_refs(&self, query_terms: &[String]) -> Vec<(&K, f32)> {
+        if self.slots.is_empty() {
+            return Vec::new();
         }
-        let n = self.docs.len() as f32;
+        let n = self.slots.len() as f32;
         let avg_len = (self.total_len as f32 / n).max(1.0);
-        for term in query_terms {
-            let Some(posting) = self.postings.get(term) else {
-                continue;
-            };
-            let idf = idf(n, posting.len() as f32);
-            for (key, &(tf, len)) in posting {
+        let postings: Vec<&Posting> = query_terms
+            .iter()
+            .filter_map(|t| self.term_ids.get(t))
+            .filter_map(|id| self.postings.get(*id as usize))
+            .collect();
+        let bound: usize = postings.iter().map(|p| p.docs.len()).sum();
+        let mut scores: SlotMap<f32> =
+            SlotMap::with_capacity_and_hasher(bound, BuildHasherDefault::default());
+        for posting in postings {
+            let idf = idf(n, posting.docs.len() as f32);
+            for (slot, &(tf, len)) in &posting.docs {
                 let s = self.params.term_score(idf, tf as f32, len as f32, avg_len);
-                *scores.entry(key).or_default() += s;
+                *scores.entry(*slot).or_default() += s;
             }
         }
         scores
+            .into_iter()
+            .filter_map(|(slot, score)| {
+                let doc = self.docs.get(slot as usize)?.as_ref()?;
+                Some((&doc.key, score))
+            })
+            .collect()
     }
 }
 
@@ -187,7 +276,10 @@ mod tests {
         idx.remove(&1);
         idx.remove(&2);
         assert!(idx.is_empty());
-        assert!(idx.postings.is_empty());
+        assert!(idx.term_ids.is_empty());
         assert_eq!(idx.total_len, 0);
+        // Freed numbers are reused: the tables do not grow with churn.
+        idx.insert(4, "alpha beta gamma");
+        assert!(idx.docs.len() <= 3 && idx.postings.len() <= 4);
     }
 }
