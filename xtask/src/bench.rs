@@ -7,8 +7,9 @@
 //! rest to `common`: a filter on `rare` selects 1% of the namespace, a filter on the kind
 //! `fact` selects 100%.
 //!
-//! Measured per backend and size: ingest (batches of 1,000 and 100 and single items, without
-//! embedding; batches of 100 with the default hash embedder), get, and keyword / vector /
+//! Measured per backend and size: ingest (batches of 1,000 and 100 and single items, their
+//! vectors given, no embedder; batches of 1,000 without vectors; batches of 100 with the
+//! default hash embedder), get, and keyword / vector /
 //! hybrid search at 1, 8 and 64 concurrent clients with both filters; latency percentiles over
 //! at least 1,000 timed calls after warm-up (200 with `--quick`), throughput, and recall@10 of
 //! vector search against the exact answer. Plus: the exact-scan kernel against numpy's
@@ -408,7 +409,12 @@ async fn store_rows(
 
     // Smaller writes, in namespaces of their own, so the searched one stays as it is.
     let extra = data("bench-writes", if quick { 2000 } else { 10_000 }, 0).items;
-    for (op, size) in [("ingest_batch_100", 100usize), ("ingest_single", 1)] {
+    // The same items without their vectors: what the row costs apart from its vector.
+    for (op, size, vectors) in [
+        ("ingest_batch_100", 100usize, true),
+        ("ingest_single", 1, true),
+        ("ingest_batch_1000_no_vectors", 1000, false),
+    ] {
         let take = if size == 1 {
             calls.min(extra.len())
         } else {
@@ -423,6 +429,9 @@ async fn store_rows(
                 .map(|mut i| {
                     i.namespace = format!("bench-{op}");
                     i.id = format!("{op}-{}", i.id);
+                    if !vectors {
+                        i.embedding = None;
+                    }
                     i
                 })
                 .collect();
@@ -585,22 +594,24 @@ async fn store_rows(
     }
 
     // Disk per item for SQLite: the file holds the searched namespace and the write
-    // benchmarks' namespaces; its size over all those items, scaled to 1M items.
-    if backend == "sqlite"
-        && let Some(bytes) = guard.disk_bytes()
-    {
-        let mut stored = 0u64;
+    // benchmarks' namespaces; its size over all those items, scaled to 1M items. Measured
+    // after close, which folds the write-ahead log (up to 64 MB while writing) into the file.
+    let mut stored = 0u64;
+    if backend == "sqlite" {
         for ns in store.list_namespaces().await? {
             stored += store.count(&ns, memlayer::CountOptions::all()).await?;
         }
+    }
+    store.close().await?;
+    if backend == "sqlite"
+        && let Some(bytes) = guard.disk_bytes()
+    {
         let mut r = row(backend, "disk", n, 1, None, vec![], 0.0, None);
         r["bytes"] = json!(bytes);
         r["stored_items"] = json!(stored);
         r["bytes_per_1m_items"] = json!((bytes as f64 / stored.max(1) as f64 * 1e6).round());
         rows.push(r);
     }
-
-    store.close().await?;
     guard.release().await;
     Ok(rows)
 }
@@ -798,10 +809,11 @@ fn svg(rows: &[Value]) -> String {
 /// Where a row's op sorts within one backend and size: ingest, first searches, get, then the
 /// search modes, the server, and the footprint.
 fn op_rank(op: &str) -> usize {
-    const ORDER: [&str; 16] = [
+    const ORDER: [&str; 17] = [
         "ingest_single",
         "ingest_batch_100",
         "ingest_batch_1000",
+        "ingest_batch_1000_no_vectors",
         "ingest_batch_100_hash_embedder",
         "first_vector_search",
         "first_keyword_search",
