@@ -1010,14 +1010,8 @@ impl MemoryStore for SqliteStore {
 mod tests {
     use super::*;
 
-    /// Hit rows are read through the id index, never by walking the namespace.
-    #[test]
-    fn hit_rows_are_read_by_id() -> Result<()> {
-        let mut conn = Connection::open_in_memory().map_err(map_sqlite)?;
-        vec_ext::register(&conn)?;
-        schema::migrate(&mut conn)?;
-        let ids: Vec<String> = (0..10).map(|i| format!("i{i}")).collect();
-        let (sql, q) = rows_by_id_query(ById::Hits("ns"), &ids);
+    /// SQLite's query plan for `sql`, its steps joined by "; ".
+    fn plan_of(conn: &Connection, sql: &str, q: &Query) -> Result<String> {
         let mut stmt = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .map_err(map_sqlite)?;
@@ -1026,7 +1020,18 @@ mod tests {
             .map_err(map_sqlite)?
             .collect::<rusqlite::Result<_>>()
             .map_err(map_sqlite)?;
-        let plan = plan.join("; ");
+        Ok(plan.join("; "))
+    }
+
+    /// Hit rows are read through the id index, never by walking the namespace.
+    #[test]
+    fn hit_rows_are_read_by_id() -> Result<()> {
+        let mut conn = Connection::open_in_memory().map_err(map_sqlite)?;
+        vec_ext::register(&conn)?;
+        schema::migrate(&mut conn)?;
+        let ids: Vec<String> = (0..10).map(|i| format!("i{i}")).collect();
+        let (sql, q) = rows_by_id_query(ById::Hits("ns"), &ids);
+        let plan = plan_of(&conn, &sql, &q)?;
         assert!(
             plan.contains("sqlite_autoindex_items_1 (id=?)"),
             "plan: {plan}"
@@ -1051,16 +1056,10 @@ mod tests {
             let mut q = Query::default();
             q.filter("ns", &filter, Timestamp::now());
             let sql = format!(
-                "EXPLAIN QUERY PLAN SELECT i.id FROM items i {} ORDER BY i.created_at",
+                "SELECT i.id FROM items i {} ORDER BY i.created_at",
                 q.where_sql()
             );
-            let mut stmt = conn.prepare(&sql).map_err(map_sqlite)?;
-            let plan: Vec<String> = stmt
-                .query_map(params_from_iter(q.params.iter()), |r| r.get(3))
-                .map_err(map_sqlite)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(map_sqlite)?;
-            let plan = plan.join("; ");
+            let plan = plan_of(&conn, &sql, &q)?;
             assert!(plan.contains(index), "{index}: plan {plan}");
             let definition: String = conn
                 .query_row(
