@@ -8,9 +8,9 @@
 //!
 //! `without` leaves the vectors out, to separate the row cost from the vector cost. SQLite
 //! writes a file in a fresh temporary directory; Postgres a schema of its own
-//! (`ingest_<pid>`), emptied at the end. SEARCHES defaults to 300.
+//! (`ingest_<pid>`), emptied at the end unless `MEMLAYER_INGEST_KEEP=1`. SEARCHES defaults
+//! to 300.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use memlayer::{DynStore, Kind, MemoryItem, SearchRequest};
@@ -37,7 +37,7 @@ async fn open(backend: &str) -> Result<(DynStore, Option<std::path::PathBuf>), m
             let config = memlayer::postgres::PostgresConfig::new(url)
                 .schema(format!("ingest_{}", std::process::id()));
             let store = memlayer::postgres::PostgresStore::connect_with(config).await?;
-            Ok((Arc::new(store), None))
+            Ok((std::sync::Arc::new(store), None))
         }
         other => Err(memlayer::Error::new(
             memlayer::ErrorKind::ConfigInvalid,
@@ -95,6 +95,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     times.sort_by(f64::total_cmp);
     println!("keyword search p50 {:.3} ms", times[times.len() / 2]);
+    // `MEMLAYER_INGEST_KEEP=1` keeps what was written, to look at afterwards.
+    if std::env::var("MEMLAYER_INGEST_KEEP").is_ok_and(|v| v == "1") {
+        store.close().await?;
+        if let Some(dir) = dir {
+            println!("kept {}", dir.display());
+        }
+        return Ok(());
+    }
     store.delete_namespace("ns").await?;
     store.close().await?;
     if let Some(dir) = dir {
