@@ -35,20 +35,28 @@ pub enum Synchronous {
     Normal,
 }
 
-/// Registers sqlite-vec and memlayer's SQL functions on a connection and sets its pragmas.
-pub(crate) fn prepare(conn: &Connection, busy_timeout: Duration, sync: Synchronous) -> Result<()> {
-    crate::vec_ext::register(conn)?;
+/// What every connection to the file needs, the checkpoint thread's too: how long to wait for
+/// a lock, and how hard to sync.
+fn set_durability(conn: &Connection, busy_timeout: Duration, sync: Synchronous) -> Result<()> {
     conn.busy_timeout(busy_timeout).map_err(map_sqlite)?;
     let sync = match sync {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
+    conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
+        .map_err(map_sqlite)
+}
+
+/// Registers sqlite-vec and memlayer's SQL functions on a connection that reads or writes
+/// items, and sets its pragmas.
+pub(crate) fn prepare(conn: &Connection, busy_timeout: Duration, sync: Synchronous) -> Result<()> {
+    crate::vec_ext::register(conn)?;
+    set_durability(conn, busy_timeout, sync)?;
     // Pages are read through a memory map of the file (shared with the other connections
     // through the OS page cache) rather than copied by a read call each: a search reads its
     // candidates' rows at random.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-         PRAGMA mmap_size = {MMAP_BYTES};"
+        "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = {MMAP_BYTES};"
     ))
     .map_err(map_sqlite)?;
     // A search's statements differ by filter and by how many ids they name.
@@ -77,8 +85,9 @@ fn start_checkpoints(
     busy_timeout: Duration,
     sync: Synchronous,
 ) -> Result<JoinHandle<()>> {
+    // This connection only checkpoints: no SQL functions, statement cache or memory map.
     let conn = Connection::open(path).map_err(map_sqlite)?;
-    prepare(&conn, busy_timeout, sync)?;
+    set_durability(&conn, busy_timeout, sync)?;
     let (wake, woken) = mpsc::sync_channel::<()>(1);
     let thread = std::thread::Builder::new()
         .name("memlayer-sqlite-checkpoint".into())
