@@ -294,3 +294,28 @@ fn many_threads_search_the_graph_at_once() {
         }
     });
 }
+
+#[test]
+fn graphs_built_by_two_threads_strand_no_vector() {
+    // usearch's concurrent insert can leave a node unreachable (a few per 20,000 here); the
+    // set finds and re-inserts such nodes, so every vector still finds itself.
+    let dim = 16;
+    let mut config = AnnConfig::default().with_threshold(100);
+    config.build_threads = 2;
+    let mut lost = Vec::new();
+    for seed in 0..10 {
+        let mut g = Clustered::new(dim, 20, seed);
+        let items: Vec<(u32, Vec<f32>)> = (0..3000).map(|i| (i, g.next_vector())).collect();
+        let mut set = VectorSet::new(dim, config);
+        set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+            .unwrap();
+        assert!(set.is_approximate());
+        for (key, v) in &items {
+            let found = set.search(v, 10, &mut keep_all, &mut || Ok(None)).unwrap();
+            if !found.hits.iter().any(|h| h.1 == *key) {
+                lost.push((seed, *key));
+            }
+        }
+    }
+    assert!(lost.is_empty(), "unreachable (seed, key): {lost:?}");
+}
