@@ -634,11 +634,16 @@ impl SearchLegs for PostgresStore {
                 let t = q.bind(terms.to_vec());
                 let ns_param = q.bind(namespace.to_owned());
                 q.filter(namespace, filter, filter.effective_now());
+                q.and("i.id = s.item_id".to_owned());
                 let lim = q.bind(k as i64);
+                // The scored ids are walked best first and each is looked up and filtered on
+                // its own (LATERAL ... LIMIT 1), so the walk stops at the k-th passing item;
+                // a join of every scored id was planned as a scan of the whole namespace.
                 format!(
                     "WITH q AS (SELECT DISTINCT unnest({t}::text[]) AS term),
-                     st AS (SELECT count(*)::float8 AS n, GREATEST(COALESCE(avg(doc_len), 1), 1)::float8 AS avgdl
-                            FROM {s}.items WHERE namespace = {ns_param}),
+                     st AS (SELECT COALESCE(max(items), 0)::float8 AS n,
+                                   GREATEST(COALESCE(max(total_len)::float8 / NULLIF(max(items), 0), 1), 1) AS avgdl
+                            FROM {s}.namespace_stats WHERE namespace = {ns_param}),
                      df AS MATERIALIZED (
                             SELECT p.term, count(*)::float8 AS df FROM q JOIN {s}.postings p
                               ON p.namespace = {ns_param} AND p.term = q.term
@@ -650,8 +655,10 @@ impl SearchLegs for PostgresStore {
                             FROM df JOIN {s}.postings p ON p.namespace = {ns_param} AND p.term = df.term
                             CROSS JOIN st
                             GROUP BY p.item_id)
-                     SELECT {ITEM_COLUMNS}, sc.score::float8 FROM sc JOIN {s}.items i ON i.id = sc.item_id
-                     {} ORDER BY sc.score DESC, i.id COLLATE \"C\" ASC LIMIT {lim}",
+                     SELECT i.*, s.score::float8
+                     FROM (SELECT item_id, score FROM sc ORDER BY score DESC, item_id COLLATE \"C\" ASC) s
+                     CROSS JOIN LATERAL (SELECT {ITEM_COLUMNS} FROM {s}.items i {} LIMIT 1) i
+                     ORDER BY s.score DESC, s.item_id COLLATE \"C\" ASC LIMIT {lim}",
                     q.where_sql()
                 )
             }

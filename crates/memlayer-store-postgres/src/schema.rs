@@ -11,8 +11,10 @@ use crate::error::{corrupt, map_pg};
 const MIGRATION_LOCK: i64 = 0x6d65_6d6c_6179_6572; // "memlayer"
 
 fn migrations(s: &str) -> Vec<String> {
-    vec![format!(
-        r#"
+    vec![
+        // 1: items, their indexes and the BM25 postings.
+        format!(
+            r#"
         CREATE TABLE {s}.items (
             id               text PRIMARY KEY,
             namespace        text NOT NULL,
@@ -68,7 +70,61 @@ fn migrations(s: &str) -> Vec<String> {
         );
         CREATE INDEX postings_item ON {s}.postings (item_id);
         "#
-    )]
+        ),
+        // 2: BM25's namespace statistics (how many items, their total length in terms), kept by
+        // statement triggers on `items` in the writer's own transaction, so a keyword search
+        // reads one row where it counted the namespace's items. Namespaces are updated in
+        // order, so two writers lock their rows in the same order; a statement that changes
+        // no count or length (access counts, soft deletes) takes no lock.
+        format!(
+            r#"
+        CREATE TABLE {s}.namespace_stats (
+            namespace text PRIMARY KEY,
+            items     bigint NOT NULL,
+            total_len bigint NOT NULL
+        );
+        INSERT INTO {s}.namespace_stats (namespace, items, total_len)
+            SELECT namespace, count(*), COALESCE(sum(doc_len), 0) FROM {s}.items GROUP BY namespace;
+
+        CREATE FUNCTION {s}.namespace_stats_apply() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO {s}.namespace_stats AS t (namespace, items, total_len)
+                    SELECT namespace, count(*), COALESCE(sum(doc_len), 0) FROM new_rows
+                    GROUP BY namespace ORDER BY namespace
+                ON CONFLICT (namespace) DO UPDATE
+                    SET items = t.items + EXCLUDED.items, total_len = t.total_len + EXCLUDED.total_len;
+            ELSIF TG_OP = 'DELETE' THEN
+                INSERT INTO {s}.namespace_stats AS t (namespace, items, total_len)
+                    SELECT namespace, -count(*), -COALESCE(sum(doc_len), 0) FROM old_rows
+                    GROUP BY namespace ORDER BY namespace
+                ON CONFLICT (namespace) DO UPDATE
+                    SET items = t.items + EXCLUDED.items, total_len = t.total_len + EXCLUDED.total_len;
+            ELSE
+                INSERT INTO {s}.namespace_stats AS t (namespace, items, total_len)
+                    SELECT namespace, sum(n), sum(len) FROM (
+                        SELECT namespace, 1 AS n, doc_len::bigint AS len FROM new_rows
+                        UNION ALL
+                        SELECT namespace, -1, -doc_len::bigint FROM old_rows) c
+                    GROUP BY namespace HAVING sum(n) <> 0 OR sum(len) <> 0 ORDER BY namespace
+                ON CONFLICT (namespace) DO UPDATE
+                    SET items = t.items + EXCLUDED.items, total_len = t.total_len + EXCLUDED.total_len;
+            END IF;
+            RETURN NULL;
+        END
+        $fn$;
+        CREATE TRIGGER items_stats_insert AFTER INSERT ON {s}.items
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION {s}.namespace_stats_apply();
+        CREATE TRIGGER items_stats_update AFTER UPDATE ON {s}.items
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION {s}.namespace_stats_apply();
+        CREATE TRIGGER items_stats_delete AFTER DELETE ON {s}.items
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION {s}.namespace_stats_apply();
+        "#
+        ),
+    ]
 }
 
 /// Validates a schema name: it is the only identifier ever formatted into SQL.
