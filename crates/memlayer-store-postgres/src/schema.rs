@@ -86,30 +86,21 @@ fn migrations(s: &str) -> Vec<String> {
         INSERT INTO {s}.namespace_stats (namespace, items, total_len)
             SELECT namespace, count(*), COALESCE(sum(doc_len), 0) FROM {s}.items GROUP BY namespace;
 
+        -- Each statement's rows as (namespace, +-1, +-length); the transition tables a
+        -- statement has depend on its kind, so the source is chosen per kind.
         CREATE FUNCTION {s}.namespace_stats_apply() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        DECLARE
+            added   text := 'SELECT namespace, 1, doc_len::bigint FROM new_rows';
+            removed text := 'SELECT namespace, -1, -doc_len::bigint FROM old_rows';
         BEGIN
-            IF TG_OP = 'INSERT' THEN
-                INSERT INTO {s}.namespace_stats AS t (namespace, items, total_len)
-                    SELECT namespace, count(*), COALESCE(sum(doc_len), 0) FROM new_rows
-                    GROUP BY namespace ORDER BY namespace
-                ON CONFLICT (namespace) DO UPDATE
-                    SET items = t.items + EXCLUDED.items, total_len = t.total_len + EXCLUDED.total_len;
-            ELSIF TG_OP = 'DELETE' THEN
-                INSERT INTO {s}.namespace_stats AS t (namespace, items, total_len)
-                    SELECT namespace, -count(*), -COALESCE(sum(doc_len), 0) FROM old_rows
-                    GROUP BY namespace ORDER BY namespace
-                ON CONFLICT (namespace) DO UPDATE
-                    SET items = t.items + EXCLUDED.items, total_len = t.total_len + EXCLUDED.total_len;
-            ELSE
-                INSERT INTO {s}.namespace_stats AS t (namespace, items, total_len)
-                    SELECT namespace, sum(n), sum(len) FROM (
-                        SELECT namespace, 1 AS n, doc_len::bigint AS len FROM new_rows
-                        UNION ALL
-                        SELECT namespace, -1, -doc_len::bigint FROM old_rows) c
-                    GROUP BY namespace HAVING sum(n) <> 0 OR sum(len) <> 0 ORDER BY namespace
-                ON CONFLICT (namespace) DO UPDATE
-                    SET items = t.items + EXCLUDED.items, total_len = t.total_len + EXCLUDED.total_len;
-            END IF;
+            EXECUTE 'INSERT INTO {s}.namespace_stats AS t (namespace, items, total_len)
+                     SELECT namespace, sum(n), sum(len) FROM ('
+                || CASE TG_OP WHEN 'INSERT' THEN added
+                              WHEN 'DELETE' THEN removed
+                              ELSE added || ' UNION ALL ' || removed END
+                || ') c (namespace, n, len) GROUP BY namespace HAVING sum(n) <> 0 OR sum(len) <> 0 ORDER BY namespace
+                     ON CONFLICT (namespace) DO UPDATE
+                     SET items = t.items + EXCLUDED.items, total_len = t.total_len + EXCLUDED.total_len';
             RETURN NULL;
         END
         $fn$;

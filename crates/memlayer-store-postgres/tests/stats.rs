@@ -74,6 +74,18 @@ fn item(ns: &str, i: usize, words: usize) -> MemoryItem {
         })
 }
 
+/// The five best keyword hits of one query, with their scores.
+async fn top5(store: &PostgresStore, ns: &str) -> Vec<(String, f32)> {
+    store
+        .search(ns, &SearchRequest::keyword("word7 word8").with_limit(5))
+        .await
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| (h.item.id, h.score))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn stats_follow_every_write_and_a_migration_backfills_them() {
     let Some(url) = url() else { return };
@@ -134,10 +146,7 @@ async fn stats_follow_every_write_and_a_migration_backfills_them() {
     assert!(store.delete_namespace(b).await.unwrap() > 0);
     let (kept, truth) = stats_and_truth(&c, &schema).await;
     assert_eq!(kept, truth);
-    let ranked = store
-        .search(a, &SearchRequest::keyword("word7 word8").with_limit(5))
-        .await
-        .unwrap();
+    let ranked = top5(&store, a).await;
     store.close().await.unwrap();
 
     // A version-1 schema (no statistics) is migrated and backfilled on open, and ranks alike.
@@ -153,23 +162,9 @@ async fn stats_follow_every_write_and_a_migration_backfills_them() {
         .unwrap();
     let (kept, truth) = stats_and_truth(&c, &schema).await;
     assert_eq!(kept, truth);
-    let again = reopened
-        .search(a, &SearchRequest::keyword("word7 word8").with_limit(5))
-        .await
-        .unwrap();
-    assert_eq!(again.hits.len(), 5);
-    assert_eq!(
-        again
-            .hits
-            .iter()
-            .map(|h| (&h.item.id, h.score))
-            .collect::<Vec<_>>(),
-        ranked
-            .hits
-            .iter()
-            .map(|h| (&h.item.id, h.score))
-            .collect::<Vec<_>>()
-    );
+    let again = top5(&reopened, a).await;
+    assert_eq!(again.len(), 5);
+    assert_eq!(again, ranked);
     reopened.close().await.unwrap();
     c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
