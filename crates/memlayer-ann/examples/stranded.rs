@@ -1,0 +1,95 @@
+//! How many nodes usearch's concurrent insert strands, and what finding them costs: `N`
+//! clustered 384-d vectors go into one usearch graph (i8, M 16, ef_construction 128, as
+//! `VectorSet` builds it) from `THREADS` threads; then every node searches for itself at ef 16
+//! (the check `VectorSet` runs after a parallel insert). Of the nodes it flags, the ones still
+//! not found at ef 1000 are the stranded ones; all flagged nodes are then re-inserted by one
+//! thread and searched for again.
+//!
+//! ```text
+//! cargo run --release -p memlayer-ann --example stranded -- [N] [THREADS]
+//! ```
+
+use std::time::Instant;
+
+use memlayer_ann::synthetic::Clustered;
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+/// Whether `key`'s own vector finds it among its 10 nearest.
+fn finds_itself(index: &Index, key: u64, v: &[f32]) -> Result<bool, Box<dyn std::error::Error>> {
+    Ok(index.search(v, 10)?.keys.contains(&key))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().map_or(Ok(20_000), |a| a.parse())?;
+    let threads: usize = args.next().map_or(Ok(2), |a| a.parse())?;
+    let dim = 384;
+    let mut g = Clustered::new(dim, 1000, 1);
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| g.next_vector()).collect();
+    let index = Index::new(&IndexOptions {
+        dimensions: dim,
+        metric: MetricKind::IP,
+        quantization: ScalarKind::I8,
+        connectivity: 16,
+        expansion_add: 128,
+        expansion_search: 16,
+        multi: false,
+    })?;
+    index.reserve_capacity_and_threads(n + 16, threads.max(2))?;
+
+    let started = Instant::now();
+    let per = n.div_ceil(threads.max(1));
+    std::thread::scope(|s| {
+        for (c, chunk) in vectors.chunks(per).enumerate() {
+            let index = &index;
+            s.spawn(move || {
+                for (i, v) in chunk.iter().enumerate() {
+                    if let Err(e) = index.add((c * per + i) as u64, v) {
+                        eprintln!("insert failed: {e}");
+                    }
+                }
+            });
+        }
+    });
+    let build = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut flagged = Vec::new();
+    for (i, v) in vectors.iter().enumerate() {
+        if !finds_itself(&index, i as u64, v)? {
+            flagged.push(i);
+        }
+    }
+    let check = started.elapsed().as_secs_f64();
+
+    index.change_expansion_search(1000);
+    let mut stranded = 0;
+    for &i in &flagged {
+        if !finds_itself(&index, i as u64, &vectors[i])? {
+            stranded += 1;
+        }
+    }
+
+    let started = Instant::now();
+    for &i in &flagged {
+        index.remove(i as u64)?;
+        index.add(i as u64, &vectors[i])?;
+    }
+    let reinsert = started.elapsed().as_secs_f64();
+    index.change_expansion_search(192);
+    let mut lost = 0;
+    for &i in &flagged {
+        if !finds_itself(&index, i as u64, &vectors[i])? {
+            lost += 1;
+        }
+    }
+    println!(
+        "{n} vectors, {threads} threads: built in {build:.1} s; the ef-16 self-search check \
+         (one thread) took {check:.1} s and flagged {} ({:.2}%), of which {stranded} are not \
+         found at ef 1000 either (stranded); re-inserting the flagged took {reinsert:.2} s, \
+         after which {lost} are not found at ef 192",
+        flagged.len(),
+        100.0 * flagged.len() as f64 / n as f64
+    );
+    Ok(())
+}
