@@ -19,6 +19,21 @@ fn finds_itself(index: &Index, key: u64, v: &[f32]) -> Result<bool, Box<dyn std:
     Ok(index.search(v, 10)?.keys.contains(&key))
 }
 
+/// How many of `keys` do not find themselves.
+fn not_found(
+    index: &Index,
+    keys: &[usize],
+    vectors: &[Vec<f32>],
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let mut n = 0;
+    for &i in keys {
+        if !finds_itself(index, i as u64, &vectors[i])? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map_or(Ok(20_000), |a| a.parse())?;
@@ -63,12 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let check = started.elapsed().as_secs_f64();
 
     index.change_expansion_search(1000);
-    let mut stranded = 0;
-    for &i in &flagged {
-        if !finds_itself(&index, i as u64, &vectors[i])? {
-            stranded += 1;
-        }
-    }
+    let stranded = not_found(&index, &flagged, &vectors)?;
 
     let started = Instant::now();
     for &i in &flagged {
@@ -77,12 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let reinsert = started.elapsed().as_secs_f64();
     index.change_expansion_search(192);
-    let mut lost = 0;
-    for &i in &flagged {
-        if !finds_itself(&index, i as u64, &vectors[i])? {
-            lost += 1;
-        }
-    }
+    let lost = not_found(&index, &flagged, &vectors)?;
     println!(
         "{n} vectors, {threads} threads: built in {build:.1} s; the ef-16 self-search check \
          (one thread) took {check:.1} s and flagged {} ({:.2}%), of which {stranded} are not \
