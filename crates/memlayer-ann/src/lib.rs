@@ -132,7 +132,7 @@ fn in_parallel<'a, T: Sync>(
 const STRANDED_CHECK_EF: usize = 16;
 
 /// The nodes of `batch` the graph may have stranded: usearch's concurrent `add` can leave a
-/// node stored but unreachable from the entry point (unum-cloud/USearch#735), here 3 of 20,000
+/// node stored but unreachable from the entry point (unum-cloud/USearch#735), here 3-5 of 20,000
 /// vectors inserted by two threads and none by one (`--example stranded`), and a stranded node is never found again.
 /// Each node searches for itself, in parallel; the ones that do not find themselves are
 /// returned, to be re-inserted by one thread (a lone inserter does not strand nodes).
