@@ -1,10 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod saved;
 pub mod synthetic;
+
+pub use saved::Origin;
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
 use memlayer_store::ranking::vector::{TopK, best_first, dot, dots_into};
@@ -158,7 +162,7 @@ fn stranded<'b>(
     Ok(found.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
-fn index_error(what: &str, e: impl std::fmt::Display) -> Error {
+pub(crate) fn index_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unexpected, format!("HNSW index {what}: {e}"))
 }
 
@@ -246,6 +250,8 @@ pub struct VectorSet<K> {
     row_labels: Vec<u64>,
     row_of: HashMap<u64, usize>,
     graph: Option<Graph>,
+    /// Whether the graph changed since it was saved or restored.
+    unsaved: bool,
 }
 
 /// One search's outcome: the hits, and how they were found (for reports and tests).
@@ -270,6 +276,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             row_labels: Vec::new(),
             row_of: HashMap::new(),
             graph: None,
+            unsaved: false,
         }
     }
 
@@ -329,6 +336,22 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         &mut self,
         entries: impl IntoIterator<Item = (K, &'v [f32])>,
     ) -> Result<()> {
+        let pending = self.add_rows(entries)?;
+        if !pending.is_empty() {
+            self.insert_into_graph(&pending)?;
+        }
+        if self.graph.is_none() && self.len() >= self.config.threshold {
+            self.build_graph()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the rows of `entries` (replacing their keys' old rows); returns the labelled,
+    /// normalised vectors the graph, if there is one, has yet to take.
+    fn add_rows<'v>(
+        &mut self,
+        entries: impl IntoIterator<Item = (K, &'v [f32])>,
+    ) -> Result<Vec<(u64, Vec<f32>)>> {
         let mut pending: Vec<(u64, Vec<f32>)> = Vec::new();
         for (key, vector) in entries {
             self.check_dim(vector)?;
@@ -346,13 +369,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                 pending.push((label, v));
             }
         }
-        if !pending.is_empty() {
-            self.insert_into_graph(&pending)?;
-        }
-        if self.graph.is_none() && self.len() >= self.config.threshold {
-            self.build_graph()?;
-        }
-        Ok(())
+        Ok(pending)
     }
 
     /// Removes the vector of `key`; whether there was one.
@@ -380,6 +397,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                 .index
                 .remove(label)
                 .map_err(|e| index_error("remove", e))?;
+            self.unsaved = true;
             graph.removed += 1;
             if graph.removed > self.label_of.len().max(1024) {
                 self.build_graph()?;
@@ -394,6 +412,15 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
     }
 
     fn new_index(&self, capacity: usize) -> Result<Index> {
+        let index = self.empty_index()?;
+        index
+            .reserve_capacity_and_threads(capacity.max(16), self.contexts())
+            .map_err(|e| index_error("reservation", e))?;
+        Ok(index)
+    }
+
+    /// A graph with this set's options and no room reserved (to load a saved graph into).
+    fn empty_index(&self) -> Result<Index> {
         let options = IndexOptions {
             dimensions: self.dim,
             metric: MetricKind::IP,
@@ -403,11 +430,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             expansion_search: self.config.expansion_search,
             multi: false,
         };
-        let index = Index::new(&options).map_err(|e| index_error("creation", e))?;
-        index
-            .reserve_capacity_and_threads(capacity.max(16), self.contexts())
-            .map_err(|e| index_error("reservation", e))?;
-        Ok(index)
+        Index::new(&options).map_err(|e| index_error("creation", e))
     }
 
     /// (Re)builds the graph from every vector of the set.
@@ -434,6 +457,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         let Some(graph) = &mut self.graph else {
             return Ok(());
         };
+        self.unsaved = true;
         let needed = graph.index.size() + batch.len();
         if needed > graph.index.capacity() {
             graph
@@ -679,6 +703,186 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             step *= 4;
         }
         Ok(top)
+    }
+}
+
+/// Vectors read into a new set whose graph is built, or restored from a saved one, once they
+/// are all in: see [`VectorSet::loader`].
+#[derive(Debug)]
+pub struct Loader<K> {
+    set: VectorSet<K>,
+}
+
+impl<K: Clone + Eq + Hash + Ord + AsRef<[u8]>> Loader<K> {
+    /// Adds vectors (a key given twice keeps its last vector); no graph work yet.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a vector of another dimension.
+    pub fn add_many<'v>(
+        &mut self,
+        entries: impl IntoIterator<Item = (K, &'v [f32])>,
+    ) -> Result<()> {
+        self.set.add_rows(entries).map(|_| ())
+    }
+
+    /// The set, searchable: exact below the threshold; above it, the graph saved under
+    /// `saved` (see [`VectorSet::save_graph`]) brought in line with the vectors added, or,
+    /// when there is no usable saved graph, one built from them. A saved graph is usable when
+    /// its files are whole, it was saved with this set's dimension, degree, insertion width
+    /// and element type, and at least half of the vectors are unchanged in it.
+    ///
+    /// # Errors
+    /// `Unexpected` if the graph fails.
+    pub fn finish(self, saved: Option<&Path>) -> Result<(VectorSet<K>, Origin)> {
+        let mut set = self.set;
+        if set.len() < set.config.threshold {
+            return Ok((set, Origin::Exact));
+        }
+        if let Some(base) = saved
+            && let Some(origin) = set.restore_graph(base)?
+        {
+            return Ok((set, origin));
+        }
+        set.build_graph()?;
+        Ok((set, Origin::Built))
+    }
+}
+
+impl<K: Clone + Eq + Hash + Ord + AsRef<[u8]>> VectorSet<K> {
+    /// A loader for a new set of `dim`-dimensional vectors: add them all, then
+    /// [`Loader::finish`] builds the graph once, or restores a saved one.
+    pub fn loader(dim: usize, config: AnnConfig) -> Loader<K> {
+        Loader {
+            set: VectorSet::new(dim, config),
+        }
+    }
+
+    /// Whether the set has a graph that changed since it was built, saved or restored as saved.
+    pub fn has_unsaved_graph(&self) -> bool {
+        self.graph.is_some() && self.unsaved
+    }
+
+    /// Saves the graph under `base` (`<base>.usearch` and `<base>.keys`, replacing what was
+    /// there), for [`Loader::finish`] to restore; `false` when the set has no graph.
+    ///
+    /// # Errors
+    /// `Unexpected` when the files cannot be written; whatever was saved before stays whole.
+    pub fn save_graph(&mut self, base: &Path) -> Result<bool> {
+        let Some(graph) = &self.graph else {
+            return Ok(false);
+        };
+        let mut buf = Vec::new();
+        let nodes: Vec<saved::SavedNode<'_>> = self
+            .row_labels
+            .iter()
+            .zip(self.rows.chunks_exact(self.dim))
+            .filter_map(|(label, v)| {
+                Some(saved::SavedNode {
+                    label: *label,
+                    fingerprint: saved::fingerprint(v, &mut buf),
+                    key: self.key_of.get(label)?.as_ref(),
+                })
+            })
+            .collect();
+        saved::write(
+            base,
+            &graph.index,
+            self.dim,
+            &self.config,
+            self.next_label,
+            graph.removed as u64,
+            &nodes,
+        )?;
+        self.unsaved = false;
+        Ok(true)
+    }
+
+    /// Restores the graph saved under `base` for this set's rows (labelled as loaded, no graph
+    /// yet): nodes of unchanged vectors keep their saved labels, the others are removed, and
+    /// new or changed vectors are inserted. `None` when there is no usable saved graph.
+    fn restore_graph(&mut self, base: &Path) -> Result<Option<Origin>> {
+        let Some(mut saved) = saved::read_keys(base, self.dim, &self.config) else {
+            return Ok(None);
+        };
+        let mut buf = Vec::new();
+        let mut labels = Vec::with_capacity(self.row_labels.len());
+        let mut fresh = Vec::new();
+        let mut next = saved.next_label;
+        for (row, v) in self.rows.chunks_exact(self.dim).enumerate() {
+            let Some(key) = self.key_of.get(&self.row_labels[row]) else {
+                return Ok(None);
+            };
+            let fingerprint = saved::fingerprint(v, &mut buf);
+            match saved.nodes.get(key.as_ref()) {
+                Some(&(label, f)) if f == fingerprint => {
+                    saved.nodes.remove(key.as_ref());
+                    labels.push(label);
+                }
+                _ => {
+                    labels.push(next);
+                    next += 1;
+                    fresh.push(row);
+                }
+            }
+        }
+        // What is left of the saved nodes: keys gone, or vectors changed.
+        let stale: Vec<u64> = saved.nodes.values().map(|(label, _)| *label).collect();
+        let kept = labels.len() - fresh.len();
+        let removed = saved.removed as usize + stale.len();
+        if kept * 2 < labels.len() || removed > labels.len().max(1024) {
+            // Mostly new, or mostly dead nodes: building afresh costs less.
+            return Ok(None);
+        }
+        let index = self.empty_index()?;
+        if saved.load_graph(base, &index).is_none() {
+            return Ok(None);
+        }
+        index
+            .reserve_capacity_and_threads(
+                (index.size() + fresh.len()).saturating_mul(5) / 4 + 16,
+                self.contexts(),
+            )
+            .map_err(|e| index_error("reservation", e))?;
+        index.change_expansion_add(self.config.expansion_add);
+        index.change_expansion_search(self.config.expansion_search);
+        for label in &stale {
+            index.remove(*label).map_err(|e| index_error("remove", e))?;
+        }
+        // The rows take their saved (or new) labels.
+        let mut key_of = HashMap::with_capacity(labels.len());
+        self.row_of.clear();
+        for (row, label) in labels.iter().enumerate() {
+            let old = self.row_labels[row];
+            if let Some(key) = self.key_of.remove(&old) {
+                self.label_of.insert(key.clone(), *label);
+                key_of.insert(*label, key);
+            }
+            self.row_of.insert(*label, row);
+            self.row_labels[row] = *label;
+        }
+        self.key_of = key_of;
+        self.next_label = next;
+        self.graph = Some(Graph {
+            index,
+            removed,
+            slots: Slots::new(SEARCH_SLOTS),
+        });
+        let pending: Vec<(u64, Vec<f32>)> = fresh
+            .iter()
+            .map(|&row| {
+                (
+                    labels[row],
+                    self.rows[row * self.dim..(row + 1) * self.dim].to_vec(),
+                )
+            })
+            .collect();
+        self.insert_into_graph(&pending)?;
+        self.unsaved = !(pending.is_empty() && stale.is_empty());
+        Ok(Some(Origin::Restored {
+            kept,
+            inserted: pending.len(),
+            removed: stale.len(),
+        }))
     }
 }
 

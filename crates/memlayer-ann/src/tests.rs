@@ -319,3 +319,157 @@ fn graphs_built_by_two_threads_strand_no_vector() {
     }
     assert!(lost.is_empty(), "unreachable (seed, key): {lost:?}");
 }
+
+fn keyed(n: usize, dim: usize, seed: u64) -> Vec<(String, Vec<f32>)> {
+    let mut g = Clustered::new(dim, 20, seed);
+    (0..n)
+        .map(|i| (format!("k{i:05}"), g.next_vector()))
+        .collect()
+}
+
+fn load(
+    entries: &[(String, Vec<f32>)],
+    config: AnnConfig,
+    saved: Option<&Path>,
+) -> (VectorSet<String>, Origin) {
+    let mut loader = VectorSet::loader(entries[0].1.len(), config);
+    for chunk in entries.chunks(700) {
+        loader
+            .add_many(chunk.iter().map(|(k, v)| (k.clone(), v.as_slice())))
+            .unwrap();
+    }
+    loader.finish(saved).unwrap()
+}
+
+fn top_keys(set: &VectorSet<String>, q: &[f32], k: usize) -> Vec<String> {
+    let mut all = |keys: &[&String]| Ok(vec![true; keys.len()]);
+    let found = set.search(q, k, &mut all, &mut || Ok(None)).unwrap();
+    found.hits.into_iter().map(|h| h.1).collect()
+}
+
+fn graph_config() -> AnnConfig {
+    AnnConfig {
+        build_threads: 2,
+        ..AnnConfig::default().with_threshold(1000)
+    }
+}
+
+#[test]
+fn a_saved_graph_is_restored_and_answers_as_the_built_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("graphs").join("ns");
+    let entries = keyed(3000, 16, 11);
+    let (mut built, origin) = load(&entries, graph_config(), Some(&base));
+    assert_eq!(origin, Origin::Built, "nothing was saved yet");
+    assert!(built.has_unsaved_graph());
+    assert!(built.save_graph(&base).unwrap());
+    assert!(!built.has_unsaved_graph());
+
+    let (restored, origin) = load(&entries, graph_config(), Some(&base));
+    assert_eq!(
+        origin,
+        Origin::Restored {
+            kept: 3000,
+            inserted: 0,
+            removed: 0
+        }
+    );
+    assert!(restored.is_approximate());
+    assert!(!restored.has_unsaved_graph());
+    let mut queries = Clustered::new(16, 20, 11).reseeded(5);
+    for _ in 0..50 {
+        let q = queries.next_vector();
+        assert_eq!(top_keys(&restored, &q, 10), top_keys(&built, &q, 10));
+    }
+    // A set too small for a graph has none to save.
+    let (mut small, origin) = load(&entries[..10], graph_config(), Some(&base));
+    assert_eq!(origin, Origin::Exact);
+    assert!(!small.save_graph(&base).unwrap());
+}
+
+#[test]
+fn a_stale_saved_graph_is_brought_in_line_with_the_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("ns");
+    let entries = keyed(3000, 16, 12);
+    let (mut built, _) = load(&entries, graph_config(), None);
+    built.save_graph(&base).unwrap();
+
+    // Since the save: 200 keys gone, 200 vectors changed, 300 keys new.
+    let mut other = Clustered::new(16, 20, 99);
+    let mut now: Vec<(String, Vec<f32>)> = entries[200..].to_vec();
+    for entry in now.iter_mut().take(200) {
+        entry.1 = other.next_vector();
+    }
+    now.extend((0..300).map(|i| (format!("new{i}"), other.next_vector())));
+    let (restored, origin) = load(&now, graph_config(), Some(&base));
+    assert_eq!(
+        origin,
+        Origin::Restored {
+            kept: 2600,
+            inserted: 500,
+            removed: 400
+        }
+    );
+    assert!(restored.has_unsaved_graph());
+    assert_eq!(restored.len(), 3100);
+    // Every current vector is found as its own nearest; no removed key is ever returned.
+    for (key, v) in &now {
+        let top = top_keys(&restored, v, 10);
+        assert!(top.contains(key), "{key} does not find itself");
+        assert!(top.iter().all(|k| now.iter().any(|(n, _)| n == k)));
+    }
+    let gone: std::collections::HashSet<&String> = entries[..200].iter().map(|e| &e.0).collect();
+    for (_, v) in &entries[..200] {
+        let top = top_keys(&restored, v, 10);
+        assert_eq!(top.len(), 10);
+        assert!(top.iter().all(|k| !gone.contains(k)));
+    }
+}
+
+#[test]
+fn damaged_or_mismatched_saved_graphs_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("ns");
+    let entries = keyed(2000, 16, 13);
+    let graph_file = saved::with_suffix(&base, ".usearch");
+    let keys_file = saved::with_suffix(&base, ".keys");
+    let save = || {
+        let (mut set, _) = load(&entries, graph_config(), None);
+        set.save_graph(&base).unwrap();
+    };
+
+    // A flipped byte in the graph.
+    save();
+    let mut bytes = std::fs::read(&graph_file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&graph_file, bytes).unwrap();
+    assert_eq!(load(&entries, graph_config(), Some(&base)).1, Origin::Built);
+
+    // A truncated keys file.
+    save();
+    let bytes = std::fs::read(&keys_file).unwrap();
+    std::fs::write(&keys_file, &bytes[..bytes.len() - 9]).unwrap();
+    assert_eq!(load(&entries, graph_config(), Some(&base)).1, Origin::Built);
+
+    // Saved with another degree, or missing altogether.
+    save();
+    let other = graph_config().with_connectivity(8);
+    assert_eq!(load(&entries, other, Some(&base)).1, Origin::Built);
+    std::fs::remove_file(&graph_file).unwrap();
+    assert_eq!(load(&entries, graph_config(), Some(&base)).1, Origin::Built);
+
+    // Mostly new vectors: building costs less than patching.
+    save();
+    let fresh = keyed(2000, 16, 14)
+        .into_iter()
+        .map(|(k, v)| (format!("x{k}"), v))
+        .collect::<Vec<_>>();
+    assert_eq!(load(&fresh, graph_config(), Some(&base)).1, Origin::Built);
+    // And the untouched pair still restores.
+    assert!(matches!(
+        load(&entries, graph_config(), Some(&base)).1,
+        Origin::Restored { kept: 2000, .. }
+    ));
+}

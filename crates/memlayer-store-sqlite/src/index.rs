@@ -11,9 +11,10 @@
 //! indexes': a newer one in the file means another handle or process wrote, and they reload.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use memlayer_ann::{AnnConfig, VectorSet};
+use memlayer_ann::{AnnConfig, Origin, VectorSet};
 use memlayer_store::ranking::bm25::Bm25Index;
 use memlayer_store::ranking::vector::best_first;
 use memlayer_store::{Filter, Result};
@@ -45,6 +46,8 @@ struct State {
     generation: i64,
     sets: HashMap<String, VectorSet<String>>,
     texts: HashMap<String, Bm25Index<String>>,
+    /// How each namespace's vector set was last loaded (kept across resets).
+    origins: HashMap<String, Origin>,
 }
 
 impl State {
@@ -59,7 +62,24 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct SearchIndex {
     config: AnnConfig,
+    /// Where graphs are saved (`<file>.graphs`), if they are.
+    graphs: Option<PathBuf>,
     state: RwLock<State>,
+}
+
+/// The file name a namespace's saved graph goes by: its safe characters (up to 40), then a
+/// 64-bit FNV-1a hash of the whole name, so that any name gives a short, distinct file name.
+fn graph_file_name(namespace: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in namespace.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let safe: String = namespace
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(40)
+        .collect();
+    format!("{safe}-{hash:016x}")
 }
 
 /// The generation of the searchable state in the file.
@@ -155,11 +175,39 @@ fn apply_to(state: &mut State, generation: i64, changes: Vec<Change>) -> Result<
 }
 
 impl SearchIndex {
-    pub(crate) fn new(config: AnnConfig) -> Self {
+    pub(crate) fn new(config: AnnConfig, graphs: Option<PathBuf>) -> Self {
         SearchIndex {
             config,
+            graphs,
             state: RwLock::new(State::default()),
         }
+    }
+
+    /// Where the graph of `namespace` is saved, if graphs are.
+    fn graph_base(&self, namespace: &str) -> Option<PathBuf> {
+        Some(self.graphs.as_ref()?.join(graph_file_name(namespace)))
+    }
+
+    /// How the vector set of `namespace` was last loaded.
+    pub(crate) fn origin(&self, namespace: &str) -> Option<Origin> {
+        self.read().origins.get(namespace).copied()
+    }
+
+    /// Saves every graph changed since it was built, restored or saved; the first failure is
+    /// returned after the others are tried.
+    pub(crate) fn save_graphs(&self) -> Result<()> {
+        let mut state = self.write();
+        let mut first = Ok(());
+        for (namespace, set) in &mut state.sets {
+            if let Some(base) = self.graph_base(namespace)
+                && set.has_unsaved_graph()
+                && let Err(e) = set.save_graph(&base)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -230,7 +278,7 @@ impl SearchIndex {
         if state.sets.contains_key(namespace) {
             return Ok(());
         }
-        let mut set = VectorSet::new(dim, self.config);
+        let mut loader = VectorSet::loader(dim, self.config);
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -247,13 +295,19 @@ impl SearchIndex {
                     batch.push((id, vectors::from_blob(bytes)));
                 }
                 if batch.len() == 4096 {
-                    set.upsert_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
+                    loader.add_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
                     batch.clear();
                 }
             }
-            set.upsert_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
+            loader.add_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
         }
         tx.finish().map_err(map_sqlite)?;
+        let base = self.graph_base(namespace);
+        let (mut set, origin) = loader.finish(base.as_deref())?;
+        if let Some(base) = &base {
+            save_after_load(&mut set, base, namespace);
+        }
+        state.origins.insert(namespace.to_owned(), origin);
         state.sets.insert(namespace.to_owned(), set);
         Ok(())
     }
@@ -314,6 +368,17 @@ impl SearchIndex {
         tx.finish().map_err(map_sqlite)?;
         state.texts.insert(namespace.to_owned(), text);
         Ok(())
+    }
+}
+
+/// Saves a graph that its load built or patched, so that a process that stops without
+/// closing the store still finds it. The graph is a cache of the file: a failed save costs
+/// the next process a build, not a search, so it is logged rather than returned.
+fn save_after_load(set: &mut VectorSet<String>, base: &Path, namespace: &str) {
+    if set.has_unsaved_graph()
+        && let Err(e) = set.save_graph(base)
+    {
+        tracing::warn!(namespace, error = %e, "could not save the namespace's HNSW graph");
     }
 }
 

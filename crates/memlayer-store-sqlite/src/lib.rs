@@ -30,7 +30,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 pub use db::Synchronous;
 use error::map_sqlite;
 use index::Change;
-pub use memlayer_ann::{AnnConfig, Quantization};
+pub use memlayer_ann::{AnnConfig, Origin, Quantization};
 use sql::{ITEM_COLUMNS, Query, STORED_COLUMNS, read_item};
 
 const BACKEND: &str = "sqlite";
@@ -52,6 +52,12 @@ pub struct SqliteConfig {
     /// The in-process vector index: namespaces of `ann.threshold` vectors or more are
     /// searched through an HNSW graph, smaller ones by an exact scan.
     pub ann: AnnConfig,
+    /// Whether namespaces' HNSW graphs are saved beside a database file (in `<path>.graphs/`)
+    /// after they are built and at [`close`](memlayer_store::MemoryStore::close), so that the
+    /// next process to search restores them instead of building them again. A saved graph is
+    /// checked against the file's vectors when restored; a stale or damaged one costs time,
+    /// never results. On by default; `:memory:` databases never save.
+    pub save_graphs: bool,
 }
 
 impl SqliteConfig {
@@ -64,7 +70,14 @@ impl SqliteConfig {
             synchronous: Synchronous::Full,
             expected_pin: None,
             ann: AnnConfig::default(),
+            save_graphs: true,
         }
+    }
+
+    /// Sets whether HNSW graphs are saved beside the file and restored from there.
+    pub fn save_graphs(mut self, on: bool) -> Self {
+        self.save_graphs = on;
+        self
     }
 
     /// Sets the in-process vector index's configuration.
@@ -301,6 +314,10 @@ impl SqliteStore {
     /// embedding model or dimension than `expected_pin`.
     pub async fn open_with(config: SqliteConfig) -> Result<Self> {
         let path = (config.path != ":memory:").then(|| config.path.clone());
+        let graphs = path
+            .as_ref()
+            .filter(|_| config.save_graphs)
+            .map(|p| std::path::PathBuf::from(format!("{p}.graphs")));
         let expected = config.expected_pin.clone();
         let db = db::Db::open(
             path,
@@ -327,8 +344,15 @@ impl SqliteStore {
         Ok(SqliteStore {
             db: Arc::new(db),
             closed: Arc::new(AtomicBool::new(false)),
-            index: Arc::new(index::SearchIndex::new(config.ann)),
+            index: Arc::new(index::SearchIndex::new(config.ann, graphs)),
         })
+    }
+
+    /// How the vector index of `namespace` was last loaded in this process: exact (below the
+    /// ANN threshold), its graph built, or restored from the saved graph; `None` before the
+    /// namespace's first vector search.
+    pub fn vector_index_origin(&self, namespace: &str) -> Option<Origin> {
+        self.index.origin(namespace)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -1002,7 +1026,14 @@ impl MemoryStore for SqliteStore {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.db.close().await.map_err(|e| tag(e, "close"))
+        // Graphs changed since their last save are saved first; the file closes either way.
+        let index = self.index.clone();
+        let saved = tokio::task::spawn_blocking(move || index.save_graphs())
+            .await
+            .map_err(|e| Error::new(ErrorKind::Unexpected, "saving graphs panicked").with_source(e))
+            .and_then(|r| r);
+        self.db.close().await.map_err(|e| tag(e, "close"))?;
+        saved.map_err(|e| tag(e, "close"))
     }
 }
 

@@ -172,3 +172,124 @@ async fn the_keyword_index_follows_other_handles_and_restarts() {
         rare
     );
 }
+
+/// The first vector search of "ns" (any query), which loads its vector index.
+async fn load_vectors(store: &SqliteStore) -> memlayer_store_sqlite::Origin {
+    top(store, &vector(1), Filter::new(), 1).await;
+    store.vector_index_origin("ns").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn saved_graphs_are_restored_after_a_restart_and_follow_later_writes() {
+    use memlayer_store_sqlite::Origin;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let store = open(&path, 100).await;
+    store
+        .upsert_many((0..600).map(item).collect())
+        .await
+        .unwrap();
+    assert_eq!(load_vectors(&store).await, Origin::Built);
+    let queries: Vec<Vec<f32>> = (0..20).map(|i| vector(3000 + i * 37)).collect();
+    let mut before = Vec::new();
+    for q in &queries {
+        before.push(top(&store, q, Filter::new(), 10).await);
+    }
+    store.close().await.unwrap();
+    let graphs = dir.path().join("m.db.graphs");
+    assert!(std::fs::read_dir(&graphs).unwrap().count() >= 2);
+
+    // The same graph comes back: the same answers.
+    let reopened = open(&path, 100).await;
+    assert_eq!(
+        load_vectors(&reopened).await,
+        Origin::Restored {
+            kept: 600,
+            inserted: 0,
+            removed: 0
+        }
+    );
+    for (q, want) in queries.iter().zip(&before) {
+        assert_eq!(&top(&reopened, q, Filter::new(), 10).await, want);
+    }
+    reopened.close().await.unwrap();
+
+    // Writes the saved graph has not seen: 50 deleted, 20 vectors changed, 80 new.
+    let writer =
+        SqliteStore::open_with(SqliteConfig::new(path.to_string_lossy()).save_graphs(false))
+            .await
+            .unwrap();
+    for i in 0..50 {
+        writer.delete("ns", &format!("i{i:04}")).await.unwrap();
+    }
+    let changed: Vec<MemoryItem> = (100..120)
+        .map(|i| item(i).with_embedding("test/16", vector(i + 5000)))
+        .collect();
+    writer.upsert_many(changed).await.unwrap();
+    writer
+        .upsert_many((600..680).map(item).collect())
+        .await
+        .unwrap();
+    writer.close().await.unwrap();
+
+    let patched = open(&path, 100).await;
+    assert_eq!(
+        load_vectors(&patched).await,
+        Origin::Restored {
+            kept: 530,
+            inserted: 100,
+            removed: 70
+        }
+    );
+    // The patched graph is approximate: its answers against the exact scan's.
+    let exact = open(&path, usize::MAX).await;
+    let (mut found, mut wanted) = (0, 0);
+    for q in queries
+        .iter()
+        .chain([vector(105 + 5000), vector(650), vector(10)].iter())
+    {
+        for filter in [Filter::new(), Filter::new().user("rare")] {
+            let got = top(&patched, q, filter.clone(), 10).await;
+            let want = top(&exact, q, filter, 10).await;
+            assert_eq!(got.len(), 10);
+            wanted += want.len();
+            found += want.iter().filter(|w| got.contains(w)).count();
+        }
+    }
+    let recall = found as f64 / wanted as f64;
+    assert!(recall >= 0.95, "recall@10 {recall} against the exact scan");
+    // A changed vector is found under its new value; a deleted item never comes back.
+    assert_eq!(
+        top(&patched, &vector(105 + 5000), Filter::new(), 1).await,
+        ["i0105"]
+    );
+    assert!(
+        !top(&patched, &vector(10), Filter::new(), 10)
+            .await
+            .contains(&"i0010".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graphs_are_not_saved_when_saving_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let config = || {
+        SqliteConfig::new(path.to_string_lossy())
+            .ann(AnnConfig::default().with_threshold(100))
+            .save_graphs(false)
+    };
+    let store = SqliteStore::open_with(config()).await.unwrap();
+    store
+        .upsert_many((0..300).map(item).collect())
+        .await
+        .unwrap();
+    load_vectors(&store).await;
+    store.close().await.unwrap();
+    assert!(!dir.path().join("m.db.graphs").exists());
+    let reopened = SqliteStore::open_with(config()).await.unwrap();
+    assert_eq!(
+        load_vectors(&reopened).await,
+        memlayer_store_sqlite::Origin::Built
+    );
+}
