@@ -16,7 +16,9 @@
 //! matrix-vector product on the same vectors, and the HTTP server on SQLite.
 //!
 //! Writes `target/bench/report.json`, `target/bench/latency.svg` (copied to
-//! `docs/bench-latency.svg`) and the bench section of `docs/benchmarks.md`.
+//! `docs/bench-latency.svg`) and, with `--markdown docs/benchmarks.md`, the bench section of
+//! that file and the report behind it (`docs/benchmarks.json`: every row and run), which a
+//! `--merge` run reads and adds to.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -608,9 +610,30 @@ async fn store_rows(
     {
         let mut r = row(backend, "disk", n, 1, None, vec![], 0.0, None);
         r["bytes"] = json!(bytes);
+        r["graph_bytes"] = json!(guard.graph_bytes().unwrap_or(0));
         r["stored_items"] = json!(stored);
         r["bytes_per_1m_items"] = json!((bytes as f64 / stored.max(1) as f64 * 1e6).round());
         rows.push(r);
+    }
+    // A restart: the store opened again on its files, and its first searches (SQLite loads
+    // the namespace's vectors and restores the graph it saved at close, and loads the
+    // contents for the keyword index).
+    if let Some(reopened) = guard.reopen().await? {
+        for (op, q) in [
+            (
+                "restart_first_vector_search",
+                SearchRequest::vector(d.queries[1].1.clone()).with_limit(10),
+            ),
+            (
+                "restart_first_keyword_search",
+                SearchRequest::keyword(d.queries[1].0.clone()).with_limit(10),
+            ),
+        ] {
+            let t = Instant::now();
+            reopened.search("bench", &q).await?;
+            rows.push(row(backend, op, n, 1, None, vec![t.elapsed()], 0.0, None));
+        }
+        reopened.close().await?;
     }
     guard.release().await;
     Ok(rows)
@@ -809,7 +832,7 @@ fn svg(rows: &[Value]) -> String {
 /// Where a row's op sorts within one backend and size: ingest, first searches, get, then the
 /// search modes, the server, and the footprint.
 fn op_rank(op: &str) -> usize {
-    const ORDER: [&str; 17] = [
+    const ORDER: [&str; 19] = [
         "ingest_single",
         "ingest_batch_100",
         "ingest_batch_1000",
@@ -817,6 +840,8 @@ fn op_rank(op: &str) -> usize {
         "ingest_batch_100_hash_embedder",
         "first_vector_search",
         "first_keyword_search",
+        "restart_first_vector_search",
+        "restart_first_keyword_search",
         "get",
         "keyword",
         "vector",
@@ -836,7 +861,7 @@ fn is_footprint(op: &str) -> bool {
 }
 
 fn is_one_shot(op: &str) -> bool {
-    op.starts_with("first_")
+    op.starts_with("first_") || op.starts_with("restart_first_")
 }
 
 /// The report's rows as three tables: timed calls, one-shot timings, and memory/disk.
@@ -880,7 +905,7 @@ fn table(rows: &[Value]) -> String {
             f(&r["recall_at_10"]),
         ));
     }
-    t.push_str("\nFirst searches after ingest (one call each; for SQLite the index load a restart also pays):\n\n| backend | op | items | ms |\n|---|---|---|---|\n");
+    t.push_str("\nFirst searches (one call each): `first_*` right after ingest, where SQLite loads its in-process indexes from the file and builds the graph; `restart_first_*` after the store was closed and opened again on the same file, where SQLite restores the graph it saved at close:\n\n| backend | op | items | ms |\n|---|---|---|---|\n");
     for r in sorted.iter().filter(|r| is_one_shot(&op(r))) {
         t.push_str(&format!(
             "| {} | {} | {} | {} |\n",
@@ -890,12 +915,16 @@ fn table(rows: &[Value]) -> String {
             f(&r["p50_ms"]),
         ));
     }
-    t.push_str("\nFootprint (`memory`: growth of the process's resident set while the items went in; `disk`: the database file):\n\n| backend | kind | items | MB | GB per 1M items |\n|---|---|---|---|---|\n");
+    t.push_str("\nFootprint (`memory`: growth of the process's resident set while the items went in; `disk`: the database file and the graphs saved beside it, `graph MB` the latter):\n\n| backend | kind | items | MB | graph MB | GB per 1M items |\n|---|---|---|---|---|---|\n");
     for r in sorted.iter().filter(|r| is_footprint(&op(r))) {
         let mb = r["bytes"].as_f64().unwrap_or(0.0) / 1e6;
+        let graph = match r["graph_bytes"].as_f64() {
+            Some(b) => format!("{:.1}", b / 1e6),
+            None => "-".to_owned(),
+        };
         let per = r["bytes_per_1m_items"].as_f64().unwrap_or(0.0) / 1e9;
         t.push_str(&format!(
-            "| {} | {} | {} | {mb:.1} | {per:.2} |\n",
+            "| {} | {} | {} | {mb:.1} | {graph} | {per:.2} |\n",
             r["backend"].as_str().unwrap_or(""),
             op(r),
             f(&r["items"]),
@@ -925,6 +954,37 @@ fn write_markdown(path: &Path, rows: &[Value], notes: &str) -> Result<()> {
     Ok(())
 }
 
+/// The rows and runs of the report a `--merge` run adds to: the one kept beside the markdown
+/// when there is one (`docs/benchmarks.json`), else the last run's in `target/bench`.
+fn read_kept(kept: Option<&Path>, dir: &Path) -> Result<(Vec<Value>, Vec<Value>)> {
+    if let Some(path) = kept {
+        if !path.exists() {
+            eprintln!(
+                "bench: --merge: {} does not exist yet; the report starts empty",
+                path.display()
+            );
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a bench report", path.display()))?;
+        let list = |field: &str| -> Result<Vec<Value>> {
+            match &report[field] {
+                Value::Array(a) => Ok(a.clone()),
+                _ => bail!("{}: field `{field}` is not a list", path.display()),
+            }
+        };
+        return Ok((list("rows")?, list("runs")?));
+    }
+    let read = |name: &str| -> Vec<Value> {
+        std::fs::read(dir.join(name))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<Value>>(&b).ok())
+            .unwrap_or_default()
+    };
+    Ok((read("report.json"), read("runs.json")))
+}
+
 pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -935,14 +995,11 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
     }
     let dir = crate::root().join("target").join("bench");
     std::fs::create_dir_all(&dir)?;
-    let read_json = |name: &str| -> Vec<Value> {
-        std::fs::read(dir.join(name))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Vec<Value>>(&b).ok())
-            .unwrap_or_default()
-    };
+    // With `--markdown`, the rows and runs behind the table are kept beside it (committed, so
+    // a fresh checkout can merge into the published report); otherwise in target/bench.
+    let kept = args.markdown.as_ref().map(|md| md.with_extension("json"));
     let (previous, mut runs) = if args.merge {
-        (read_json("report.json"), read_json("runs.json"))
+        read_kept(kept.as_deref(), &dir)?
     } else {
         (Vec::new(), Vec::new())
     };
@@ -952,7 +1009,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
     );
     // The report is rewritten after every backend, so an interrupted run keeps what it measured;
     // with `--merge`, the previous report's rows that this run has not measured again stay.
-    let save = |rows: &[Value]| -> Result<Vec<Value>> {
+    let save = |rows: &[Value], runs: &[Value]| -> Result<Vec<Value>> {
         let fresh: std::collections::HashSet<String> = rows.iter().map(row_key).collect();
         let mut all: Vec<Value> = previous
             .iter()
@@ -961,13 +1018,18 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
             .collect();
         all.extend(rows.iter().cloned());
         std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&all)?)?;
+        if let Some(kept) = &kept {
+            let report = json!({ "runs": runs, "rows": all });
+            std::fs::write(kept, serde_json::to_string_pretty(&report)? + "\n")
+                .with_context(|| format!("writing {}", kept.display()))?;
+        }
         Ok(all)
     };
     for &n in &args.sizes {
         for b in &args.backends {
             eprintln!("bench: {b} at {n} items");
             rows.extend(store_rows(b, n, args.quick, &args.modes, &args.filters).await?);
-            save(&rows)?;
+            save(&rows, &runs)?;
         }
     }
     // The server on SQLite at the run's first size, in runs that measure SQLite, unless that
@@ -976,12 +1038,12 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
     if server_n <= 100_000 && args.backends.iter().any(|b| b == "sqlite") {
         rows.extend(server_rows(server_n, args.quick).await?);
     }
-    let rows = save(&rows)?;
     runs.push(json!({
         "command": command,
         "seconds": started.elapsed().as_secs_f64().round(),
         "quick": args.quick,
     }));
+    let rows = save(&rows, &runs)?;
     std::fs::write(dir.join("runs.json"), serde_json::to_string_pretty(&runs)?)?;
     let chart = svg(&rows);
     std::fs::write(dir.join("latency.svg"), &chart)?;
@@ -1007,7 +1069,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
             .collect::<Vec<_>>()
             .join(", then ");
         let notes = format!(
-            "Synthetic data (fixed seed): {DIM}-d unit vectors clustered around {TOPICS} topics (`memlayer_ann::synthetic`; no real text), eight-word texts over a {VOCABULARY}-word vocabulary; filter 1.0 = kind `fact` (every item), 0.01 = user `rare`. Measured on this 2-core machine, every backend on the same data, by {run_list}; {} timed calls per latency row after warm-up{}. `kernel-rust` is the exact scan (dot products and a bounded top-10 over a contiguous matrix, one core); `kernel-numpy` is numpy's `m @ v` + `argpartition` on the same vectors (`rust_over_numpy` in report.json is numpy's p50 over Rust's). recall@10 is against the exact answer; `-` where the search is exact (memory and SQLite below their 20,000-vector ANN threshold). `first_vector_search` and `first_keyword_search` are the first searches after ingest: for SQLite they load the namespace's vectors or contents and build the in-process indexes, which is also the cost of a restart.",
+            "Synthetic data (fixed seed): {DIM}-d unit vectors clustered around {TOPICS} topics (`memlayer_ann::synthetic`; no real text), eight-word texts over a {VOCABULARY}-word vocabulary; filter 1.0 = kind `fact` (every item), 0.01 = user `rare`. Measured on this 2-core machine, every backend on the same data, by {run_list}; {} timed calls per latency row after warm-up{}. `kernel-rust` is the exact scan (dot products and a bounded top-10 over a contiguous matrix, one core); `kernel-numpy` is numpy's `m @ v` + `argpartition` on the same vectors (`rust_over_numpy` in report.json is numpy's p50 over Rust's). recall@10 is against the exact answer; `-` where the search is exact (memory and SQLite below their 20,000-vector ANN threshold). `first_vector_search` and `first_keyword_search` are the first searches after ingest: for SQLite they load the namespace's vectors or contents and build the in-process indexes; `restart_first_*` are the same after the store is closed and opened again (SQLite restores the graph it saved).",
             if args.quick { 200 } else { 1000 },
             if args.quick {
                 " (`--quick`: 2,000 items, clients 1 and 64)"

@@ -7,6 +7,23 @@ use memlayer::DynStore;
 pub struct Guard {
     _dir: Option<tempfile::TempDir>,
     chroma: Option<memlayer::chroma::ChromaStore>,
+    /// The URL of a store that can be opened again on the same files (SQLite).
+    url: Option<String>,
+}
+
+/// The bytes of the files under `path`, folders included.
+fn bytes_under(path: &std::path::Path) -> Option<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).ok()? {
+        let entry = entry.ok()?;
+        let meta = entry.metadata().ok()?;
+        total += if meta.is_dir() {
+            bytes_under(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Some(total)
 }
 
 impl Guard {
@@ -14,17 +31,28 @@ impl Guard {
         Guard {
             _dir: None,
             chroma: None,
+            url: None,
         }
     }
 
-    /// The bytes of the store's local files (SQLite), if it has any.
+    /// The bytes of the store's local files (SQLite: the database and its saved graphs), if
+    /// it has any.
     pub fn disk_bytes(&self) -> Option<u64> {
-        let dir = self._dir.as_ref()?;
-        let mut total = 0;
-        for entry in std::fs::read_dir(dir.path()).ok()? {
-            total += entry.ok()?.metadata().ok()?.len();
+        bytes_under(self._dir.as_ref()?.path())
+    }
+
+    /// The bytes of the saved graphs among the local files.
+    pub fn graph_bytes(&self) -> Option<u64> {
+        bytes_under(&self._dir.as_ref()?.path().join("eval.db.graphs"))
+    }
+
+    /// The store opened again on the same files, as a restarted process would (SQLite);
+    /// `None` for stores that live on a server.
+    pub async fn reopen(&self) -> Result<Option<DynStore>> {
+        match &self.url {
+            Some(url) => Ok(Some(memlayer::open(url).await?)),
+            None => Ok(None),
         }
-        Some(total)
     }
 
     /// Removes what the store left on its server (Chroma's collections; the other servers'
@@ -48,6 +76,7 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
                 Guard {
                     _dir: Some(dir),
                     chroma: None,
+                    url: Some(url),
                 },
             ))
         }
@@ -81,6 +110,7 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
             let guard = Guard {
                 _dir: None,
                 chroma: Some(store.clone()),
+                url: None,
             };
             Ok((std::sync::Arc::new(store), guard))
         }
