@@ -706,6 +706,14 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
     }
 }
 
+/// Removes the graph saved under `base` by [`VectorSet::save_graph`], if there is one.
+///
+/// # Errors
+/// `Unexpected` when a file exists but cannot be removed.
+pub fn remove_saved_graph(base: &Path) -> Result<()> {
+    saved::remove(base)
+}
+
 /// Vectors read into a new set whose graph is built, or restored from a saved one, once they
 /// are all in: see [`VectorSet::loader`].
 #[derive(Debug)]

@@ -180,6 +180,20 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// Removes the graph saved under `base`, if there is one.
+pub(crate) fn remove(base: &Path) -> Result<()> {
+    for suffix in [".keys", ".usearch"] {
+        let path = with_suffix(base, suffix);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error("removing", &path, e));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads little-endian fields off a byte slice; `None` past its end.
 struct Fields<'a>(&'a [u8]);
 

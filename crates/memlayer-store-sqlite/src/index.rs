@@ -188,6 +188,15 @@ impl SearchIndex {
         Some(self.graphs.as_ref()?.join(graph_file_name(namespace)))
     }
 
+    /// Removes the saved graph of `namespace` (deleted: its graph would only cost disk).
+    pub(crate) fn forget_saved_graph(&self, namespace: &str) {
+        if let Some(base) = self.graph_base(namespace)
+            && let Err(e) = memlayer_ann::remove_saved_graph(&base)
+        {
+            tracing::warn!(namespace, error = %e, "could not remove the namespace's saved graph");
+        }
+    }
+
     /// How the vector set of `namespace` was last loaded.
     pub(crate) fn origin(&self, namespace: &str) -> Option<Origin> {
         self.read().origins.get(namespace).copied()

@@ -963,22 +963,27 @@ impl MemoryStore for SqliteStore {
 
     async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
         let ns = namespace.to_owned();
-        self.write_indexed_tx("delete_namespace", move |conn, changes| {
-            let mut q = Query::default();
-            let a = q.bind(ns.clone());
-            let mut removed = Vec::new();
-            let n = delete_rows(
-                conn,
-                &format!("WHERE i.namespace = {a}"),
-                &q.params,
-                &mut removed,
-            )?;
-            if n > 0 {
-                changes.push(Change::Reload { namespace: ns });
-            }
-            Ok(n)
-        })
-        .await
+        let n = self
+            .write_indexed_tx("delete_namespace", move |conn, changes| {
+                let mut q = Query::default();
+                let a = q.bind(ns.clone());
+                let mut removed = Vec::new();
+                let n = delete_rows(
+                    conn,
+                    &format!("WHERE i.namespace = {a}"),
+                    &q.params,
+                    &mut removed,
+                )?;
+                if n > 0 {
+                    changes.push(Change::Reload { namespace: ns });
+                }
+                Ok(n)
+            })
+            .await?;
+        if n > 0 {
+            self.index.forget_saved_graph(namespace);
+        }
+        Ok(n)
     }
 
     async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {

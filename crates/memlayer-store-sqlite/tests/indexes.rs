@@ -268,6 +268,12 @@ async fn saved_graphs_are_restored_after_a_restart_and_follow_later_writes() {
             .await
             .contains(&"i0010".to_owned())
     );
+
+    // A deleted namespace's saved graph goes with it.
+    exact.close().await.unwrap();
+    patched.delete_namespace("ns").await.unwrap();
+    patched.close().await.unwrap();
+    assert_eq!(std::fs::read_dir(&graphs).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
