@@ -342,6 +342,34 @@ print(json.dumps({{"p50_ms": lat[len(lat)//2]*1000, "p95_ms": lat[int((len(lat)-
     Ok(rows)
 }
 
+/// One timed vector search and one keyword search for `query`, each a one-shot row
+/// (`{prefix}first_vector_search`, `{prefix}first_keyword_search`).
+async fn first_searches(
+    store: &memlayer::DynStore,
+    backend: &str,
+    n: usize,
+    prefix: &str,
+    (text, vector): &(String, Vec<f32>),
+) -> Result<Vec<Value>> {
+    let mut rows = Vec::new();
+    for (op, q) in [
+        (
+            "first_vector_search",
+            SearchRequest::vector(vector.clone()).with_limit(10),
+        ),
+        (
+            "first_keyword_search",
+            SearchRequest::keyword(text.clone()).with_limit(10),
+        ),
+    ] {
+        let t = Instant::now();
+        store.search("bench", &q).await?;
+        let op = format!("{prefix}{op}");
+        rows.push(row(backend, &op, n, 1, None, vec![t.elapsed()], 0.0, None));
+    }
+    Ok(rows)
+}
+
 /// Every store measurement of one backend at one size.
 async fn store_rows(
     backend: &str,
@@ -380,22 +408,8 @@ async fn store_rows(
         None,
     ));
     // The first vector and keyword searches after ingest: for SQLite they load the
-    // namespace's vectors and contents from the file and build the in-process indexes (also
-    // what a restart costs).
-    for (op, q) in [
-        (
-            "first_vector_search",
-            SearchRequest::vector(d.queries[0].1.clone()).with_limit(10),
-        ),
-        (
-            "first_keyword_search",
-            SearchRequest::keyword(d.queries[0].0.clone()).with_limit(10),
-        ),
-    ] {
-        let t = Instant::now();
-        store.search("bench", &q).await?;
-        rows.push(row(backend, op, n, 1, None, vec![t.elapsed()], 0.0, None));
-    }
+    // namespace's vectors and contents from the file and build the in-process indexes.
+    rows.extend(first_searches(&store, backend, n, "", &d.queries[0]).await?);
     // Memory per item of the in-memory backend: this process's growth over the ingest and
     // the index, scaled to 1M items (the data set itself is held before and after). Only for
     // `memory`, the first backend of a run: after another backend, freed memory is reused.
@@ -619,20 +633,7 @@ async fn store_rows(
     // the namespace's vectors and restores the graph it saved at close, and loads the
     // contents for the keyword index).
     if let Some(reopened) = guard.reopen().await? {
-        for (op, q) in [
-            (
-                "restart_first_vector_search",
-                SearchRequest::vector(d.queries[1].1.clone()).with_limit(10),
-            ),
-            (
-                "restart_first_keyword_search",
-                SearchRequest::keyword(d.queries[1].0.clone()).with_limit(10),
-            ),
-        ] {
-            let t = Instant::now();
-            reopened.search("bench", &q).await?;
-            rows.push(row(backend, op, n, 1, None, vec![t.elapsed()], 0.0, None));
-        }
+        rows.extend(first_searches(&reopened, backend, n, "restart_", &d.queries[1]).await?);
         reopened.close().await?;
     }
     guard.release().await;

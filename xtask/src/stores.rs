@@ -3,6 +3,9 @@
 use anyhow::{Result, bail};
 use memlayer::DynStore;
 
+/// The database file of a fresh SQLite store, in its temporary directory.
+const SQLITE_FILE: &str = "eval.db";
+
 /// Keeps whatever backs a fresh store (a temporary directory) alive as long as it is held.
 pub struct Guard {
     _dir: Option<tempfile::TempDir>,
@@ -43,7 +46,13 @@ impl Guard {
 
     /// The bytes of the saved graphs among the local files.
     pub fn graph_bytes(&self) -> Option<u64> {
-        bytes_under(&self._dir.as_ref()?.path().join("eval.db.graphs"))
+        bytes_under(
+            &self
+                ._dir
+                .as_ref()?
+                .path()
+                .join(format!("{SQLITE_FILE}.graphs")),
+        )
     }
 
     /// The store opened again on the same files, as a restarted process would (SQLite);
@@ -70,7 +79,7 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
         "memory" => Ok((memlayer::open("memory").await?, Guard::none())),
         "sqlite" => {
             let dir = tempfile::tempdir()?;
-            let url = format!("sqlite:{}", dir.path().join("eval.db").display());
+            let url = format!("sqlite:{}", dir.path().join(SQLITE_FILE).display());
             Ok((
                 memlayer::open(&url).await?,
                 Guard {

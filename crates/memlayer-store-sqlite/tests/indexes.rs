@@ -23,13 +23,26 @@ fn item(i: usize) -> MemoryItem {
         .with_embedding("test/16", vector(i))
 }
 
+fn config(path: &std::path::Path, threshold: usize) -> SqliteConfig {
+    SqliteConfig::new(path.to_string_lossy()).ann(AnnConfig::default().with_threshold(threshold))
+}
+
 async fn open(path: &std::path::Path, threshold: usize) -> SqliteStore {
-    SqliteStore::open_with(
-        SqliteConfig::new(path.to_string_lossy())
-            .ann(AnnConfig::default().with_threshold(threshold)),
-    )
-    .await
-    .unwrap()
+    SqliteStore::open_with(config(path, threshold))
+        .await
+        .unwrap()
+}
+
+/// A store opened with `config` on a new file in `dir`, holding items `0..n`; and its path.
+async fn filled(
+    dir: &tempfile::TempDir,
+    config: impl Fn(&std::path::Path) -> SqliteConfig,
+    n: usize,
+) -> (std::path::PathBuf, SqliteStore) {
+    let path = dir.path().join("m.db");
+    let store = SqliteStore::open_with(config(&path)).await.unwrap();
+    store.upsert_many((0..n).map(item).collect()).await.unwrap();
+    (path, store)
 }
 
 /// The ids a search of "ns" returns, best first.
@@ -54,12 +67,7 @@ async fn top(store: &SqliteStore, q: &[f32], filter: Filter, k: usize) -> Vec<St
 #[tokio::test(flavor = "multi_thread")]
 async fn graph_answers_survive_a_restart_and_match_the_exact_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.db");
-    let store = open(&path, 100).await;
-    store
-        .upsert_many((0..600).map(item).collect())
-        .await
-        .unwrap();
+    let (path, store) = filled(&dir, |p| config(p, 100), 600).await;
     let q = vector(1234);
     let graph = top(&store, &q, Filter::new(), 10).await;
     let graph_rare = top(&store, &q, Filter::new().user("rare"), 10).await;
@@ -183,12 +191,7 @@ async fn load_vectors(store: &SqliteStore) -> memlayer_store_sqlite::Origin {
 async fn saved_graphs_are_restored_after_a_restart_and_follow_later_writes() {
     use memlayer_store_sqlite::Origin;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.db");
-    let store = open(&path, 100).await;
-    store
-        .upsert_many((0..600).map(item).collect())
-        .await
-        .unwrap();
+    let (path, store) = filled(&dir, |p| config(p, 100), 600).await;
     assert_eq!(load_vectors(&store).await, Origin::Built);
     let queries: Vec<Vec<f32>> = (0..20).map(|i| vector(3000 + i * 37)).collect();
     let mut before = Vec::new();
@@ -215,10 +218,9 @@ async fn saved_graphs_are_restored_after_a_restart_and_follow_later_writes() {
     reopened.close().await.unwrap();
 
     // Writes the saved graph has not seen: 50 deleted, 20 vectors changed, 80 new.
-    let writer =
-        SqliteStore::open_with(SqliteConfig::new(path.to_string_lossy()).save_graphs(false))
-            .await
-            .unwrap();
+    let writer = SqliteStore::open_with(config(&path, 100).save_graphs(false))
+        .await
+        .unwrap();
     for i in 0..50 {
         writer.delete("ns", &format!("i{i:04}")).await.unwrap();
     }
@@ -279,21 +281,12 @@ async fn saved_graphs_are_restored_after_a_restart_and_follow_later_writes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn graphs_are_not_saved_when_saving_is_off() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.db");
-    let config = || {
-        SqliteConfig::new(path.to_string_lossy())
-            .ann(AnnConfig::default().with_threshold(100))
-            .save_graphs(false)
-    };
-    let store = SqliteStore::open_with(config()).await.unwrap();
-    store
-        .upsert_many((0..300).map(item).collect())
-        .await
-        .unwrap();
+    let off = |p: &std::path::Path| config(p, 100).save_graphs(false);
+    let (path, store) = filled(&dir, off, 300).await;
     load_vectors(&store).await;
     store.close().await.unwrap();
     assert!(!dir.path().join("m.db.graphs").exists());
-    let reopened = SqliteStore::open_with(config()).await.unwrap();
+    let reopened = SqliteStore::open_with(off(&path)).await.unwrap();
     assert_eq!(
         load_vectors(&reopened).await,
         memlayer_store_sqlite::Origin::Built
