@@ -874,6 +874,13 @@ impl SearchLegs for ChromaStore {
                 .exact_vector(namespace, &candidates, vector, filter, k)
                 .await;
         }
+        // Chroma evaluates a `where` by visiting every record it matches (chroma-core/chroma
+        // #7092): a filter that most of a 10k namespace passes cost 0.6 s per search here. So
+        // the graph is first asked with no `where` at all, and the filter is checked on the
+        // records read back; when enough of them pass, those are the answer.
+        if let Some(hits) = self.vector_unfiltered(namespace, vector, filter, k).await? {
+            return Ok(hits);
+        }
         // HNSW pre-filtered by Chroma proposes candidates; the records (the truth) are read
         // back, re-checked and scored exactly, so a stale index entry can cost recall but
         // never a wrong answer. Chroma's filtered HNSW can come back short (behind duplicate
@@ -899,18 +906,7 @@ impl SearchLegs for ChromaStore {
             )
             .await?;
             let ids: Vec<String> = r.ids.into_iter().next().unwrap_or_default();
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let rows = self.rows_by_id(&refs).await?;
-            let mut hits = Vec::with_capacity(rows.len());
-            for row in rows.values() {
-                let item = row.item()?;
-                if item.namespace != namespace || !filter.matches(&item, now) {
-                    continue;
-                }
-                let Some(e) = &item.embedding else { continue };
-                let score = cosine(vector, &e.vector);
-                hits.push(leg_hit(item, score, RankedBy::Vector));
-            }
+            let mut hits = self.scored(namespace, &ids, vector, filter, now).await?;
             if hits.len() < k {
                 let all = match candidates.take() {
                     Some(c) => c,
@@ -936,6 +932,70 @@ impl SearchLegs for ChromaStore {
 }
 
 impl ChromaStore {
+    /// The vector leg without a `where`: the graph's best `max(4k, 40)` of the whole
+    /// collection, read back and checked against the namespace and the filter. `None` when
+    /// fewer than `k` pass (then the filter decides which records are candidates); otherwise
+    /// the `k` best that pass, which are the filtered answer as far as the graph's order
+    /// holds (a record it left out ranks below the ones it returned).
+    async fn vector_unfiltered(
+        &self,
+        namespace: &str,
+        vector: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Option<Vec<SearchHit>>> {
+        self.check_open()?;
+        let options = QueryOptions {
+            query_embeddings: Some(vec![vector.to_vec()]),
+            query_texts: None,
+            n_results: Some((4 * k).max(40).min(self.inner.max_batch.max(1))),
+            where_metadata: None,
+            where_document: None,
+            include: Some(vec!["distances"]),
+        };
+        let r = timed(
+            self.timeout(),
+            "query",
+            self.inner.index.query(options, None),
+        )
+        .await?;
+        let ids: Vec<String> = r.ids.into_iter().next().unwrap_or_default();
+        let mut hits = self
+            .scored(namespace, &ids, vector, filter, filter.effective_now())
+            .await?;
+        if hits.len() < k {
+            return Ok(None);
+        }
+        sort_hits(&mut hits);
+        hits.truncate(k);
+        Ok(Some(hits))
+    }
+
+    /// The records of `ids` that are items of `namespace` with a vector and pass `filter`,
+    /// scored by exact cosine with `vector` (unordered).
+    async fn scored(
+        &self,
+        namespace: &str,
+        ids: &[String],
+        vector: &[f32],
+        filter: &Filter,
+        now: Timestamp,
+    ) -> Result<Vec<SearchHit>> {
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let rows = self.rows_by_id(&refs).await?;
+        let mut hits = Vec::with_capacity(rows.len());
+        for row in rows.values() {
+            let item = row.item()?;
+            if item.namespace != namespace || !filter.matches(&item, now) {
+                continue;
+            }
+            let Some(e) = &item.embedding else { continue };
+            let score = cosine(vector, &e.vector);
+            hits.push(leg_hit(item, score, RankedBy::Vector));
+        }
+        Ok(hits)
+    }
+
     /// Exact cosine over the given records, best first, ties by id.
     async fn exact_vector(
         &self,

@@ -56,6 +56,7 @@ macro_rules! __for_each_scenario {
             search_metadata_is_typed [] "Metadata numbers compare as numbers, never as text, and a string never equals a number.";
             list_sorts_and_pages [] "list sorts by every key in both directions, breaks ties by id, and cursor pages cover every item once.";
             vector_exact_then_near ["vector_search"] "17. The exact vector ranks first, the near one second; no hit from another namespace or user.";
+            vector_crowded_by_other_namespace ["vector_search"] "17. A namespace's vector search fills limit from its own items when another namespace holds many nearer vectors.";
             vector_zero_and_non_finite ["vector_search"] "18. Cosine with a zero vector is 0, never NaN; NaN or infinite components are InvalidInput.";
             vector_dimension_is_pinned ["vector_search"] "A store pins model and dimension on first use; another dimension is InvalidInput naming both numbers.";
             vector_reads_across_the_pin ["vector_search"] "Reads made before a store pins its model (get, filtered search) keep working after the pin, with the vectors.";

@@ -67,6 +67,55 @@ pub async fn vector_exact_then_near(ctx: Ctx) {
     assert_eq!(all.hits.len(), 4);
 }
 
+/// 17. A namespace's vector search fills `limit` from its own items even when another
+/// namespace holds many nearer vectors (a store whose index spans namespaces must not let them
+/// crowd the answer out), and a filter over the crowded namespace holds too.
+pub async fn vector_crowded_by_other_namespace(ctx: Ctx) {
+    let s = &ctx.store;
+    let crowd = ctx.other_ns("crowd");
+    let many: Vec<_> = (0..120)
+        .map(|i| {
+            fact(&crowd, &format!("c{i:03}"), "x")
+                .with_user(if i % 2 == 0 { "alice" } else { "bob" })
+                .with_embedding(MODEL, near(0, 1 + i % 3, 0.01))
+        })
+        .collect();
+    s.upsert_many(many).await.unwrap();
+    let own: Vec<_> = (0..6)
+        .map(|i| {
+            fact(&ctx.ns, &format!("own{i}"), "x")
+                .with_user("alice")
+                .with_embedding(MODEL, near(0, 4 + i % 4, 0.3 + 0.1 * i as f32))
+        })
+        .collect();
+    s.upsert_many(own).await.unwrap();
+    let hits = s
+        .search(&ctx.ns, &SearchRequest::vector(axis(0)).with_limit(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        hit_ids(&hits),
+        ["own0", "own1", "own2", "own3", "own4", "own5"],
+        "the namespace's own items, nearest first"
+    );
+    let crowded = s
+        .search(
+            &crowd,
+            &SearchRequest::vector(axis(0))
+                .with_filter(Filter::new().user("bob"))
+                .with_limit(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(crowded.hits.len(), 10);
+    assert!(
+        crowded
+            .hits
+            .iter()
+            .all(|h| h.item.metadata.user_id.as_deref() == Some("bob") && h.item.namespace == crowd)
+    );
+}
+
 /// 18. Cosine with a zero vector is 0, never NaN; NaN or infinite components are InvalidInput.
 pub async fn vector_zero_and_non_finite(ctx: Ctx) {
     let s = &ctx.store;
