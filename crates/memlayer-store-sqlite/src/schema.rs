@@ -4,7 +4,7 @@
 //! two processes opening the same new file serialise and the second sees the finished schema.
 
 use memlayer_store::{EmbeddingPin, Error, ErrorKind, Result};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::error::map_sqlite;
 
@@ -173,23 +173,16 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     tx.commit().map_err(map_sqlite)
 }
 
-/// The pinned embedding model, if any.
+/// The pinned embedding model, if any. Every vector search reads it, so it is one cached
+/// statement rather than two prepared afresh.
 pub(crate) fn load_pin(conn: &Connection) -> Result<Option<EmbeddingPin>> {
-    let model: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'embedding_model'",
-            [],
-            |r| r.get(0),
+    let (model, dim): (Option<String>, Option<String>) = conn
+        .prepare_cached(
+            "SELECT (SELECT value FROM meta WHERE key = 'embedding_model'), \
+                    (SELECT value FROM meta WHERE key = 'embedding_dim')",
         )
-        .optional()
-        .map_err(map_sqlite)?;
-    let dim: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'embedding_dim'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
+        .map_err(map_sqlite)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(map_sqlite)?;
     match (model, dim) {
         (Some(model), Some(dim)) => {
