@@ -162,6 +162,30 @@ fn row(
     })
 }
 
+/// A row of timed calls, with how many failed.
+fn timed_row(
+    backend: &str,
+    op: &str,
+    items: usize,
+    clients: usize,
+    selectivity: Option<f64>,
+    t: Timed,
+    recall: Option<f64>,
+) -> Value {
+    let mut r = row(
+        backend,
+        op,
+        items,
+        clients,
+        selectivity,
+        t.lat,
+        t.per_s,
+        recall,
+    );
+    r["failed"] = json!(t.failed);
+    r
+}
+
 /// The exact top-10 of `query` among `items` (optionally only those of `user`).
 fn exact_top10(items: &[MemoryItem], query: &[f32], user: Option<&str>) -> Vec<String> {
     let mut top = memlayer::ranking::vector::TopK::new(10);
@@ -179,14 +203,16 @@ fn exact_top10(items: &[MemoryItem], query: &[f32], user: Option<&str>) -> Vec<S
     top.into_sorted().into_iter().map(|(_, id)| id).collect()
 }
 
-/// Runs `calls` calls of `op` spread over `clients` tasks after `warmup` calls; returns the
-/// latencies and the throughput.
-async fn timed<F, Fut>(
-    clients: usize,
-    calls: usize,
-    warmup: usize,
-    op: F,
-) -> Result<(Vec<Duration>, f64)>
+/// What [`timed`] measured: the latencies of the calls that succeeded, the throughput of
+/// those, and how many failed (a timeout under load, say), which the row reports.
+struct Timed {
+    lat: Vec<Duration>,
+    per_s: f64,
+    failed: usize,
+}
+
+/// Runs `calls` calls of `op` spread over `clients` tasks after `warmup` calls.
+async fn timed<F, Fut>(clients: usize, calls: usize, warmup: usize, op: F) -> Result<Timed>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<()>> + Send,
@@ -231,10 +257,11 @@ where
     if all.is_empty() {
         bail!("every call failed");
     }
-    Ok((
-        all,
-        calls.saturating_sub(errors.len()) as f64 / secs.max(1e-9),
-    ))
+    Ok(Timed {
+        lat: all,
+        per_s: calls.saturating_sub(errors.len()) as f64 / secs.max(1e-9),
+        failed: errors.len(),
+    })
 }
 
 /// The exact-scan kernel: dot products over a contiguous matrix with a bounded top-10, one
@@ -501,7 +528,7 @@ async fn store_rows(
     {
         let store = store.clone();
         let ids = ids.clone();
-        let (lat, per_s) = timed(1, calls, warmup, move |k| {
+        let t = timed(1, calls, warmup, move |k| {
             let store = store.clone();
             let id = ids[(k * 7919) % ids.len()].clone();
             async move {
@@ -510,7 +537,7 @@ async fn store_rows(
             }
         })
         .await?;
-        rows.push(row(backend, "get", n, 1, None, lat, per_s, None));
+        rows.push(timed_row(backend, "get", n, 1, None, t, None));
     }
 
     // Searches.
@@ -533,7 +560,7 @@ async fn store_rows(
                 }
                 let store2 = store.clone();
                 let qs = queries.clone();
-                let (lat, per_s) = timed(clients, calls, warmup, move |k| {
+                let t = timed(clients, calls, warmup, move |k| {
                     let store = store2.clone();
                     let (text, v) = qs[k % qs.len()].clone();
                     async move {
@@ -594,14 +621,13 @@ async fn store_rows(
                 } else {
                     None
                 };
-                rows.push(row(
+                rows.push(timed_row(
                     backend,
                     op,
                     n,
                     clients,
                     Some(selectivity),
-                    lat,
-                    per_s,
+                    t,
                     recall,
                 ));
                 eprintln!("{backend} {op} n={n} clients={clients} filter={selectivity}: done");
@@ -682,7 +708,7 @@ async fn server_rows(n: usize, quick: bool) -> Result<Vec<Value>> {
         let url = format!("http://{addr}/ns/bench/search{query}");
         let qs = Arc::new(d.queries.clone());
         let client = client.clone();
-        let (lat, per_s) = timed(64, calls, 50, move |k| {
+        let t = timed(64, calls, 50, move |k| {
             let client = client.clone();
             let url = url.clone();
             let (text, v) = qs[k % qs.len()].clone();
@@ -701,7 +727,7 @@ async fn server_rows(n: usize, quick: bool) -> Result<Vec<Value>> {
             }
         })
         .await?;
-        rows.push(row("server-sqlite", op, n, 64, Some(1.0), lat, per_s, None));
+        rows.push(timed_row("server-sqlite", op, n, 64, Some(1.0), t, None));
     }
     let _ = tx.send(());
     server.await??;
@@ -886,14 +912,14 @@ fn table(rows: &[Value]) -> String {
         key(a).cmp(&key(b))
     });
     let mut t = String::from(
-        "| backend | op | items | clients | filter | p50 ms | p95 ms | p99 ms | per s | recall@10 |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| backend | op | items | clients | filter | p50 ms | p95 ms | p99 ms | per s | recall@10 | failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in sorted
         .iter()
         .filter(|r| !is_footprint(&op(r)) && !is_one_shot(&op(r)))
     {
         t.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r["backend"].as_str().unwrap_or(""),
             op(r),
             f(&r["items"]),
@@ -904,6 +930,7 @@ fn table(rows: &[Value]) -> String {
             f(&r["p99_ms"]),
             f(&r["per_s"]),
             f(&r["recall_at_10"]),
+            f(&r["failed"]),
         ));
     }
     t.push_str("\nFirst searches (one call each): `first_*` right after ingest, where SQLite loads its in-process indexes from the file and builds the graph; `restart_first_*` after the store was closed and opened again on the same file, where SQLite restores the graph it saved at close:\n\n| backend | op | items | ms |\n|---|---|---|---|\n");
