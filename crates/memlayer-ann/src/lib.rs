@@ -128,37 +128,59 @@ fn in_parallel<'a, T: Sync>(
     })
 }
 
-/// The search expansion of the check for stranded nodes: a node that cannot find itself among
-/// its own 10 nearest at this width is re-inserted. Most it flags are reachable, only hard to
-/// reach this narrowly, and re-inserting those costs little: 1.43% of 100k clustered vectors,
-/// re-inserted in 0.99 s after a 32.6 s two-thread build, of which 8 were truly stranded
-/// (`cargo run --release -p memlayer-ann --example stranded -- 100000 2`).
+/// The search expansion of the first check for stranded nodes: every node of a parallel
+/// insert searches for itself among its 10 nearest at this width, which is cheap.
 const STRANDED_CHECK_EF: usize = 16;
 
+/// The search expansion of the second check, for the nodes the first one flagged; the ones
+/// this does not find either are re-inserted. Measured on 300k clustered i8 vectors built by
+/// two threads (`cargo run --release -p memlayer-ann --example stranded -- 300000 2`): ef 16
+/// flagged 37,137 nodes (12.4%), of which 13,241 were not found at ef 32, 2,437 at ef 64, 85
+/// at ef 192 and 63 at ef 1000 (the truly stranded). Searching the flagged again at ef 64
+/// took 16.3 s on one thread, half that on two, and spared re-inserting 34,700 of them, which
+/// one thread does at about 0.6 ms each (21.7 s for all 37,137).
+const STRANDED_RECHECK_EF: usize = 64;
+
 /// The nodes of `batch` the graph may have stranded: usearch's concurrent `add` can leave a
-/// node stored but unreachable from the entry point (unum-cloud/USearch#735), here 3-5 of 20,000
-/// vectors inserted by two threads and none by one (`--example stranded`), and a stranded node is never found again.
-/// Each node searches for itself, in parallel; the ones that do not find themselves are
-/// returned, to be re-inserted by one thread (a lone inserter does not strand nodes).
+/// node stored but unreachable from the entry point (unum-cloud/USearch#735), here 3-5 of
+/// 20,000 vectors inserted by two threads and none by one, 63 of 300,000 (`--example
+/// stranded`), and a stranded node is never found again.
+///
+/// Each node searches for itself at ef 16, in parallel; the ones it does not find search again
+/// at ef 64, and those still not found are returned, to be re-inserted by one thread (a lone
+/// inserter does not strand nodes). The search expansion is `expansion_search` afterwards.
 fn stranded<'b>(
     index: &Index,
     batch: &'b [(u64, Vec<f32>)],
-    per: usize,
+    threads: usize,
     expansion_search: usize,
 ) -> Result<Vec<&'b (u64, Vec<f32>)>> {
+    let all: Vec<&(u64, Vec<f32>)> = batch.iter().collect();
+    let found = not_finding_themselves(index, &all, threads, STRANDED_CHECK_EF)
+        .and_then(|flagged| not_finding_themselves(index, &flagged, threads, STRANDED_RECHECK_EF));
+    index.change_expansion_search(expansion_search);
+    found
+}
+
+/// The nodes of `entries` that do not find themselves among their 10 nearest at search
+/// expansion `ef`, searched for from `threads` threads.
+fn not_finding_themselves<'b>(
+    index: &Index,
+    entries: &[&'b (u64, Vec<f32>)],
+    threads: usize,
+    ef: usize,
+) -> Result<Vec<&'b (u64, Vec<f32>)>> {
     let found = Mutex::new(Vec::new());
-    index.change_expansion_search(STRANDED_CHECK_EF);
-    let checked = in_parallel(batch, per, |entry| {
+    index.change_expansion_search(ef);
+    in_parallel(entries, entries.len().div_ceil(threads.max(1)), |entry| {
         let hits = index
             .search(&entry.1, 10)
             .map_err(|e| index_error("search", e))?;
         if !hits.keys.contains(&entry.0) {
-            found.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+            found.lock().unwrap_or_else(|e| e.into_inner()).push(*entry);
         }
         Ok(())
-    });
-    index.change_expansion_search(expansion_search);
-    checked?;
+    })?;
     Ok(found.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
@@ -476,7 +498,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         in_parallel(batch, per, |(label, v)| {
             index.add(*label, v).map_err(|e| index_error("insert", e))
         })?;
-        let stranded = stranded(index, batch, per, self.config.expansion_search)?;
+        let stranded = stranded(index, batch, threads, self.config.expansion_search)?;
         for (label, v) in &stranded {
             index.remove(*label).map_err(|e| index_error("remove", e))?;
             index.add(*label, v).map_err(|e| index_error("insert", e))?;
@@ -496,7 +518,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
     /// `accept` admits.
     ///
     /// Below the threshold: an exact scan. Above it: the graph's `max(4k, 40, ef)` nearest,
-    /// re-ranked by the exact dot product, and filtered, the best `max(4k, 40)` first; while
+    /// re-ranked by the exact dot product, and filtered, the best `max(2k, 20)` first; while
     /// fewer than `k` pass, the search widens by the pass rate seen, up to
     /// `max(4096, 4k)` candidates. A filter that passes under 2% of the candidates, or still
     /// too few after widening, gets an exact scan over the keys `accepted` lists (the caller's
@@ -567,11 +589,10 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             pairs.sort_by(best_first);
             let mut top = TopK::new(k);
             let (mut asked, mut passed) = (0usize, 0usize);
-            // The filter is asked about the best `want` first, about the rest only if needed.
-            for run in [
-                &pairs[..want.min(pairs.len())],
-                &pairs[want.min(pairs.len())..],
-            ] {
+            // The filter is asked about the best `2k` first (enough when most pass, and each
+            // question may be a row read for the caller), about the rest only if needed.
+            let first = (2 * k).max(20).min(want).min(pairs.len());
+            for run in [&pairs[..first], &pairs[first..]] {
                 if passed >= k || run.is_empty() {
                     break;
                 }
