@@ -67,9 +67,10 @@ pub async fn vector_exact_then_near(ctx: Ctx) {
     assert_eq!(all.hits.len(), 4);
 }
 
-/// 17. A namespace's vector search fills `limit` from its own items even when another
-/// namespace holds many nearer vectors (a store whose index spans namespaces must not let them
-/// crowd the answer out), and a filter over the crowded namespace holds too.
+/// 17. A namespace's vector search fills limit from its own items when another namespace holds many nearer vectors.
+///
+/// A store whose index spans namespaces must not let them crowd the answer out, and a filter
+/// over the crowded namespace holds too.
 pub async fn vector_crowded_by_other_namespace(ctx: Ctx) {
     let s = &ctx.store;
     let crowd = ctx.other_ns("crowd");
