@@ -890,23 +890,8 @@ impl SearchLegs for ChromaStore {
         let mut fetch = k.max(10);
         let mut candidates: Option<Vec<String>> = None;
         loop {
-            self.check_open()?;
-            let options = QueryOptions {
-                query_embeddings: Some(vec![vector.to_vec()]),
-                query_texts: None,
-                n_results: Some(fetch),
-                where_metadata: Some(w.clone()),
-                where_document: None,
-                include: Some(vec!["distances"]),
-            };
-            let r = timed(
-                self.timeout(),
-                "query",
-                self.inner.index.query(options, None),
-            )
-            .await?;
-            let ids: Vec<String> = r.ids.into_iter().next().unwrap_or_default();
-            let mut hits = self.scored(namespace, &ids, vector, filter, now).await?;
+            let ids = self.nearest_ids(vector, fetch, Some(w.clone())).await?;
+            let hits = self.scored(namespace, &ids, vector, filter).await?;
             if hits.len() < k {
                 let all = match candidates.take() {
                     Some(c) => c,
@@ -924,9 +909,7 @@ impl SearchLegs for ChromaStore {
                     continue;
                 }
             }
-            sort_hits(&mut hits);
-            hits.truncate(k);
-            return Ok(hits);
+            return Ok(best(hits, k));
         }
     }
 }
@@ -944,12 +927,26 @@ impl ChromaStore {
         filter: &Filter,
         k: usize,
     ) -> Result<Option<Vec<SearchHit>>> {
+        let n = (4 * k).max(40).min(self.inner.max_batch.max(1));
+        let ids = self.nearest_ids(vector, n, None).await?;
+        let hits = self.scored(namespace, &ids, vector, filter).await?;
+        Ok((hits.len() >= k).then(|| best(hits, k)))
+    }
+
+    /// The ids of the index's `n` nearest records to `vector`, among those `where_metadata`
+    /// admits (all of them when it is `None`), nearest first.
+    async fn nearest_ids(
+        &self,
+        vector: &[f32],
+        n: usize,
+        where_metadata: Option<Json>,
+    ) -> Result<Vec<String>> {
         self.check_open()?;
         let options = QueryOptions {
             query_embeddings: Some(vec![vector.to_vec()]),
             query_texts: None,
-            n_results: Some((4 * k).max(40).min(self.inner.max_batch.max(1))),
-            where_metadata: None,
+            n_results: Some(n),
+            where_metadata,
             where_document: None,
             include: Some(vec!["distances"]),
         };
@@ -959,16 +956,7 @@ impl ChromaStore {
             self.inner.index.query(options, None),
         )
         .await?;
-        let ids: Vec<String> = r.ids.into_iter().next().unwrap_or_default();
-        let mut hits = self
-            .scored(namespace, &ids, vector, filter, filter.effective_now())
-            .await?;
-        if hits.len() < k {
-            return Ok(None);
-        }
-        sort_hits(&mut hits);
-        hits.truncate(k);
-        Ok(Some(hits))
+        Ok(r.ids.into_iter().next().unwrap_or_default())
     }
 
     /// The records of `ids` that are items of `namespace` with a vector and pass `filter`,
@@ -979,8 +967,8 @@ impl ChromaStore {
         ids: &[String],
         vector: &[f32],
         filter: &Filter,
-        now: Timestamp,
     ) -> Result<Vec<SearchHit>> {
+        let now = filter.effective_now();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let rows = self.rows_by_id(&refs).await?;
         let mut hits = Vec::with_capacity(rows.len());
@@ -1005,24 +993,15 @@ impl ChromaStore {
         filter: &Filter,
         k: usize,
     ) -> Result<Vec<SearchHit>> {
-        let now = filter.effective_now();
-        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let rows = self.rows_by_id(&refs).await?;
-        let mut hits = Vec::with_capacity(rows.len());
-        for row in rows.values() {
-            let item = row.item()?;
-            if item.namespace != namespace || !filter.matches(&item, now) {
-                continue;
-            }
-            if let Some(e) = &item.embedding {
-                let score = cosine(vector, &e.vector);
-                hits.push(leg_hit(item, score, RankedBy::Vector));
-            }
-        }
-        sort_hits(&mut hits);
-        hits.truncate(k);
-        Ok(hits)
+        Ok(best(self.scored(namespace, ids, vector, filter).await?, k))
     }
+}
+
+/// The `k` best of `hits`, best first, ties by id.
+fn best(mut hits: Vec<SearchHit>, k: usize) -> Vec<SearchHit> {
+    sort_hits(&mut hits);
+    hits.truncate(k);
+    hits
 }
 
 #[async_trait]
