@@ -1,8 +1,9 @@
 //! Batched ingest into a fresh store, then keyword searches one at a time: for profiling a
-//! backend's write and search paths on their own, with the bench's kind of items (eight
+//! backend's write and search paths on their own (then vector searches, when the items have
+//! vectors), with the bench's kind of items (eight
 //! words, a user, a 384-d vector) in batches of 1,000.
 //!
-//!     cargo run --release -p memlayer --example ingest -- sqlite [ITEMS] [with|without] [SEARCHES]
+//!     cargo run --release -p memlayer --example ingest -- sqlite|memory [ITEMS] [with|without] [SEARCHES]
 //!     MEMLAYER_POSTGRES_URL=postgres://... \
 //!     cargo run --release -p memlayer --features postgres --example ingest -- postgres ...
 //!
@@ -13,11 +14,12 @@
 
 use std::time::Instant;
 
-use memlayer::{DynStore, Kind, MemoryItem, SearchRequest};
+use memlayer::{DynStore, Filter, Kind, MemoryItem, SearchRequest};
 use memlayer_ann::synthetic::{Clustered, Rng};
 
 async fn open(backend: &str) -> Result<(DynStore, Option<std::path::PathBuf>), memlayer::Error> {
     match backend {
+        "memory" => Ok((memlayer::open("memory").await?, None)),
         "sqlite" => {
             let dir = std::env::temp_dir().join(format!("memlayer-ingest-{}", std::process::id()));
             std::fs::create_dir_all(&dir).map_err(|e| {
@@ -95,6 +97,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     times.sort_by(f64::total_cmp);
     println!("keyword search p50 {:.3} ms", times[times.len() / 2]);
+    if with_vectors {
+        // Vector searches under the bench's all-pass filter (kind `fact`), after the first
+        // one, which may build the namespace's index, and 50 more to warm up.
+        let filter = Filter::new().kind(Kind::Fact);
+        let mut queries = vectors.reseeded(2);
+        let search = |v: Vec<f32>| {
+            SearchRequest::vector(v)
+                .with_filter(filter.clone())
+                .with_limit(10)
+        };
+        let t = Instant::now();
+        store.search("ns", &search(queries.next_vector())).await?;
+        println!("first vector search {:.2} s", t.elapsed().as_secs_f64());
+        let mut times = Vec::new();
+        for q in 0..searches.max(51) {
+            let request = search(queries.next_vector());
+            let t = Instant::now();
+            store.search("ns", &request).await?;
+            if q >= 50 {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        println!("vector search p50 {:.3} ms", times[times.len() / 2]);
+    }
     // `MEMLAYER_INGEST_KEEP=1` keeps what was written, to look at afterwards.
     if std::env::var("MEMLAYER_INGEST_KEEP").is_ok_and(|v| v == "1") {
         store.close().await?;
