@@ -587,28 +587,11 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                 .filter_map(|label| Some((dot(&q, self.row(*label)?), self.key_of.get(label)?)))
                 .collect();
             pairs.sort_by(best_first);
-            let mut top = TopK::new(k);
-            let (mut asked, mut passed) = (0usize, 0usize);
-            // The filter is asked about the best `2k` first (enough when most pass, and each
-            // question may be a row read for the caller), about the rest only if needed.
-            let first = (2 * k).max(20).min(want).min(pairs.len());
-            for run in [&pairs[..first], &pairs[first..]] {
-                if passed >= k || run.is_empty() {
-                    break;
-                }
-                let keys: Vec<&K> = run.iter().map(|p| p.1).collect();
-                let pass = accept(&keys)?;
-                asked += run.len();
-                for ((score, key), ok) in run.iter().zip(pass) {
-                    if ok {
-                        passed += 1;
-                        top.offer(*score, (*key).clone());
-                    }
-                }
-            }
+            let (top, asked) = first_passing(&pairs, k, accept)?;
+            let passed = top.len();
             if passed >= k || found.keys.len() >= self.len() {
                 return Ok(Found {
-                    hits: top.into_sorted(),
+                    hits: top,
                     approximate: true,
                 });
             }
@@ -651,8 +634,8 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
     }
 
     /// Exact mode: every row's dot product with the SIMD kernel; the filter is asked about
-    /// the best `max(4k, 64)` first, and about the rest of the ranking, in growing slices,
-    /// only if too few of those pass. When under 2% of them pass, the keys `accepted` lists
+    /// the best `max(4k, 64)` (the best `max(2k, 20)` of them first), and about the rest of
+    /// the ranking, in growing slices, only if too few of those pass. When under 2% of them pass, the keys `accepted` lists
     /// are ranked instead (the ranking as is, when the caller gives none).
     fn scan_rows(
         &self,
@@ -673,20 +656,13 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             }
         }
         let best = best.into_sorted();
-        let pass = accept(&best.iter().map(|p| p.1).collect::<Vec<_>>())?;
-        let top: Vec<(f32, K)> = best
-            .iter()
-            .zip(&pass)
-            .filter(|(_, ok)| **ok)
-            .take(k)
-            .map(|((score, key), _)| (*score, (*key).clone()))
-            .collect();
+        let (top, asked) = first_passing(&best, k, accept)?;
         if top.len() >= k || best.len() >= self.row_labels.len() {
             return Ok(top);
         }
         // A filter passing under 2% of the best: rank what it accepts instead of asking it
         // about ever longer runs of the ranking.
-        if (top.len() as f64) < MIN_GRAPH_PASS_RATE * best.len() as f64
+        if (top.len() as f64) < MIN_GRAPH_PASS_RATE * asked as f64
             && let Some(keys) = accepted()?
         {
             let mut top = TopK::new(k);
@@ -725,6 +701,35 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         }
         Ok(top)
     }
+}
+
+/// The first `k` of `ranked` (best first) that `accept` passes, in order, and how many it was
+/// asked about. It is asked about the best `max(2k, 20)` first, which is enough when most
+/// pass, and about the rest of `ranked` only if fewer than `k` of those do: each question
+/// may cost the caller a row read.
+fn first_passing<K: Clone>(
+    ranked: &[(f32, &K)],
+    k: usize,
+    accept: &mut dyn FnMut(&[&K]) -> Result<Vec<bool>>,
+) -> Result<(Vec<(f32, K)>, usize)> {
+    let first = (2 * k).max(20).min(ranked.len());
+    let mut top = Vec::with_capacity(k);
+    let mut asked = 0;
+    for run in [&ranked[..first], &ranked[first..]] {
+        if top.len() >= k || run.is_empty() {
+            break;
+        }
+        let pass = accept(&run.iter().map(|p| p.1).collect::<Vec<_>>())?;
+        asked += run.len();
+        top.extend(
+            run.iter()
+                .zip(pass)
+                .filter(|(_, ok)| *ok)
+                .take(k - top.len())
+                .map(|((score, key), _)| (*score, (*key).clone())),
+        );
+    }
+    Ok((top, asked))
 }
 
 /// Removes the graph saved under `base` by [`VectorSet::save_graph`], if there is one.
