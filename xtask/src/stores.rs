@@ -10,6 +10,7 @@ const SQLITE_FILE: &str = "eval.db";
 pub struct Guard {
     _dir: Option<tempfile::TempDir>,
     chroma: Option<memlayer::chroma::ChromaStore>,
+    postgres: Option<memlayer::postgres::PostgresStore>,
     /// The URL of a store that can be opened again on the same files (SQLite).
     url: Option<String>,
 }
@@ -34,8 +35,14 @@ impl Guard {
         Guard {
             _dir: None,
             chroma: None,
+            postgres: None,
             url: None,
         }
+    }
+
+    /// The Postgres store itself, for what only it offers (bulk loads).
+    pub fn postgres(&self) -> Option<&memlayer::postgres::PostgresStore> {
+        self.postgres.as_ref()
     }
 
     /// The bytes of the store's local files (SQLite: the database and its saved graphs), if
@@ -64,11 +71,16 @@ impl Guard {
         }
     }
 
-    /// Removes what the store left on its server (Chroma's collections; the other servers'
-    /// schemas and prefixes are cheap to leave); local files go when the guard drops.
+    /// Removes what the store left on its server (Chroma's collections, Postgres' schema;
+    /// Redis prefixes are cheap to leave); local files go when the guard drops.
     pub async fn release(self) {
         if let Some(store) = self.chroma {
             let _ = store.destroy().await;
+        }
+        if let Some(store) = self.postgres
+            && let Err(e) = store.destroy().await
+        {
+            eprintln!("could not drop the Postgres schema: {e}");
         }
     }
 }
@@ -85,6 +97,7 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
                 Guard {
                     _dir: Some(dir),
                     chroma: None,
+                    postgres: None,
                     url: Some(url),
                 },
             ))
@@ -97,8 +110,15 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
             if std::env::var("MEMLAYER_EVAL_PG_KEYWORD").is_ok_and(|v| v == "ts_rank_cd") {
                 config = config.keyword_ranking(memlayer::postgres::KeywordRanking::TsRankCd);
             }
+            // Bulk loads build the vector index with room for the whole graph (about 2 GB
+            // at 1M vectors of 384 dimensions).
+            let config = config.index_build_memory_mb(4096);
             let store = memlayer::postgres::PostgresStore::connect_with(config).await?;
-            Ok((std::sync::Arc::new(store), Guard::none()))
+            let guard = Guard {
+                postgres: Some(store.clone()),
+                ..Guard::none()
+            };
+            Ok((std::sync::Arc::new(store), guard))
         }
         "redis" => {
             let url = server_url("redis", "MEMLAYER_REDIS_URL")?;
@@ -117,9 +137,8 @@ pub async fn open_fresh(backend: &str) -> Result<(DynStore, Guard)> {
             let config = memlayer::chroma::ChromaConfig::new(url).prefix(prefix);
             let store = memlayer::chroma::ChromaStore::connect_with(config).await?;
             let guard = Guard {
-                _dir: None,
                 chroma: Some(store.clone()),
-                url: None,
+                ..Guard::none()
             };
             Ok((std::sync::Arc::new(store), guard))
         }

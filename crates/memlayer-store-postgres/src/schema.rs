@@ -246,11 +246,35 @@ pub(crate) async fn create_pin(
     .map_err(map_pg)?;
     // Only validated integers are formatted into this DDL.
     tx.batch_execute(&format!(
-        "ALTER TABLE {schema}.items ALTER COLUMN embedding TYPE public.vector({dim});
-         CREATE INDEX items_embedding_hnsw ON {schema}.items
-             USING hnsw (embedding public.vector_cosine_ops) WITH (m = {m}, ef_construction = {ef_construction});",
+        "ALTER TABLE {schema}.items ALTER COLUMN embedding TYPE public.vector({dim}); {}",
+        vector_index_ddl(schema, m, ef_construction),
         dim = pin.dim
     ))
     .await
     .map_err(map_pg)
+}
+
+/// The HNSW cosine index over the pinned vectors (only integers are formatted in, and the
+/// schema name is validated at connect).
+pub(crate) fn vector_index_ddl(schema: &str, m: u32, ef_construction: u32) -> String {
+    format!(
+        "CREATE INDEX IF NOT EXISTS {VECTOR_INDEX} ON {schema}.items \
+         USING hnsw (embedding public.vector_cosine_ops) \
+         WITH (m = {m}, ef_construction = {ef_construction});"
+    )
+}
+
+/// The name of the HNSW index, in the store's schema.
+pub(crate) const VECTOR_INDEX: &str = "items_embedding_hnsw";
+
+/// Whether the HNSW index exists.
+pub(crate) async fn vector_index_exists<C: GenericClient>(c: &C, schema: &str) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("{schema}.{VECTOR_INDEX}")],
+        )
+        .await
+        .map_err(map_pg)?;
+    Ok(row.get(0))
 }
