@@ -397,6 +397,81 @@ async fn first_searches(
     Ok(rows)
 }
 
+/// `calls` searches of `mode` by `clients` concurrent clients, under the all-pass filter or
+/// (`rare`) the 1% one, cycling through `queries`.
+async fn timed_search(
+    store: &memlayer::DynStore,
+    mode: SearchMode,
+    rare: bool,
+    queries: &Arc<Vec<(String, Vec<f32>)>>,
+    clients: usize,
+    calls: usize,
+    warmup: usize,
+) -> Result<Timed> {
+    let (store, qs) = (store.clone(), queries.clone());
+    timed(clients, calls, warmup, move |k| {
+        let store = store.clone();
+        let (text, v) = qs[k % qs.len()].clone();
+        async move {
+            let filter = if rare {
+                Filter::new().user("rare")
+            } else {
+                Filter::new().kind(Kind::Fact)
+            };
+            let mut r = SearchRequest::new(mode).with_filter(filter).with_limit(10);
+            if mode != SearchMode::Vector {
+                r = r.with_query(text);
+            }
+            if mode != SearchMode::Keyword {
+                r = r.with_vector(v);
+            }
+            store.search("bench", &r).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Recall@10 of vector search against the exact answer over the first 32 queries, under the
+/// all-pass filter or (`rare`) the 1% one; a short answer is reported on stderr.
+async fn vector_recall(
+    store: &memlayer::DynStore,
+    backend: &str,
+    items: &[MemoryItem],
+    queries: &[(String, Vec<f32>)],
+    rare: bool,
+) -> Result<f64> {
+    let mut hit = 0usize;
+    let mut total = 0usize;
+    for (_, v) in queries.iter().take(32) {
+        let user = rare.then_some("rare");
+        let want = exact_top10(items, v, user);
+        let filter = match user {
+            Some(u) => Filter::new().user(u),
+            None => Filter::new().kind(Kind::Fact),
+        };
+        let got = store
+            .search(
+                "bench",
+                &SearchRequest::vector(v.clone())
+                    .with_filter(filter)
+                    .with_limit(10),
+            )
+            .await?;
+        let got: Vec<&str> = got.hits.iter().map(|h| h.item.id.as_str()).collect();
+        if got.len() < want.len() {
+            eprintln!(
+                "{backend}: vector search returned {} of {} hits",
+                got.len(),
+                want.len()
+            );
+        }
+        total += want.len();
+        hit += want.iter().filter(|w| got.contains(&w.as_str())).count();
+    }
+    Ok(hit as f64 / total.max(1) as f64)
+}
+
 /// From this many items on, the bench fills a Postgres namespace by a bulk load.
 const BULK_FROM: usize = 500_000;
 
@@ -605,60 +680,10 @@ async fn store_rows(
                 if quick && clients == 8 {
                     continue;
                 }
-                let store2 = store.clone();
-                let qs = queries.clone();
-                let t = timed(clients, calls, warmup, move |k| {
-                    let store = store2.clone();
-                    let (text, v) = qs[k % qs.len()].clone();
-                    async move {
-                        let filter = if rare {
-                            Filter::new().user("rare")
-                        } else {
-                            Filter::new().kind(Kind::Fact)
-                        };
-                        let mut r = SearchRequest::new(mode).with_filter(filter).with_limit(10);
-                        if mode != SearchMode::Vector {
-                            r = r.with_query(text);
-                        }
-                        if mode != SearchMode::Keyword {
-                            r = r.with_vector(v);
-                        }
-                        store.search("bench", &r).await?;
-                        Ok(())
-                    }
-                })
-                .await?;
+                let t = timed_search(&store, mode, rare, &queries, clients, calls, warmup).await?;
                 // Recall@10 of the vector leg against the exact answer (once per filter).
                 let recall = if mode == SearchMode::Vector && clients == 1 {
-                    let mut hit = 0usize;
-                    let mut total = 0usize;
-                    for (_, v) in queries.iter().take(32) {
-                        let user = rare.then_some("rare");
-                        let want = exact_top10(&d.items, v, user);
-                        let filter = match user {
-                            Some(u) => Filter::new().user(u),
-                            None => Filter::new().kind(Kind::Fact),
-                        };
-                        let got = store
-                            .search(
-                                "bench",
-                                &SearchRequest::vector(v.clone())
-                                    .with_filter(filter)
-                                    .with_limit(10),
-                            )
-                            .await?;
-                        let got: Vec<&str> = got.hits.iter().map(|h| h.item.id.as_str()).collect();
-                        if got.len() < want.len() {
-                            eprintln!(
-                                "{backend}: vector search returned {} of {} hits",
-                                got.len(),
-                                want.len()
-                            );
-                        }
-                        total += want.len();
-                        hit += want.iter().filter(|w| got.contains(&w.as_str())).count();
-                    }
-                    let r = hit as f64 / total.max(1) as f64;
+                    let r = vector_recall(&store, backend, &d.items, &queries, rare).await?;
                     approximate(backend, n).then_some(r).or_else(|| {
                         if r < 0.9999 {
                             eprintln!("{backend}: an exact backend had recall {r}");
@@ -679,6 +704,38 @@ async fn store_rows(
                 ));
                 eprintln!("{backend} {op} n={n} clients={clients} filter={selectivity}: done");
             }
+        }
+    }
+
+    // Postgres at bulk sizes: recall and latency at wider `ef_search` than the default, on
+    // the same data and queries, one client.
+    if let Some(pg) = bulk
+        && modes.iter().any(|m| m == "vector")
+    {
+        for ef in [200u32, 400] {
+            let config = pg.config().clone().ef_search(ef);
+            let wide: memlayer::DynStore =
+                Arc::new(memlayer::postgres::PostgresStore::connect_with(config).await?);
+            for (selectivity, rare) in [(1.0, false), (0.01, true)] {
+                if !filters.contains(&selectivity) {
+                    continue;
+                }
+                let mode = SearchMode::Vector;
+                let t = timed_search(&wide, mode, rare, &queries, 1, calls, warmup).await?;
+                let recall = vector_recall(&wide, backend, &d.items, &queries, rare).await?;
+                let op = format!("vector_ef_search_{ef}");
+                rows.push(timed_row(
+                    backend,
+                    &op,
+                    n,
+                    1,
+                    Some(selectivity),
+                    t,
+                    Some(recall),
+                ));
+                eprintln!("{backend} {op} n={n} filter={selectivity}: done");
+            }
+            wide.close().await?;
         }
     }
 

@@ -270,6 +270,11 @@ impl PostgresStore {
         &self.config.schema
     }
 
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &PostgresConfig {
+        &self.config
+    }
+
     /// Drops the store's schema and everything in it; the store is closed. For tests and
     /// benchmarks that make a schema of their own.
     ///
