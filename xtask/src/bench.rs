@@ -105,7 +105,7 @@ pub fn data(ns: &str, n: usize, queries: usize) -> Data {
     let items = (0..n)
         .map(|i| {
             let text: Vec<String> = (0..8).map(|_| word(rng.zipf(VOCABULARY))).collect();
-            let user = if i % 100 == 7 { "rare" } else { "common" };
+            let user = if i % 100 == 7 { RARE_USER } else { "common" };
             MemoryItem::new(ns, Kind::Fact, text.join(" "))
                 .with_id(format!("i{i:07}"))
                 .with_user(user)
@@ -397,6 +397,19 @@ async fn first_searches(
     Ok(rows)
 }
 
+/// The user of 1% of the bench's items.
+const RARE_USER: &str = "rare";
+
+/// The bench's filters: kind `fact`, which every item passes, or (`rare`) the 1% of items
+/// of [`RARE_USER`].
+fn bench_filter(rare: bool) -> Filter {
+    if rare {
+        Filter::new().user(RARE_USER)
+    } else {
+        Filter::new().kind(Kind::Fact)
+    }
+}
+
 /// `calls` searches of `mode` by `clients` concurrent clients, under the all-pass filter or
 /// (`rare`) the 1% one, cycling through `queries`.
 async fn timed_search(
@@ -413,12 +426,9 @@ async fn timed_search(
         let store = store.clone();
         let (text, v) = qs[k % qs.len()].clone();
         async move {
-            let filter = if rare {
-                Filter::new().user("rare")
-            } else {
-                Filter::new().kind(Kind::Fact)
-            };
-            let mut r = SearchRequest::new(mode).with_filter(filter).with_limit(10);
+            let mut r = SearchRequest::new(mode)
+                .with_filter(bench_filter(rare))
+                .with_limit(10);
             if mode != SearchMode::Vector {
                 r = r.with_query(text);
             }
@@ -444,17 +454,12 @@ async fn vector_recall(
     let mut hit = 0usize;
     let mut total = 0usize;
     for (_, v) in queries.iter().take(32) {
-        let user = rare.then_some("rare");
-        let want = exact_top10(items, v, user);
-        let filter = match user {
-            Some(u) => Filter::new().user(u),
-            None => Filter::new().kind(Kind::Fact),
-        };
+        let want = exact_top10(items, v, rare.then_some(RARE_USER));
         let got = store
             .search(
                 "bench",
                 &SearchRequest::vector(v.clone())
-                    .with_filter(filter)
+                    .with_filter(bench_filter(rare))
                     .with_limit(10),
             )
             .await?;

@@ -635,8 +635,9 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
 
     /// Exact mode: every row's dot product with the SIMD kernel; the filter is asked about
     /// the best `max(4k, 64)` (the best `max(2k, 20)` of them first), and about the rest of
-    /// the ranking, in growing slices, only if too few of those pass. When under 2% of them pass, the keys `accepted` lists
-    /// are ranked instead (the ranking as is, when the caller gives none).
+    /// the ranking, in growing slices, only if too few of those pass. When under 2% of those
+    /// asked about pass, the keys `accepted` lists are ranked instead (the ranking as is,
+    /// when the caller gives none).
     fn scan_rows(
         &self,
         q: &[f32],

@@ -6,27 +6,10 @@
 use memlayer_store::types::{Kind, MemoryItem};
 use memlayer_store::{Filter, MemoryStore, SearchRequest};
 use memlayer_store_postgres::{PostgresConfig, PostgresStore};
-use tokio_postgres::NoTls;
 
-fn url() -> Option<String> {
-    let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-        v.split(',')
-            .any(|b| b.trim() == "postgres" || b.trim() == "all")
-    });
-    match std::env::var("MEMLAYER_POSTGRES_URL") {
-        Ok(v) => Some(v),
-        Err(_) => {
-            assert!(
-                !required,
-                "MEMLAYER_POSTGRES_URL is unset but postgres is required"
-            );
-            eprintln!(
-                "skipping postgres: set MEMLAYER_POSTGRES_URL (cargo xtask services up postgres)"
-            );
-            None
-        }
-    }
-}
+mod common;
+
+use common::{sql, url};
 
 /// A unit vector leaning on axis `i % 8`, a little towards `(i / 8) % 8` (by an amount that
 /// grows with `i`, so no two are alike and no ranking has ties).
@@ -46,9 +29,8 @@ fn item(i: usize) -> MemoryItem {
 }
 
 async fn index_exists(url: &str, schema: &str) -> bool {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
+    sql(url)
+        .await
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
             &[&format!("{schema}.items_embedding_hnsw")],
@@ -141,9 +123,8 @@ async fn a_suspended_index_is_rebuilt_and_searches_answer_alike() {
     plain.close().await.unwrap();
     store.destroy().await.unwrap();
 
-    let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let gone: bool = client
+    let gone: bool = sql(&url)
+        .await
         .query_one("SELECT to_regnamespace($1) IS NULL", &[&schema])
         .await
         .unwrap()

@@ -9,29 +9,12 @@ use memlayer_store::types::{Kind, MemoryItem, Tier};
 use memlayer_store::{ErrorKind, MemoryStore, SearchRequest};
 use memlayer_store_postgres::{PostgresConfig, PostgresStore};
 
+mod common;
+
+use common::env;
+
 /// The two scenarios disturb the whole server, so they never overlap.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn required() -> bool {
-    std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-        v.split(',')
-            .any(|b| b.trim() == "postgres" || b.trim() == "all")
-    })
-}
-
-fn env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) => Some(v),
-        Err(_) => {
-            assert!(
-                !required(),
-                "{var} is unset but postgres is required (cargo xtask services up postgres)"
-            );
-            eprintln!("skipping postgres: set {var} (cargo xtask services up postgres)");
-            None
-        }
-    }
-}
 
 async fn store(url: &str) -> (PostgresStore, String) {
     let ns = format!("faults-{}", uuid::Uuid::now_v7().simple());

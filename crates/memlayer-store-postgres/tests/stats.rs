@@ -6,33 +6,10 @@
 use memlayer_store::types::{Kind, MemoryItem, Timestamp};
 use memlayer_store::{ClearRequest, Filter, MemoryStore, SearchRequest};
 use memlayer_store_postgres::{PostgresConfig, PostgresStore};
-use tokio_postgres::NoTls;
 
-fn url() -> Option<String> {
-    let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-        v.split(',')
-            .any(|b| b.trim() == "postgres" || b.trim() == "all")
-    });
-    match std::env::var("MEMLAYER_POSTGRES_URL") {
-        Ok(v) => Some(v),
-        Err(_) => {
-            assert!(
-                !required,
-                "MEMLAYER_POSTGRES_URL is unset but postgres is required"
-            );
-            eprintln!(
-                "skipping postgres: set MEMLAYER_POSTGRES_URL (cargo xtask services up postgres)"
-            );
-            None
-        }
-    }
-}
+mod common;
 
-async fn sql(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
-}
+use common::{sql, url};
 
 /// (namespace, items, total length) as the trigger kept them and as the items say.
 async fn stats_and_truth(
