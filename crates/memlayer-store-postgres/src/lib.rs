@@ -60,6 +60,11 @@ pub struct PostgresConfig {
     pub hnsw_ef_construction: u32,
     /// HNSW `ef_search` for queries.
     pub ef_search: u32,
+    /// A vector search whose filter the planner expects to pass fewer than this share of
+    /// the namespace's items ranks those items exactly instead of walking the HNSW graph,
+    /// which finds the few passing neighbours poorly (as the in-process backends do below a
+    /// 2% pass rate). `0.0` always walks the graph.
+    pub exact_filter_rate: f64,
     /// Keyword ranking.
     pub keyword_ranking: KeywordRanking,
     /// If set, opening a store pinned to another model or dimension fails fast.
@@ -83,6 +88,7 @@ impl PostgresConfig {
             hnsw_m: 16,
             hnsw_ef_construction: 64,
             ef_search: 100,
+            exact_filter_rate: 0.02,
             keyword_ranking: KeywordRanking::Bm25,
             expected_pin: None,
             index_build_memory_mb: None,
@@ -107,9 +113,27 @@ impl PostgresConfig {
         self
     }
 
+    /// Sets the HNSW graph's `m` and `ef_construction`: they take effect when the vector
+    /// index is created (the first pin of a schema, or [`PostgresStore::build_vector_index`]).
+    pub fn hnsw(mut self, m: u32, ef_construction: u32) -> Self {
+        self.hnsw_m = m.max(2);
+        self.hnsw_ef_construction = ef_construction.max(1);
+        self
+    }
+
     /// Sets `ef_search`.
     pub fn ef_search(mut self, ef: u32) -> Self {
         self.ef_search = ef.max(1);
+        self
+    }
+
+    /// Sets [`PostgresConfig::exact_filter_rate`] (clamped to 0..=1).
+    pub fn exact_filter_rate(mut self, rate: f64) -> Self {
+        self.exact_filter_rate = if rate.is_finite() {
+            rate.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self
     }
 
@@ -164,6 +188,24 @@ fn postings_of(content: &str) -> (Vec<String>, Vec<i32>, i32) {
     (terms, counts, len)
 }
 
+/// pgvector's limits on the HNSW settings, checked before they reach the server.
+fn check_hnsw(config: &PostgresConfig) -> Result<()> {
+    let bad = |msg: String| Err(Error::new(ErrorKind::ConfigInvalid, msg));
+    let (m, efc, ef) = (config.hnsw_m, config.hnsw_ef_construction, config.ef_search);
+    if !(2..=100).contains(&m) {
+        return bad(format!("hnsw_m is {m}; pgvector takes 2 to 100"));
+    }
+    if !(4..=1000).contains(&efc) || efc < 2 * m {
+        return bad(format!(
+            "hnsw_ef_construction is {efc}; pgvector takes 4 to 1000 and at least twice hnsw_m ({m})"
+        ));
+    }
+    if !(1..=1000).contains(&ef) {
+        return bad(format!("ef_search is {ef}; pgvector takes 1 to 1000"));
+    }
+    Ok(())
+}
+
 impl PostgresStore {
     /// Connects to `url` with the default configuration.
     ///
@@ -180,6 +222,7 @@ impl PostgresStore {
     /// than `expected_pin`.
     pub async fn connect_with(config: PostgresConfig) -> Result<Self> {
         schema::check_schema_name(&config.schema).map_err(|e| tag(e, "connect"))?;
+        check_hnsw(&config).map_err(|e| tag(e, "connect"))?;
         let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
             tag(
                 Error::new(ErrorKind::ConfigInvalid, format!("bad Postgres URL: {e}")),
@@ -270,6 +313,53 @@ impl PostgresStore {
         &self.config.schema
     }
 
+    /// Whether the planner expects `filter` to pass fewer than
+    /// [`PostgresConfig::exact_filter_rate`] of the namespace's items, so that a vector
+    /// search should rank the passing items exactly. The estimate is the planner's row count
+    /// for the filter (one `EXPLAIN`, planned with the filter's values), against the item
+    /// count `namespace_stats` keeps; both run in one round trip.
+    async fn narrow_filter(
+        &self,
+        c: &deadpool_postgres::Client,
+        namespace: &str,
+        filter: &Filter,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let rate = self.config.exact_filter_rate;
+        if rate <= 0.0 {
+            return Ok(false);
+        }
+        let s = self.s();
+        let mut q = Query::default();
+        q.filter(namespace, filter, now);
+        q.and("i.embedding IS NOT NULL".into());
+        let explain = format!(
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM {s}.items i {}",
+            q.where_sql()
+        );
+        let count = format!("SELECT items FROM {s}.namespace_stats WHERE namespace = $1");
+        let (explain, count) =
+            tokio::try_join!(c.prepare_cached(&explain), c.prepare_cached(&count))
+                .map_err(map_pg)?;
+        let params = q.refs();
+        let ns: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&namespace];
+        let (plan, items) =
+            tokio::try_join!(c.query_one(&explain, &params), c.query_opt(&count, &ns))
+                .map_err(map_pg)?;
+        let items: i64 = match items {
+            Some(row) => row.try_get(0).map_err(|e| error::corrupt("items", e))?,
+            None => return Ok(false),
+        };
+        let plan: serde_json::Value = plan.try_get(0).map_err(|e| error::corrupt("plan", e))?;
+        let Some(expected) = plan
+            .pointer("/0/Plan/Plan Rows")
+            .and_then(serde_json::Value::as_f64)
+        else {
+            return Ok(false);
+        };
+        Ok(expected < rate * items as f64)
+    }
+
     /// The configuration the store was opened with.
     pub fn config(&self) -> &PostgresConfig {
         &self.config
@@ -321,7 +411,8 @@ impl PostgresStore {
     /// Builds the HNSW index over the stored vectors if the store is pinned and the index is
     /// missing (after [`PostgresStore::suspend_vector_index`]); returns whether it built one.
     /// Writes wait while it builds (`CREATE INDEX`); progress is in Postgres'
-    /// `pg_stat_progress_create_index`.
+    /// `pg_stat_progress_create_index`. The table is analysed afterwards, so the planner's
+    /// estimates (which vector search reads) cover the loaded rows.
     ///
     /// # Errors
     /// `Unavailable` when the server cannot be reached.
@@ -348,6 +439,12 @@ impl PostgresStore {
         .await
         .map_err(|e| tag(map_pg(e), op))?;
         tx.commit().await.map_err(|e| tag(map_pg(e), op))?;
+        // Fresh statistics for the planner after a load (vector search reads its estimates
+        // to choose between the graph and an exact ranking), without waiting for autovacuum.
+        client
+            .batch_execute(&format!("ANALYZE {}.items", self.s()))
+            .await
+            .map_err(|e| tag(map_pg(e), op))?;
         Ok(true)
     }
 
@@ -833,20 +930,32 @@ impl SearchLegs for PostgresStore {
             return Ok(Vec::new());
         };
         memlayer_store::limits::check_query_dim(&pin, vector)?;
+        let now = filter.effective_now();
+        let exact = self.narrow_filter(&client, namespace, filter, now).await?;
         let mut q = Query::default();
         let v = q.bind(pgvector::Vector::from(vector.to_vec()));
-        q.filter(namespace, filter, filter.effective_now());
+        q.filter(namespace, filter, now);
         q.and("i.embedding IS NOT NULL".into());
         let lim = q.bind(k as i64);
-        // The inner query is the shape the HNSW index serves (ORDER BY distance LIMIT k, with
-        // iterative scans for filters); the outer one breaks ties by id.
-        let sql = format!(
-            "SELECT * FROM (
-                SELECT {ITEM_COLUMNS}, (i.embedding <=> {v})::float8 AS d FROM {s}.items i {}
-                ORDER BY i.embedding <=> {v} LIMIT {lim}
-             ) s ORDER BY s.d ASC, s.id COLLATE \"C\" ASC",
-            q.where_sql()
-        );
+        let sql = if exact {
+            // `+ 0` keeps the planner off the HNSW index: the passing rows, found through
+            // the filter's own indexes, are ranked exactly.
+            format!(
+                "SELECT {ITEM_COLUMNS}, (i.embedding <=> {v})::float8 AS d FROM {s}.items i {}
+                 ORDER BY (i.embedding <=> {v}) + 0, i.id COLLATE \"C\" LIMIT {lim}",
+                q.where_sql()
+            )
+        } else {
+            // The inner query is the shape the HNSW index serves (ORDER BY distance LIMIT k,
+            // with iterative scans for filters); the outer one breaks ties by id.
+            format!(
+                "SELECT * FROM (
+                    SELECT {ITEM_COLUMNS}, (i.embedding <=> {v})::float8 AS d FROM {s}.items i {}
+                    ORDER BY i.embedding <=> {v} LIMIT {lim}
+                 ) s ORDER BY s.d ASC, s.id COLLATE \"C\" ASC",
+                q.where_sql()
+            )
+        };
         let stmt = client.prepare_cached(&sql).await.map_err(map_pg)?;
         let rows = client.query(&stmt, &q.refs()).await.map_err(map_pg)?;
         let mut hits = rows

@@ -66,8 +66,11 @@ async fn answers(store: &PostgresStore) -> Vec<Vec<String>> {
 async fn a_suspended_index_is_rebuilt_and_searches_answer_alike() {
     let Some(url) = url() else { return };
     let schema = format!("bulk_{}", std::process::id());
+    // The user filter passes a tenth of the items: a search ranks it exactly (rate 0.2), so
+    // the graph's answers compare with the exact ones of the suspended index.
     let config = PostgresConfig::new(url.clone())
         .schema(schema.clone())
+        .exact_filter_rate(0.2)
         .index_build_memory_mb(64);
     let store = PostgresStore::connect_with(config).await.unwrap();
 
@@ -114,10 +117,13 @@ async fn a_suspended_index_is_rebuilt_and_searches_answer_alike() {
     // Suspending twice is harmless, and so is building with no memory setting.
     store.suspend_vector_index().await.unwrap();
     store.suspend_vector_index().await.unwrap();
-    let plain =
-        PostgresStore::connect_with(PostgresConfig::new(url.clone()).schema(schema.clone()))
-            .await
-            .unwrap();
+    let plain = PostgresStore::connect_with(
+        PostgresConfig::new(url.clone())
+            .schema(schema.clone())
+            .exact_filter_rate(0.2),
+    )
+    .await
+    .unwrap();
     assert!(plain.build_vector_index().await.unwrap());
     assert_eq!(answers(&plain).await, exact);
     plain.close().await.unwrap();
