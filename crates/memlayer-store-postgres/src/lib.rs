@@ -313,26 +313,22 @@ impl PostgresStore {
         &self.config.schema
     }
 
-    /// Whether the planner expects `filter` to pass fewer than
-    /// [`PostgresConfig::exact_filter_rate`] of the namespace's items, so that a vector
-    /// search should rank the passing items exactly. The estimate is the planner's row count
-    /// for the filter (one `EXPLAIN`, planned with the filter's values), against the item
-    /// count `namespace_stats` keeps; both run in one round trip.
+    /// Whether the planner expects the conditions of `q` (a vector search's filter, with no
+    /// other parameters bound yet) to pass fewer than [`PostgresConfig::exact_filter_rate`]
+    /// of the namespace's items, so that the search should rank the passing items exactly.
+    /// The estimate is the planner's row count (one `EXPLAIN`, planned with the filter's
+    /// values), against the item count `namespace_stats` keeps; both run in one round trip.
     async fn narrow_filter(
         &self,
         c: &deadpool_postgres::Client,
         namespace: &str,
-        filter: &Filter,
-        now: Timestamp,
+        q: &Query,
     ) -> Result<bool> {
         let rate = self.config.exact_filter_rate;
         if rate <= 0.0 {
             return Ok(false);
         }
         let s = self.s();
-        let mut q = Query::default();
-        q.filter(namespace, filter, now);
-        q.and("i.embedding IS NOT NULL".into());
         let explain = format!(
             "EXPLAIN (FORMAT JSON) SELECT 1 FROM {s}.items i {}",
             q.where_sql()
@@ -930,12 +926,11 @@ impl SearchLegs for PostgresStore {
             return Ok(Vec::new());
         };
         memlayer_store::limits::check_query_dim(&pin, vector)?;
-        let now = filter.effective_now();
-        let exact = self.narrow_filter(&client, namespace, filter, now).await?;
         let mut q = Query::default();
-        let v = q.bind(pgvector::Vector::from(vector.to_vec()));
-        q.filter(namespace, filter, now);
+        q.filter(namespace, filter, filter.effective_now());
         q.and("i.embedding IS NOT NULL".into());
+        let exact = self.narrow_filter(&client, namespace, &q).await?;
+        let v = q.bind(pgvector::Vector::from(vector.to_vec()));
         let lim = q.bind(k as i64);
         let sql = if exact {
             // `+ 0` keeps the planner off the HNSW index: the passing rows, found through
