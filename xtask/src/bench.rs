@@ -726,13 +726,14 @@ async fn store_rows(
         }
     }
 
-    // Postgres at bulk sizes: recall and latency at wider `ef_search` than the default, on
-    // the same data and queries, one client.
+    // Postgres at bulk sizes: recall and latency of the graph alone (no exact ranking of
+    // narrow filters) at the default `ef_search` and wider ones, on the same data and
+    // queries, one client.
     if let Some(pg) = bulk
         && modes.iter().any(|m| m == "vector")
     {
-        for ef in [200u32, 400, 800] {
-            let config = pg.config().clone().ef_search(ef);
+        for ef in [100u32, 200, 400, 800] {
+            let config = pg.config().clone().ef_search(ef).exact_filter_rate(0.0);
             let wide: memlayer::DynStore =
                 Arc::new(memlayer::postgres::PostgresStore::connect_with(config).await?);
             for (selectivity, rare) in [(1.0, false), (0.01, true)] {
