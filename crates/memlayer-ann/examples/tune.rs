@@ -2,10 +2,11 @@
 //! synthetic vectors with degree `M` and the given element type, then, for each search
 //! expansion, query p50/p95 and recall@10 against the exact answer, both as the graph ranks
 //! (its stored elements) and re-ranked by the exact f32 dot product over the graph's best
-//! `max(ef, 40)` (how `VectorSet` answers). One thread searches; every core builds.
+//! `DEPTH` (default 40: how `VectorSet` answers; `0` re-ranks all `max(ef, 40)` the graph
+//! returns). One thread searches; every core builds.
 //!
 //! ```text
-//! cargo run --release -p memlayer-ann --example tune -- N M f32|f16|i8 EF[,EF...]
+//! cargo run --release -p memlayer-ann --example tune -- N M f32|f16|i8 EF[,EF...] [DEPTH[,DEPTH...]]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -38,6 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => ("f32", ScalarKind::F32),
     };
     let efs: Vec<usize> = arg(3, "64,128,256")
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let depths: Vec<usize> = arg(4, "40")
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
@@ -90,39 +95,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         index.hardware_acceleration(),
         index.memory_usage() as f64 / 1e6
     );
-    println!("  ef  graph_p50  graph_p95  graph_recall  rerank_p50  rerank_p95  rerank_recall");
+    println!(
+        "  ef  depth  graph_p50  graph_p95  graph_recall  rerank_p50  rerank_p95  rerank_recall"
+    );
     for ef in efs {
         index.change_expansion_search(ef);
-        let (mut graph_lat, mut rerank_lat) = (Vec::new(), Vec::new());
-        let (mut graph_r, mut rerank_r) = (0.0, 0.0);
-        // Two passes over every query, so neither finds the other's path in the cache.
-        for (q, want) in queries.iter().zip(&truth) {
-            let t = Instant::now();
-            let found = index.search(q, 10)?;
-            graph_lat.push(t.elapsed());
-            graph_r += recall(&found.keys, want);
-        }
-        for (q, want) in queries.iter().zip(&truth) {
-            let t = Instant::now();
-            let found = index.search(q, ef.max(40))?;
-            let mut top = TopK::new(10);
-            for &key in &found.keys {
-                let i = key as usize;
-                top.offer(dot(q, &matrix[i * dim..(i + 1) * dim]), key);
+        for &depth in &depths {
+            let depth = if depth == 0 { ef.max(40) } else { depth };
+            let (mut graph_lat, mut rerank_lat) = (Vec::new(), Vec::new());
+            let (mut graph_r, mut rerank_r) = (0.0, 0.0);
+            // Two passes over every query, so neither finds the other's path in the cache.
+            for (q, want) in queries.iter().zip(&truth) {
+                let t = Instant::now();
+                let found = index.search(q, 10)?;
+                graph_lat.push(t.elapsed());
+                graph_r += recall(&found.keys, want);
             }
-            let keys: Vec<u64> = top.into_sorted().into_iter().map(|p| p.1).collect();
-            rerank_lat.push(t.elapsed());
-            rerank_r += recall(&keys, want);
+            for (q, want) in queries.iter().zip(&truth) {
+                let t = Instant::now();
+                // The search explores at `max(ef, depth)` whatever it returns.
+                let found = index.search(q, depth)?;
+                let mut top = TopK::new(10);
+                for &key in &found.keys {
+                    let i = key as usize;
+                    top.offer(dot(q, &matrix[i * dim..(i + 1) * dim]), key);
+                }
+                let keys: Vec<u64> = top.into_sorted().into_iter().map(|p| p.1).collect();
+                rerank_lat.push(t.elapsed());
+                rerank_r += recall(&keys, want);
+            }
+            println!(
+                "{ef:>4} {depth:>6} {:>10.3} {:>10.3} {:>13.3} {:>11.3} {:>11.3} {:>14.3}",
+                pct(&mut graph_lat, 0.5),
+                pct(&mut graph_lat, 0.95),
+                graph_r / QUERIES as f64,
+                pct(&mut rerank_lat, 0.5),
+                pct(&mut rerank_lat, 0.95),
+                rerank_r / QUERIES as f64,
+            );
         }
-        println!(
-            "{ef:>4} {:>10.3} {:>10.3} {:>13.3} {:>11.3} {:>11.3} {:>14.3}",
-            pct(&mut graph_lat, 0.5),
-            pct(&mut graph_lat, 0.95),
-            graph_r / QUERIES as f64,
-            pct(&mut rerank_lat, 0.5),
-            pct(&mut rerank_lat, 0.95),
-            rerank_r / QUERIES as f64,
-        );
     }
     Ok(())
 }

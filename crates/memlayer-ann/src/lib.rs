@@ -508,6 +508,16 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         Ok(())
     }
 
+    /// The keys of graph `labels` with their exact dot products with `q`, best first.
+    fn reranked(&self, q: &[f32], labels: &[u64]) -> Vec<(f32, &K)> {
+        let mut pairs: Vec<(f32, &K)> = labels
+            .iter()
+            .filter_map(|label| Some((dot(q, self.row(*label)?), self.key_of.get(label)?)))
+            .collect();
+        pairs.sort_by(best_first);
+        pairs
+    }
+
     /// The stored (normalised) vector of `label`.
     fn row(&self, label: u64) -> Option<&[f32]> {
         let row = *self.row_of.get(&label)?;
@@ -517,9 +527,11 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
     /// The `k` best vectors of the set by cosine with `query`, among those whose key
     /// `accept` admits.
     ///
-    /// Below the threshold: an exact scan. Above it: the graph's `max(4k, 40, ef)` nearest,
-    /// re-ranked by the exact dot product, and filtered, the best `max(2k, 20)` first; while
-    /// fewer than `k` pass, the search widens by the pass rate seen, up to
+    /// Below the threshold: an exact scan. Above it: the graph searches at expansion `ef`,
+    /// and its best `max(4k, 40)` are re-ranked by the exact dot product and filtered, the
+    /// best `max(2k, 20)` first; the rest of its `ef` candidates are re-ranked and filtered
+    /// only when too few of those pass. While fewer than `k` pass, the search widens by the
+    /// pass rate seen, up to
     /// `max(4096, 4k)` candidates. A filter that passes under 2% of the candidates, or still
     /// too few after widening, gets an exact scan over the keys `accepted` lists (the caller's
     /// filter run as a query), or over every vector when the caller gives none. So a selective
@@ -580,14 +592,22 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                     .search(&q, want.max(ef).min(self.len()))
                     .map_err(|e| index_error("search", e))?
             };
-            // Re-ranked by the exact dot product: the graph's own distances may be quantized.
-            let mut pairs: Vec<(f32, &K)> = found
-                .keys
-                .iter()
-                .filter_map(|label| Some((dot(&q, self.row(*label)?), self.key_of.get(label)?)))
-                .collect();
-            pairs.sort_by(best_first);
-            let (top, asked) = first_passing(&pairs, k, accept)?;
+            // The graph's best `want` are re-ranked by the exact dot product (its own
+            // distances may be quantized) and filtered; the rest of its `ef` candidates only
+            // when too few of those pass. Each re-ranked candidate is a random read of its
+            // row: at 1M vectors, re-ranking 40 instead of 192 halved the search's time for
+            // the same recall (`--example tune`).
+            let head = want.min(found.keys.len());
+            let pairs = self.reranked(&q, &found.keys[..head]);
+            let (mut top, mut asked) = first_passing(&pairs, k, accept)?;
+            if top.len() < k && found.keys.len() > head {
+                let rest = self.reranked(&q, &found.keys[head..]);
+                let (more, more_asked) = first_passing(&rest, k, accept)?;
+                top.extend(more);
+                top.sort_by(best_first);
+                top.truncate(k);
+                asked += more_asked;
+            }
             let passed = top.len();
             if passed >= k || found.keys.len() >= self.len() {
                 return Ok(Found {
