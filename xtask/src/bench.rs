@@ -264,9 +264,15 @@ where
     })
 }
 
+/// Queries per pass in the batched kernel rows: the width of `dots_many_into` with AVX-512.
+const KERNEL_BATCH: usize = memlayer::ranking::vector::MAX_SCAN_BATCH;
+
 /// The exact-scan kernel: dot products over a contiguous matrix with a bounded top-10, one
-/// core, against numpy's matrix-vector product on the same vectors in the same run.
+/// core, against numpy on the same vectors in the same run: one query at a time (`m @ v`),
+/// and [`KERNEL_BATCH`] queries per pass (`dots_many_into` against numpy's `m @ Q`), whose row
+/// gives the latency of the whole batch and the queries per second it makes.
 fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
+    use memlayer::ranking::vector::{TopK, dots_many_into, exact_top_k};
     let mut vectors = Clustered::new(DIM, TOPICS, 0x5EED_0003);
     let mut matrix = Vec::with_capacity(n * DIM);
     for _ in 0..n {
@@ -274,31 +280,95 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
     }
     let queries: Vec<Vec<f32>> = (0..32).map(|_| vectors.next_vector()).collect();
     let mut scores = Vec::with_capacity(n);
-    let mut scan = |q: &[f32]| memlayer::ranking::vector::exact_top_k(q, &matrix, 10, &mut scores);
-    for q in queries.iter().take(4) {
-        std::hint::black_box(scan(q));
-    }
+    let mut scan = |q: &[f32]| exact_top_k(q, &matrix, 10, &mut scores);
     let mut lat = Vec::with_capacity(calls);
-    for i in 0..calls {
+    for i in 0..calls + 4 {
         let t = Instant::now();
         std::hint::black_box(scan(&queries[i % queries.len()]));
-        lat.push(t.elapsed());
+        if i >= 4 {
+            lat.push(t.elapsed());
+        }
     }
-    lat.sort_unstable();
-    let p50 = pct(&lat, 0.5);
-    let rust_vps = n as f64 / (p50 / 1000.0);
-    let mut rows = vec![row(
-        "kernel-rust",
-        "exact_scan",
-        n,
-        1,
-        None,
-        lat,
-        1000.0 / p50,
-        None,
-    )];
-    rows[0]["vectors_per_s"] = json!(rust_vps.round());
-    // numpy on the same matrix: written as raw little-endian f32.
+    let mut outs: Vec<Vec<f32>> = (0..KERNEL_BATCH).map(|_| Vec::with_capacity(n)).collect();
+    let mut batch = |first: usize| {
+        let group: Vec<&[f32]> = (0..KERNEL_BATCH)
+            .map(|j| queries[(first + j) % queries.len()].as_slice())
+            .collect();
+        dots_many_into(&group, &matrix, &mut outs);
+        outs.iter()
+            .map(|scores| {
+                let mut top = TopK::new(10);
+                for (i, &s) in scores.iter().enumerate() {
+                    if top.admits(s) {
+                        top.offer(s, i);
+                    }
+                }
+                top.into_sorted()
+            })
+            .collect::<Vec<_>>()
+    };
+    let batch_calls = (calls / 4).max(50);
+    let mut batch_lat = Vec::with_capacity(batch_calls);
+    for i in 0..batch_calls + 4 {
+        let t = Instant::now();
+        std::hint::black_box(batch(i * KERNEL_BATCH));
+        if i >= 4 {
+            batch_lat.push(t.elapsed());
+        }
+    }
+    let numpy = numpy_scan(&matrix, &queries, calls, batch_calls)?;
+    let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    let mut rows = Vec::new();
+    for (op, lat, per_call, np) in [
+        ("exact_scan", lat, 1, &numpy["single"]),
+        (
+            "exact_scan_batched",
+            batch_lat,
+            KERNEL_BATCH,
+            &numpy["batched"],
+        ),
+    ] {
+        let mut sorted = lat.clone();
+        sorted.sort_unstable();
+        let p50 = pct(&sorted, 0.5);
+        let queries_per_s = per_call as f64 * 1000.0 / p50;
+        let mut rust = row("kernel-rust", op, n, 1, None, lat, queries_per_s, None);
+        rust["queries_per_call"] = json!(per_call);
+        rust["vectors_per_s"] = json!((n as f64 * queries_per_s).round());
+        rows.push(rust);
+        let np_p50 = np["p50_ms"].as_f64().unwrap_or(f64::NAN);
+        let np_per_s = per_call as f64 * 1000.0 / np_p50;
+        rows.push(json!({
+            "backend": "kernel-numpy",
+            "op": op,
+            "items": n,
+            "dim": DIM,
+            "clients": 1,
+            "filter_selectivity": null,
+            "p50_ms": r3(np_p50),
+            "p95_ms": r3(np["p95_ms"].as_f64().unwrap_or(f64::NAN)),
+            "p99_ms": r3(np["p99_ms"].as_f64().unwrap_or(f64::NAN)),
+            "per_s": r3(np_per_s),
+            "recall_at_10": null,
+            "queries_per_call": per_call,
+            "vectors_per_s": (n as f64 * np_per_s).round(),
+            "rust_over_numpy": r3(np_p50 / p50),
+            "data": "synthetic",
+        }));
+    }
+    Ok(rows)
+}
+
+/// numpy's timings of the same scans on the same vectors (single-threaded BLAS): one query
+/// (`m @ v`, `argpartition`) `calls` times, and [`KERNEL_BATCH`] queries per call (`m @ Q`,
+/// `argpartition` per column) `batch_calls` times; each as `{p50_ms, p95_ms, p99_ms}`.
+fn numpy_scan(
+    matrix: &[f32],
+    queries: &[Vec<f32>],
+    calls: usize,
+    batch_calls: usize,
+) -> Result<Value> {
+    // Written as raw little-endian f32.
     let dir = tempfile::tempdir()?;
     let bin = dir.path().join("m.f32");
     let bytes: Vec<u8> = matrix.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -318,24 +388,31 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
     let script = format!(
         r#"
 import numpy as np, time, json, os
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 m = np.fromfile("{m}", dtype=np.float32).reshape(-1, {dim})
 q = np.fromfile("{q}", dtype=np.float32).reshape(-1, {dim})
-def scan(v):
-    s = m @ v
+def top(s):
     i = np.argpartition(-s, 10)[:10]
     return i[np.argsort(-s[i])]
-for v in q[:4]: scan(v)
-lat = []
-for k in range({calls}):
-    t = time.perf_counter(); scan(q[k % len(q)]); lat.append(time.perf_counter() - t)
-lat.sort()
-print(json.dumps({{"p50_ms": lat[len(lat)//2]*1000, "p95_ms": lat[int((len(lat)-1)*0.95)]*1000, "p99_ms": lat[int((len(lat)-1)*0.99)]*1000}}))
+def scan(v):
+    return top(m @ v)
+def scan_batch(first):
+    qs = np.ascontiguousarray(q[[(first + j) % len(q) for j in range({batch})]].T)
+    s = m @ qs
+    return [top(s[:, j]) for j in range({batch})]
+def timed(f, calls):
+    for k in range(4): f(k)
+    lat = []
+    for k in range(calls):
+        t = time.perf_counter(); f(k); lat.append(time.perf_counter() - t)
+    lat.sort()
+    return {{"p50_ms": lat[len(lat)//2]*1000, "p95_ms": lat[int((len(lat)-1)*0.95)]*1000, "p99_ms": lat[int((len(lat)-1)*0.99)]*1000}}
+print(json.dumps({{"single": timed(lambda k: scan(q[k % len(q)]), {calls}),
+                  "batched": timed(lambda k: scan_batch(k * {batch}), {batch_calls})}}))
 "#,
         m = bin.display(),
         q = qbin.display(),
         dim = DIM,
-        calls = calls
+        batch = KERNEL_BATCH,
     );
     let out = std::process::Command::new(&python)
         .args(["-c", &script])
@@ -347,26 +424,7 @@ print(json.dumps({{"p50_ms": lat[len(lat)//2]*1000, "p95_ms": lat[int((len(lat)-
     if !out.status.success() {
         bail!("numpy: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let np: Value = serde_json::from_slice(&out.stdout)?;
-    let np_p50 = np["p50_ms"].as_f64().unwrap_or(f64::NAN);
-    let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
-    rows.push(json!({
-        "backend": "kernel-numpy",
-        "op": "exact_scan",
-        "items": n,
-        "dim": DIM,
-        "clients": 1,
-        "filter_selectivity": null,
-        "p50_ms": r3(np_p50),
-        "p95_ms": r3(np["p95_ms"].as_f64().unwrap_or(f64::NAN)),
-        "p99_ms": r3(np["p99_ms"].as_f64().unwrap_or(f64::NAN)),
-        "per_s": r3(1000.0 / np_p50),
-        "recall_at_10": null,
-        "vectors_per_s": (n as f64 / (np_p50 / 1000.0)).round(),
-        "rust_over_numpy": r3(np_p50 / p50),
-        "data": "synthetic",
-    }));
-    Ok(rows)
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// One timed vector search and one keyword search for `query`, each a one-shot row
@@ -983,7 +1041,7 @@ fn svg(rows: &[Value]) -> String {
 /// Where a row's op sorts within one backend and size: ingest, first searches, get, then the
 /// search modes, the server, and the footprint.
 fn op_rank(op: &str) -> usize {
-    const ORDER: [&str; 19] = [
+    const ORDER: [&str; 20] = [
         "ingest_single",
         "ingest_batch_100",
         "ingest_batch_1000",
@@ -1002,6 +1060,7 @@ fn op_rank(op: &str) -> usize {
         "server_keyword_no_vectors",
         "server_vector_no_vectors",
         "exact_scan",
+        "exact_scan_batched",
         "memory",
     ];
     ORDER.iter().position(|o| *o == op).unwrap_or(ORDER.len())
@@ -1221,7 +1280,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
             .collect::<Vec<_>>()
             .join(", then ");
         let notes = format!(
-            "Synthetic data (fixed seed): {DIM}-d unit vectors clustered around {TOPICS} topics (`memlayer_ann::synthetic`; no real text), eight-word texts over a {VOCABULARY}-word vocabulary; filter 1.0 = kind `fact` (every item), 0.01 = user `rare`. Measured on this 2-core machine, every backend on the same data, by {run_list}; {} timed calls per latency row after warm-up{}. `kernel-rust` is the exact scan (dot products and a bounded top-10 over a contiguous matrix, one core); `kernel-numpy` is numpy's `m @ v` + `argpartition` on the same vectors (`rust_over_numpy` in report.json is numpy's p50 over Rust's). recall@10 is against the exact answer; `-` where the search is exact (memory and SQLite below their 20,000-vector ANN threshold). `first_vector_search` and `first_keyword_search` are the first searches after ingest: for SQLite they load the namespace's vectors or contents and build the in-process indexes; `restart_first_*` are the same after the store is closed and opened again (SQLite restores the graph it saved).",
+            "Synthetic data (fixed seed): {DIM}-d unit vectors clustered around {TOPICS} topics (`memlayer_ann::synthetic`; no real text), eight-word texts over a {VOCABULARY}-word vocabulary; filter 1.0 = kind `fact` (every item), 0.01 = user `rare`. Measured on this 2-core machine, every backend on the same data, by {run_list}; {} timed calls per latency row after warm-up{}. `kernel-rust` is the exact scan (dot products and a bounded top-10 over a contiguous matrix, one core); `kernel-numpy` is numpy's `m @ v` + `argpartition` on the same vectors (`rust_over_numpy` in report.json is numpy's p50 over Rust's). `exact_scan_batched` scores {KERNEL_BATCH} queries per pass over the matrix (`dots_many_into` against numpy's `m @ Q`): its latency is the whole batch's, its per-second figure counts queries. recall@10 is against the exact answer; `-` where the search is exact (memory and SQLite below their 20,000-vector ANN threshold). `first_vector_search` and `first_keyword_search` are the first searches after ingest: for SQLite they load the namespace's vectors or contents and build the in-process indexes; `restart_first_*` are the same after the store is closed and opened again (SQLite restores the graph it saved).",
             if args.quick { 200 } else { 1000 },
             if args.quick {
                 " (`--quick`: 2,000 items, clients 1 and 64)"
