@@ -11,7 +11,7 @@ use std::hash::Hash;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
-use memlayer_store::ranking::vector::{TopK, best_first, dot, dots_into};
+use memlayer_store::ranking::vector::{MAX_SCAN_BATCH, TopK, best_first, dot, dots_many_into};
 use memlayer_store::{Error, ErrorKind, Result};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
@@ -230,6 +230,50 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// Exact scans waiting for a pass over the matrix. Concurrent searches of one set share
+/// passes: a search that finds fewer passes running than the machine has cores runs one at
+/// once, for every query waiting (up to [`MAX_SCAN_BATCH`]); otherwise it waits for a
+/// running pass to end. One query's scan is bound by memory bandwidth, so a pass for several
+/// costs little more than a pass for one; a search alone runs its own pass at once, and no
+/// core idles while queries wait.
+#[derive(Debug, Default)]
+struct Scans {
+    state: Mutex<ScanState>,
+    finished: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ScanState {
+    /// Queries waiting for a pass, by ticket, oldest first.
+    waiting: Vec<(u64, Vec<f32>)>,
+    /// Scores of the queries whose pass has run, by ticket.
+    done: HashMap<u64, Vec<f32>>,
+    next_ticket: u64,
+    /// Passes running.
+    running: usize,
+}
+
+/// How many passes may run at once: one per core.
+fn pass_limit() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Counts a running pass out when dropped, whichever way the pass ends, and wakes the
+/// waiting searches (for their scores, or to run the next pass).
+struct Pass<'a>(&'a Scans);
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .running -= 1;
+        self.0.finished.notify_all();
+    }
+}
+
 /// The graph and the maps between the caller's keys and the graph's labels.
 struct Graph {
     index: Index,
@@ -274,6 +318,8 @@ pub struct VectorSet<K> {
     graph: Option<Graph>,
     /// Whether the graph changed since it was saved or restored.
     unsaved: bool,
+    /// Exact scans of concurrent searches, run together.
+    scans: Scans,
 }
 
 /// One search's outcome: the hits, and how they were found (for reports and tests).
@@ -299,6 +345,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             row_of: HashMap::new(),
             graph: None,
             unsaved: false,
+            scans: Scans::default(),
         }
     }
 
@@ -653,6 +700,43 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         })
     }
 
+    /// Every row's dot product with `q`, in row order, computed in a pass shared with the
+    /// searches scanning this set at the same time (see [`Scans`]).
+    fn scores(&self, q: &[f32]) -> Vec<f32> {
+        let scans = &self.scans;
+        let mut state = scans.state.lock().unwrap_or_else(|e| e.into_inner());
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push((ticket, q.to_vec()));
+        loop {
+            if let Some(scores) = state.done.remove(&ticket) {
+                return scores;
+            }
+            if state.running >= pass_limit() || state.waiting.is_empty() {
+                state = scans
+                    .finished
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            state.running += 1;
+            let take = state.waiting.len().min(MAX_SCAN_BATCH);
+            let batch: Vec<(u64, Vec<f32>)> = state.waiting.drain(..take).collect();
+            drop(state);
+            let pass = Pass(scans);
+            let queries: Vec<&[f32]> = batch.iter().map(|(_, q)| q.as_slice()).collect();
+            let mut outs = vec![Vec::new(); batch.len()];
+            dots_many_into(&queries, &self.rows, &mut outs);
+            state = scans.state.lock().unwrap_or_else(|e| e.into_inner());
+            for ((ticket, _), scores) in batch.iter().zip(outs) {
+                state.done.insert(*ticket, scores);
+            }
+            drop(state);
+            drop(pass);
+            state = scans.state.lock().unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     /// Exact mode: every row's dot product with the SIMD kernel; the filter is asked about
     /// the best `max(4k, 64)` (the best `max(2k, 20)` of them first), and about the rest of
     /// the ranking, in growing slices, only if too few of those pass. When under 2% of those
@@ -665,8 +749,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         accept: &mut dyn FnMut(&[&K]) -> Result<Vec<bool>>,
         accepted: &mut dyn FnMut() -> Result<Option<Vec<K>>>,
     ) -> Result<Vec<(f32, K)>> {
-        let mut scores = Vec::new();
-        dots_into(q, &self.rows, &mut scores);
+        let scores = self.scores(q);
         let first = (4 * k).max(64);
         let mut best = TopK::new(first);
         for (&score, label) in scores.iter().zip(&self.row_labels) {

@@ -61,6 +61,85 @@ fn exact_mode_matches_the_naive_ranking_and_breaks_ties_by_key() {
 }
 
 #[test]
+fn concurrent_exact_searches_share_passes_and_answer_as_alone() {
+    let dim = 40;
+    let items = data(3000, dim);
+    let mut set = VectorSet::new(dim, AnnConfig::exact());
+    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    let queries: Vec<Vec<f32>> = {
+        let mut g = Clustered::new(dim, 20, 7).reseeded(31);
+        (0..24).map(|_| g.next_vector()).collect()
+    };
+    let alone: Vec<Found<u32>> = queries
+        .iter()
+        .map(|q| set.search(q, 10, &mut keep_all, &mut || Ok(None)).unwrap())
+        .collect();
+    // Twelve threads search at once, each its share of the queries, many times over.
+    let set = &set;
+    let together: Vec<Vec<(usize, Found<u32>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..12)
+            .map(|t| {
+                let queries = &queries;
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for round in 0..20 {
+                        let i = (t + round * 12) % queries.len();
+                        let found = set
+                            .search(&queries[i], 10, &mut keep_all, &mut || Ok(None))
+                            .unwrap();
+                        out.push((i, found));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for (i, found) in together.into_iter().flatten() {
+        assert_eq!(found, alone[i], "query {i}");
+    }
+    // Nothing is left behind for scores nobody collects.
+    let state = set.scans.state.lock().unwrap();
+    assert!(state.waiting.is_empty() && state.done.is_empty() && state.running == 0);
+}
+
+#[test]
+fn a_pass_scores_every_query_waiting() {
+    let dim = 8;
+    let items = data(50, dim);
+    let mut set = VectorSet::new(dim, AnnConfig::exact());
+    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    let (a, b) = (items[3].1.clone(), items[4].1.clone());
+    // Another search's query waits, as if it had arrived while a pass ran.
+    set.scans
+        .state
+        .lock()
+        .unwrap()
+        .waiting
+        .push((77, b.clone()));
+    set.scans.state.lock().unwrap().next_ticket = 78;
+    let scores_a = set.scores(&a);
+    let mut state = set.scans.state.lock().unwrap();
+    let scores_b = state
+        .done
+        .remove(&77)
+        .expect("the waiting query was scored in the pass");
+    assert!(state.waiting.is_empty() && state.done.is_empty());
+    drop(state);
+    let row_of = |key: u32| set.row_of[&set.label_of[&key]];
+    // Row `i` holds item `i` normalised; each query matches its own item best.
+    let best = |scores: &[f32]| {
+        (0..scores.len())
+            .max_by(|x, y| scores[*x].total_cmp(&scores[*y]))
+            .unwrap()
+    };
+    assert_eq!(best(&scores_a), row_of(3));
+    assert_eq!(best(&scores_b), row_of(4));
+}
+
+#[test]
 fn the_graph_takes_over_at_the_threshold_with_high_recall() {
     for quantization in [Quantization::F32, Quantization::F16, Quantization::I8] {
         let dim = 32;
