@@ -13,16 +13,10 @@ const SUMS: usize = 4;
 const STEP: usize = WIDTH * SUMS;
 
 /// Whether the CPU runs the AVX2 + FMA kernels (checked once, then cached by std).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn fused() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
 /// The dot product of two vectors over the shorter one's length (the longer one's extra
