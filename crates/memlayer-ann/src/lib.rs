@@ -11,6 +11,7 @@ use std::hash::Hash;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
+use memlayer_store::ranking::ints::IntMap;
 use memlayer_store::ranking::vector::{MAX_SCAN_BATCH, TopK, best_first, dot, dots_many_into};
 use memlayer_store::{Error, ErrorKind, Result};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
@@ -309,12 +310,12 @@ pub struct VectorSet<K> {
     /// Label of each key; labels are never reused.
     label_of: HashMap<K, u64>,
     /// Key of each label, for the graph's answers.
-    key_of: HashMap<u64, K>,
+    key_of: IntMap<u64, K>,
     next_label: u64,
     /// Row `i` of `rows` belongs to `row_labels[i]`; `row_of` maps back.
     rows: Vec<f32>,
     row_labels: Vec<u64>,
-    row_of: HashMap<u64, usize>,
+    row_of: IntMap<u64, usize>,
     graph: Option<Graph>,
     /// Whether the graph changed since it was saved or restored.
     unsaved: bool,
@@ -338,11 +339,11 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             dim,
             config,
             label_of: HashMap::new(),
-            key_of: HashMap::new(),
+            key_of: IntMap::default(),
             next_label: 0,
             rows: Vec::new(),
             row_labels: Vec::new(),
-            row_of: HashMap::new(),
+            row_of: IntMap::default(),
             graph: None,
             unsaved: false,
             scans: Scans::default(),
@@ -987,7 +988,7 @@ impl<K: Clone + Eq + Hash + Ord + AsRef<[u8]>> VectorSet<K> {
             index.remove(*label).map_err(|e| index_error("remove", e))?;
         }
         // The rows take their saved (or new) labels.
-        let mut key_of = HashMap::with_capacity(labels.len());
+        let mut key_of = IntMap::with_capacity_and_hasher(labels.len(), Default::default());
         self.row_of.clear();
         for (row, label) in labels.iter().enumerate() {
             let old = self.row_labels[row];

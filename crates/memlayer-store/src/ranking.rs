@@ -2,5 +2,6 @@
 
 pub mod bm25;
 pub mod fusion;
+pub mod ints;
 pub mod text;
 pub mod vector;

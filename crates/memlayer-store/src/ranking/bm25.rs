@@ -2,8 +2,9 @@
 //! query never rebuilds anything.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash};
 
+use super::ints::IntMap;
 use super::text;
 
 /// BM25 parameters.
@@ -38,28 +39,8 @@ pub fn idf(n: f32, df: f32) -> f32 {
     (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
 }
 
-/// A hasher for the index's own `u32` slots: one multiplication, where the standard
-/// hasher spent most of a query's scoring time.
-#[derive(Debug, Default, Clone, Copy)]
-struct SlotHasher(u64);
-
-impl Hasher for SlotHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type SlotMap<V> = HashMap<u32, V, BuildHasherDefault<SlotHasher>>;
+/// The index's own `u32` slots, hashed by one multiplication.
+type SlotMap<V> = IntMap<u32, V>;
 
 #[derive(Debug, Clone)]
 struct Doc<K> {
