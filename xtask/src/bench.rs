@@ -484,20 +484,80 @@ async fn timed_search(
         let store = store.clone();
         let (text, v) = qs[k % qs.len()].clone();
         async move {
-            let mut r = SearchRequest::new(mode)
-                .with_filter(bench_filter(rare))
-                .with_limit(10);
-            if mode != SearchMode::Vector {
-                r = r.with_query(text);
-            }
-            if mode != SearchMode::Keyword {
-                r = r.with_vector(v);
-            }
-            store.search("bench", &r).await?;
+            store
+                .search("bench", &bench_request(mode, rare, text, v))
+                .await?;
             Ok(())
         }
     })
     .await
+}
+
+/// The bench's search request: top 10 in `mode` for a query's text and vector, under the
+/// all-pass filter or (`rare`) the 1% one.
+fn bench_request(mode: SearchMode, rare: bool, text: String, v: Vec<f32>) -> SearchRequest {
+    let mut r = SearchRequest::new(mode)
+        .with_filter(bench_filter(rare))
+        .with_limit(10);
+    if mode != SearchMode::Vector {
+        r = r.with_query(text);
+    }
+    if mode != SearchMode::Keyword {
+        r = r.with_vector(v);
+    }
+    r
+}
+
+/// Queries whose recall@10 is measured.
+const RECALL_QUERIES: usize = 32;
+
+/// The exact hybrid answers (top-10 ids) to the first [`RECALL_QUERIES`] queries, under the
+/// all-pass filter and under the 1% one: hybrid search on a memory store of the same items that
+/// scans its vectors exactly (the same BM25 and fusion as every backend), dropped afterwards.
+async fn exact_hybrid_answers(
+    items: &[MemoryItem],
+    queries: &[(String, Vec<f32>)],
+) -> Result<[Vec<Vec<String>>; 2]> {
+    let exact = memlayer::memory::InMemoryStore::with_ann(memlayer_ann::AnnConfig::exact());
+    for batch in items.chunks(1000) {
+        memlayer::MemoryStore::upsert_many(&exact, batch.to_vec()).await?;
+    }
+    let mut answers = [Vec::new(), Vec::new()];
+    for (rare, answers) in [false, true].into_iter().zip(answers.iter_mut()) {
+        for (text, v) in queries.iter().take(RECALL_QUERIES) {
+            let r = bench_request(SearchMode::Hybrid, rare, text.clone(), v.clone());
+            let found = memlayer::MemoryStore::search(&exact, "bench", &r).await?;
+            answers.push(found.hits.into_iter().map(|h| h.item.id).collect());
+        }
+    }
+    Ok(answers)
+}
+
+/// Recall@10 of `store`'s hybrid search against [`exact_hybrid_answers`] (`want`, for the
+/// filter `rare` says); a short answer is reported on stderr.
+async fn hybrid_recall(
+    store: &memlayer::DynStore,
+    backend: &str,
+    queries: &[(String, Vec<f32>)],
+    want: &[Vec<String>],
+    rare: bool,
+) -> Result<f64> {
+    let (mut hit, mut total) = (0usize, 0usize);
+    for ((text, v), want) in queries.iter().zip(want) {
+        let r = bench_request(SearchMode::Hybrid, rare, text.clone(), v.clone());
+        let got = store.search("bench", &r).await?;
+        let got: Vec<&str> = got.hits.iter().map(|h| h.item.id.as_str()).collect();
+        if got.len() < want.len() {
+            eprintln!(
+                "{backend}: hybrid search returned {} of {} hits",
+                got.len(),
+                want.len()
+            );
+        }
+        total += want.len();
+        hit += want.iter().filter(|w| got.contains(&w.as_str())).count();
+    }
+    Ok(hit as f64 / total.max(1) as f64)
 }
 
 /// Recall@10 of vector search against the exact answer over the first 32 queries, under the
@@ -511,7 +571,7 @@ async fn vector_recall(
 ) -> Result<f64> {
     let mut hit = 0usize;
     let mut total = 0usize;
-    for (_, v) in queries.iter().take(32) {
+    for (_, v) in queries.iter().take(RECALL_QUERIES) {
         let want = exact_top10(items, v, rare.then_some(RARE_USER));
         let got = store
             .search(
@@ -741,6 +801,11 @@ async fn store_rows(
 
     // Searches.
     let queries = Arc::new(d.queries.clone());
+    let hybrid_answers = if modes.iter().any(|m| m == "hybrid") && approximate(backend, n) {
+        Some(exact_hybrid_answers(&d.items, &d.queries).await?)
+    } else {
+        None
+    };
     for (mode, op) in [
         (SearchMode::Keyword, "keyword"),
         (SearchMode::Vector, "vector"),
@@ -767,6 +832,11 @@ async fn store_rows(
                         }
                         None
                     })
+                } else if let (SearchMode::Hybrid, 1, Some(answers)) =
+                    (mode, clients, &hybrid_answers)
+                {
+                    let want = &answers[usize::from(rare)];
+                    Some(hybrid_recall(&store, backend, &queries, want, rare).await?)
                 } else {
                     None
                 };
@@ -1280,7 +1350,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
             .collect::<Vec<_>>()
             .join(", then ");
         let notes = format!(
-            "Synthetic data (fixed seed): {DIM}-d unit vectors clustered around {TOPICS} topics (`memlayer_ann::synthetic`; no real text), eight-word texts over a {VOCABULARY}-word vocabulary; filter 1.0 = kind `fact` (every item), 0.01 = user `rare`. Measured on this 2-core machine, every backend on the same data, by {run_list}; {} timed calls per latency row after warm-up{}. `kernel-rust` is the exact scan (dot products and a bounded top-10 over a contiguous matrix, one core); `kernel-numpy` is numpy's `m @ v` + `argpartition` on the same vectors (`rust_over_numpy` in report.json is numpy's p50 over Rust's). `exact_scan_batched` scores {KERNEL_BATCH} queries per pass over the matrix (`dots_many_into` against numpy's `m @ Q`): its latency is the whole batch's, its per-second figure counts queries. recall@10 is against the exact answer; `-` where the search is exact (memory and SQLite below their 20,000-vector ANN threshold). `first_vector_search` and `first_keyword_search` are the first searches after ingest: for SQLite they load the namespace's vectors or contents and build the in-process indexes; `restart_first_*` are the same after the store is closed and opened again (SQLite restores the graph it saved).",
+            "Synthetic data (fixed seed): {DIM}-d unit vectors clustered around {TOPICS} topics (`memlayer_ann::synthetic`; no real text), eight-word texts over a {VOCABULARY}-word vocabulary; filter 1.0 = kind `fact` (every item), 0.01 = user `rare`. Measured on this 2-core machine, every backend on the same data, by {run_list}; {} timed calls per latency row after warm-up{}. `kernel-rust` is the exact scan (dot products and a bounded top-10 over a contiguous matrix, one core); `kernel-numpy` is numpy's `m @ v` + `argpartition` on the same vectors (`rust_over_numpy` in report.json is numpy's p50 over Rust's). `exact_scan_batched` scores {KERNEL_BATCH} queries per pass over the matrix (`dots_many_into` against numpy's `m @ Q`): its latency is the whole batch's, its per-second figure counts queries. recall@10 is against the exact answer (for hybrid rows: hybrid search on a memory store of the same items that scans its vectors exactly, with the same BM25 and fusion), over the first 32 queries; `-` where the search is exact (memory and SQLite below their 20,000-vector ANN threshold). `first_vector_search` and `first_keyword_search` are the first searches after ingest: for SQLite they load the namespace's vectors or contents and build the in-process indexes; `restart_first_*` are the same after the store is closed and opened again (SQLite restores the graph it saved).",
             if args.quick { 200 } else { 1000 },
             if args.quick {
                 " (`--quick`: 2,000 items, clients 1 and 64)"
