@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use memlayer::{Filter, Kind, MemoryItem, SearchMode, SearchRequest};
+use memlayer::{Filter, Kind, MemoryItem, SearchMode, SearchRequest, SearchResults};
 use serde_json::{Value, json};
 
 use crate::progress::Progress;
@@ -272,7 +272,7 @@ const KERNEL_BATCH: usize = memlayer::ranking::vector::MAX_SCAN_BATCH;
 /// and [`KERNEL_BATCH`] queries per pass (`dots_many_into` against numpy's `m @ Q`), whose row
 /// gives the latency of the whole batch and the queries per second it makes.
 fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
-    use memlayer::ranking::vector::{TopK, dots_many_into, exact_top_k};
+    use memlayer::ranking::vector::{dots_many_into, exact_top_k, top_k_rows};
     let mut vectors = Clustered::new(DIM, TOPICS, 0x5EED_0003);
     let mut matrix = Vec::with_capacity(n * DIM);
     for _ in 0..n {
@@ -281,14 +281,9 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
     let queries: Vec<Vec<f32>> = (0..32).map(|_| vectors.next_vector()).collect();
     let mut scores = Vec::with_capacity(n);
     let mut scan = |q: &[f32]| exact_top_k(q, &matrix, 10, &mut scores);
-    let mut lat = Vec::with_capacity(calls);
-    for i in 0..calls + 4 {
-        let t = Instant::now();
+    let lat = time_calls(calls, |i| {
         std::hint::black_box(scan(&queries[i % queries.len()]));
-        if i >= 4 {
-            lat.push(t.elapsed());
-        }
-    }
+    });
     let mut outs: Vec<Vec<f32>> = (0..KERNEL_BATCH).map(|_| Vec::with_capacity(n)).collect();
     let mut batch = |first: usize| {
         let group: Vec<&[f32]> = (0..KERNEL_BATCH)
@@ -296,26 +291,13 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
             .collect();
         dots_many_into(&group, &matrix, &mut outs);
         outs.iter()
-            .map(|scores| {
-                let mut top = TopK::new(10);
-                for (i, &s) in scores.iter().enumerate() {
-                    if top.admits(s) {
-                        top.offer(s, i);
-                    }
-                }
-                top.into_sorted()
-            })
+            .map(|scores| top_k_rows(scores, 10))
             .collect::<Vec<_>>()
     };
     let batch_calls = (calls / 4).max(50);
-    let mut batch_lat = Vec::with_capacity(batch_calls);
-    for i in 0..batch_calls + 4 {
-        let t = Instant::now();
+    let batch_lat = time_calls(batch_calls, |i| {
         std::hint::black_box(batch(i * KERNEL_BATCH));
-        if i >= 4 {
-            batch_lat.push(t.elapsed());
-        }
-    }
+    });
     let numpy = numpy_scan(&matrix, &queries, calls, batch_calls)?;
     let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
     let mut rows = Vec::new();
@@ -357,6 +339,17 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
         }));
     }
     Ok(rows)
+}
+
+/// The latencies of `calls` calls of `call` (given the call's number), after four untimed.
+fn time_calls(calls: usize, mut call: impl FnMut(usize)) -> Vec<Duration> {
+    (0..calls + 4)
+        .filter_map(|i| {
+            let t = Instant::now();
+            call(i);
+            (i >= 4).then(|| t.elapsed())
+        })
+        .collect()
 }
 
 /// numpy's timings of the same scans on the same vectors (single-threaded BLAS): one query
@@ -542,22 +535,40 @@ async fn hybrid_recall(
     want: &[Vec<String>],
     rare: bool,
 ) -> Result<f64> {
-    let (mut hit, mut total) = (0usize, 0usize);
+    let mut tally = Recall::default();
     for ((text, v), want) in queries.iter().zip(want) {
         let r = bench_request(SearchMode::Hybrid, rare, text.clone(), v.clone());
         let got = store.search("bench", &r).await?;
+        tally.add(backend, "hybrid", &got, want);
+    }
+    Ok(tally.recall())
+}
+
+/// Hits found against hits wanted, over a run of queries.
+#[derive(Default)]
+struct Recall {
+    hit: usize,
+    total: usize,
+}
+
+impl Recall {
+    /// Counts one answer against the exact one; a short answer is reported on stderr.
+    fn add(&mut self, backend: &str, mode: &str, got: &SearchResults, want: &[String]) {
         let got: Vec<&str> = got.hits.iter().map(|h| h.item.id.as_str()).collect();
         if got.len() < want.len() {
             eprintln!(
-                "{backend}: hybrid search returned {} of {} hits",
+                "{backend}: {mode} search returned {} of {} hits",
                 got.len(),
                 want.len()
             );
         }
-        total += want.len();
-        hit += want.iter().filter(|w| got.contains(&w.as_str())).count();
+        self.total += want.len();
+        self.hit += want.iter().filter(|w| got.contains(&w.as_str())).count();
     }
-    Ok(hit as f64 / total.max(1) as f64)
+
+    fn recall(&self) -> f64 {
+        self.hit as f64 / self.total.max(1) as f64
+    }
 }
 
 /// Recall@10 of vector search against the exact answer over the first 32 queries, under the
@@ -569,30 +580,14 @@ async fn vector_recall(
     queries: &[(String, Vec<f32>)],
     rare: bool,
 ) -> Result<f64> {
-    let mut hit = 0usize;
-    let mut total = 0usize;
+    let mut tally = Recall::default();
     for (_, v) in queries.iter().take(RECALL_QUERIES) {
         let want = exact_top10(items, v, rare.then_some(RARE_USER));
-        let got = store
-            .search(
-                "bench",
-                &SearchRequest::vector(v.clone())
-                    .with_filter(bench_filter(rare))
-                    .with_limit(10),
-            )
-            .await?;
-        let got: Vec<&str> = got.hits.iter().map(|h| h.item.id.as_str()).collect();
-        if got.len() < want.len() {
-            eprintln!(
-                "{backend}: vector search returned {} of {} hits",
-                got.len(),
-                want.len()
-            );
-        }
-        total += want.len();
-        hit += want.iter().filter(|w| got.contains(&w.as_str())).count();
+        let r = bench_request(SearchMode::Vector, rare, String::new(), v.clone());
+        let got = store.search("bench", &r).await?;
+        tally.add(backend, "vector", &got, &want);
     }
-    Ok(hit as f64 / total.max(1) as f64)
+    Ok(tally.recall())
 }
 
 /// From this many items on, the bench fills a Postgres namespace by a bulk load.
@@ -649,13 +644,15 @@ async fn build_vector_index(pg: &memlayer::postgres::PostgresStore, n: usize) ->
     Ok(r)
 }
 
-/// Every store measurement of one backend at one size.
+/// Every store measurement of one backend at one size. `hybrid_answers` holds the exact
+/// hybrid answers for this size once a backend needed them, for the next backend to reuse.
 async fn store_rows(
     backend: &str,
     n: usize,
     quick: bool,
     modes: &[String],
     filters: &[f64],
+    hybrid_answers: &mut Option<[Vec<Vec<String>>; 2]>,
 ) -> Result<Vec<Value>> {
     let calls = if quick { 200 } else { 1000 };
     let warmup = if quick { 10 } else { 50 };
@@ -801,11 +798,9 @@ async fn store_rows(
 
     // Searches.
     let queries = Arc::new(d.queries.clone());
-    let hybrid_answers = if modes.iter().any(|m| m == "hybrid") && approximate(backend, n) {
-        Some(exact_hybrid_answers(&d.items, &d.queries).await?)
-    } else {
-        None
-    };
+    if hybrid_answers.is_none() && modes.iter().any(|m| m == "hybrid") && approximate(backend, n) {
+        *hybrid_answers = Some(exact_hybrid_answers(&d.items, &d.queries).await?);
+    }
     for (mode, op) in [
         (SearchMode::Keyword, "keyword"),
         (SearchMode::Vector, "vector"),
@@ -832,8 +827,8 @@ async fn store_rows(
                         }
                         None
                     })
-                } else if let (SearchMode::Hybrid, 1, Some(answers)) =
-                    (mode, clients, &hybrid_answers)
+                } else if let (SearchMode::Hybrid, 1, true, Some(answers)) =
+                    (mode, clients, approximate(backend, n), &*hybrid_answers)
                 {
                     let want = &answers[usize::from(rare)];
                     Some(hybrid_recall(&store, backend, &queries, want, rare).await?)
@@ -1307,9 +1302,19 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
         Ok(all)
     };
     for &n in &args.sizes {
+        let mut hybrid_answers = None;
         for b in &args.backends {
             eprintln!("bench: {b} at {n} items");
-            rows.extend(store_rows(b, n, args.quick, &args.modes, &args.filters).await?);
+            let measured = store_rows(
+                b,
+                n,
+                args.quick,
+                &args.modes,
+                &args.filters,
+                &mut hybrid_answers,
+            )
+            .await?;
+            rows.extend(measured);
             save(&rows, &runs)?;
         }
     }

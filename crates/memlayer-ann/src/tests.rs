@@ -26,6 +26,14 @@ fn data(n: usize, dim: usize) -> Vec<(u32, Vec<f32>)> {
     (0..n as u32).map(|i| (i, g.next_vector())).collect()
 }
 
+/// A set in exact mode holding `items`.
+fn exact_set(items: &[(u32, Vec<f32>)], dim: usize) -> VectorSet<u32> {
+    let mut set = VectorSet::new(dim, AnnConfig::exact());
+    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    set
+}
+
 fn recall(got: &[(f32, u32)], want: &[u32]) -> f64 {
     let hit = want
         .iter()
@@ -64,9 +72,7 @@ fn exact_mode_matches_the_naive_ranking_and_breaks_ties_by_key() {
 fn concurrent_exact_searches_share_passes_and_answer_as_alone() {
     let dim = 40;
     let items = data(3000, dim);
-    let mut set = VectorSet::new(dim, AnnConfig::exact());
-    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
-        .unwrap();
+    let set = exact_set(&items, dim);
     let queries: Vec<Vec<f32>> = {
         let mut g = Clustered::new(dim, 20, 7).reseeded(31);
         (0..24).map(|_| g.next_vector()).collect()
@@ -108,9 +114,7 @@ fn concurrent_exact_searches_share_passes_and_answer_as_alone() {
 fn a_pass_scores_every_query_waiting() {
     let dim = 8;
     let items = data(50, dim);
-    let mut set = VectorSet::new(dim, AnnConfig::exact());
-    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
-        .unwrap();
+    let set = exact_set(&items, dim);
     let (a, b) = (items[3].1.clone(), items[4].1.clone());
     // Another search's query waits, as if it had arrived while a pass ran.
     set.scans

@@ -269,8 +269,14 @@ pub fn exact_top_k(
     scratch: &mut Vec<f32>,
 ) -> Vec<(f32, usize)> {
     dots_into(query, matrix, scratch);
+    top_k_rows(scratch, k)
+}
+
+/// The `k` best of `scores` by row index, best first (ties by row index), through a bounded
+/// heap.
+pub fn top_k_rows(scores: &[f32], k: usize) -> Vec<(f32, usize)> {
     let mut top = TopK::new(k);
-    for (i, &score) in scratch.iter().enumerate() {
+    for (i, &score) in scores.iter().enumerate() {
         if top.admits(score) {
             top.offer(score, i);
         }
