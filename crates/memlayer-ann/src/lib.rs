@@ -9,7 +9,7 @@ pub use saved::Origin;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::Path;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use memlayer_store::ranking::ints::IntMap;
 use memlayer_store::ranking::vector::{MAX_SCAN_BATCH, TopK, best_first, dot, dots_many_into};
@@ -35,6 +35,26 @@ pub struct AnnConfig {
     /// re-ranked by the exact f32 dot product, so a narrower type costs recall only where the
     /// graph's order hides a neighbour beyond its candidate list.
     pub quantization: Quantization,
+    /// How concurrent exact scans of one set share passes over its vectors.
+    pub scan_sharing: ScanSharing,
+}
+
+/// How concurrent exact scans of one set share passes over the vectors (see [`VectorSet`]).
+/// Either way, a search alone runs its pass at once, and a pass scores every query waiting
+/// (up to eight).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScanSharing {
+    /// For searches run on an async executor's worker threads, one per core, which should
+    /// not wait: a search that finds fewer passes running than there are cores runs one at
+    /// once, and only waits when every core has one.
+    #[default]
+    PerCore,
+    /// For searches run on a pool of threads that may wait (a blocking pool): while a pass
+    /// runs, the queries arriving gather for the next one, and a second pass starts beside it
+    /// only when a full batch waits. A pass for eight queries costs about three times a pass
+    /// for one, so under load this scores more queries per core.
+    Gather,
 }
 
 /// The graph's element type.
@@ -72,6 +92,7 @@ impl Default for AnnConfig {
             expansion_search: 192,
             build_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             quantization: Quantization::I8,
+            scan_sharing: ScanSharing::PerCore,
         }
     }
 }
@@ -106,6 +127,12 @@ impl AnnConfig {
     /// The default configuration with another graph element type.
     pub fn with_quantization(mut self, quantization: Quantization) -> Self {
         self.quantization = quantization;
+        self
+    }
+
+    /// The configuration with another way of sharing exact scans.
+    pub fn with_scan_sharing(mut self, sharing: ScanSharing) -> Self {
+        self.scan_sharing = sharing;
         self
     }
 }
@@ -232,26 +259,49 @@ impl Drop for Slot<'_> {
 }
 
 /// Exact scans waiting for a pass over the matrix. Concurrent searches of one set share
-/// passes: a search that finds fewer passes running than the machine has cores runs one at
-/// once, for every query waiting (up to [`MAX_SCAN_BATCH`]); otherwise it waits for a
-/// running pass to end. One query's scan is bound by memory bandwidth, so a pass for several
-/// costs little more than a pass for one; a search alone runs its own pass at once, and no
-/// core idles while queries wait.
+/// passes: a search that may start a pass ([`ScanSharing`] says when) runs one for every
+/// query waiting (up to [`MAX_SCAN_BATCH`]); otherwise it waits for a pass to score its
+/// query. Each row is read once per pass and meets every query from the L1 cache, so a pass
+/// for eight queries costs about three times a pass for one. At most one pass per core runs.
 #[derive(Debug, Default)]
 struct Scans {
     state: Mutex<ScanState>,
-    finished: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct ScanState {
-    /// Queries waiting for a pass, by ticket, oldest first.
-    waiting: Vec<(u64, Vec<f32>)>,
-    /// Scores of the queries whose pass has run, by ticket.
-    done: HashMap<u64, Vec<f32>>,
+    /// Queries waiting for a pass, oldest first.
+    waiting: Vec<Waiting>,
+    /// Outcomes of the queries whose pass has ended, by ticket: their scores, or `None`
+    /// when the pass did not finish.
+    done: HashMap<u64, Option<Vec<f32>>>,
     next_ticket: u64,
     /// Passes running.
     running: usize,
+}
+
+/// A query waiting for a pass, and how to wake its search: each search sleeps on a condition
+/// of its own, so the end of a pass wakes the searches it scored and the oldest one still
+/// waiting (to run the next), not every search waiting.
+#[derive(Debug)]
+struct Waiting {
+    ticket: u64,
+    query: Vec<f32>,
+    wake: Arc<Condvar>,
+}
+
+impl ScanState {
+    /// Whether a search may start a pass now (see [`ScanSharing`]).
+    fn may_run(&self, sharing: ScanSharing) -> bool {
+        let room = self.running < pass_limit();
+        !self.waiting.is_empty()
+            && match sharing {
+                ScanSharing::PerCore => room,
+                ScanSharing::Gather => {
+                    self.running == 0 || (room && self.waiting.len() >= MAX_SCAN_BATCH)
+                }
+            }
+    }
 }
 
 /// How many passes may run at once: one per core.
@@ -260,18 +310,29 @@ fn pass_limit() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Counts a running pass out when dropped, whichever way the pass ends, and wakes the
-/// waiting searches (for their scores, or to run the next pass).
-struct Pass<'a>(&'a Scans);
+/// A running pass: its queries, and their scores once computed. Dropped, whichever way the
+/// pass ends, it records every query's outcome (`None` for those it did not score), counts
+/// itself out, and wakes the searches it served and the oldest one still waiting.
+struct Pass<'a> {
+    scans: &'a Scans,
+    batch: Vec<Waiting>,
+    scores: Vec<Vec<f32>>,
+}
 
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
-        self.0
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .running -= 1;
-        self.0.finished.notify_all();
+        let mut state = self.scans.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut scores = std::mem::take(&mut self.scores).into_iter();
+        for w in &self.batch {
+            state.done.insert(w.ticket, scores.next());
+        }
+        state.running -= 1;
+        for w in &self.batch {
+            w.wake.notify_one();
+        }
+        if let Some(next) = state.waiting.first() {
+            next.wake.notify_one();
+        }
     }
 }
 
@@ -705,39 +766,69 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
 
     /// Every row's dot product with `q`, in row order, computed in a pass shared with the
     /// searches scanning this set at the same time (see [`Scans`]).
-    fn scores(&self, q: &[f32]) -> Vec<f32> {
+    fn scores(&self, q: &[f32]) -> Result<Vec<f32>> {
         let scans = &self.scans;
+        let wake = Arc::new(Condvar::new());
         let mut state = scans.state.lock().unwrap_or_else(|e| e.into_inner());
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        state.waiting.push((ticket, q.to_vec()));
+        state.waiting.push(Waiting {
+            ticket,
+            query: q.to_vec(),
+            wake: wake.clone(),
+        });
         loop {
-            if let Some(scores) = state.done.remove(&ticket) {
-                return scores;
+            if let Some(outcome) = state.done.remove(&ticket) {
+                return outcome.ok_or_else(|| {
+                    Error::new(ErrorKind::Unexpected, "an exact scan did not finish")
+                });
             }
-            if state.running >= pass_limit() || state.waiting.is_empty() {
-                state = scans
-                    .finished
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner());
+            if !state.may_run(self.config.scan_sharing) {
+                state = wake.wait(state).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
             state.running += 1;
             let take = state.waiting.len().min(MAX_SCAN_BATCH);
-            let batch: Vec<(u64, Vec<f32>)> = state.waiting.drain(..take).collect();
+            let mut pass = Pass {
+                scans,
+                batch: state.waiting.drain(..take).collect(),
+                scores: Vec::new(),
+            };
             drop(state);
-            let pass = Pass(scans);
-            let queries: Vec<&[f32]> = batch.iter().map(|(_, q)| q.as_slice()).collect();
-            let mut outs = vec![Vec::new(); batch.len()];
+            let queries: Vec<&[f32]> = pass.batch.iter().map(|w| w.query.as_slice()).collect();
+            let mut outs = vec![Vec::new(); queries.len()];
             dots_many_into(&queries, &self.rows, &mut outs);
-            state = scans.state.lock().unwrap_or_else(|e| e.into_inner());
-            for ((ticket, _), scores) in batch.iter().zip(outs) {
-                state.done.insert(*ticket, scores);
-            }
-            drop(state);
+            pass.scores = outs;
             drop(pass);
             state = scans.state.lock().unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// The `n` best rows of `scores` (one per row), best first, ties by key. The rows are
+    /// ranked by position first, and only those scoring at least the `n`-th best score (`n`
+    /// rows, more on a tie) are looked up by label, so a scan of 10,000 rows makes about `n`
+    /// key lookups instead of one for every row the running top-k admits.
+    fn best_rows(&self, scores: &[f32], n: usize) -> Vec<(f32, &K)> {
+        let mut by_row = TopK::new(n);
+        for (row, &score) in scores.iter().enumerate() {
+            if by_row.admits(score) {
+                by_row.offer(score, row);
+            }
+        }
+        let Some(&(cut, _)) = by_row.into_sorted().last() else {
+            return Vec::new();
+        };
+        let mut best = TopK::new(n);
+        for (&score, label) in scores.iter().zip(&self.row_labels) {
+            // (A NaN cut, from a NaN score, leaves the check to the top-k alone.)
+            if (score >= cut || cut.is_nan())
+                && best.admits(score)
+                && let Some(key) = self.key_of.get(label)
+            {
+                best.offer(score, key);
+            }
+        }
+        best.into_sorted()
     }
 
     /// Exact mode: every row's dot product with the SIMD kernel; the filter is asked about
@@ -752,17 +843,9 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         accept: &mut dyn FnMut(&[&K]) -> Result<Vec<bool>>,
         accepted: &mut dyn FnMut() -> Result<Option<Vec<K>>>,
     ) -> Result<Vec<(f32, K)>> {
-        let scores = self.scores(q);
+        let scores = self.scores(q)?;
         let first = (4 * k).max(64);
-        let mut best = TopK::new(first);
-        for (&score, label) in scores.iter().zip(&self.row_labels) {
-            if best.admits(score)
-                && let Some(key) = self.key_of.get(label)
-            {
-                best.offer(score, key);
-            }
-        }
-        let best = best.into_sorted();
+        let best = self.best_rows(&scores, first);
         let (top, asked) = first_passing(&best, k, accept)?;
         if top.len() >= k || best.len() >= self.row_labels.len() {
             return Ok(top);

@@ -70,9 +70,17 @@ fn exact_mode_matches_the_naive_ranking_and_breaks_ties_by_key() {
 
 #[test]
 fn concurrent_exact_searches_share_passes_and_answer_as_alone() {
+    for sharing in [ScanSharing::PerCore, ScanSharing::Gather] {
+        concurrent_searches_answer_as_alone(sharing);
+    }
+}
+
+fn concurrent_searches_answer_as_alone(sharing: ScanSharing) {
     let dim = 40;
     let items = data(3000, dim);
-    let set = exact_set(&items, dim);
+    let mut set = VectorSet::new(dim, AnnConfig::exact().with_scan_sharing(sharing));
+    set.upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
     let queries: Vec<Vec<f32>> = {
         let mut g = Clustered::new(dim, 20, 7).reseeded(31);
         (0..24).map(|_| g.next_vector()).collect()
@@ -103,7 +111,7 @@ fn concurrent_exact_searches_share_passes_and_answer_as_alone() {
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     for (i, found) in together.into_iter().flatten() {
-        assert_eq!(found, alone[i], "query {i}");
+        assert_eq!(found, alone[i], "query {i}, {sharing:?}");
     }
     // Nothing is left behind for scores nobody collects.
     let state = set.scans.state.lock().unwrap();
@@ -117,18 +125,18 @@ fn a_pass_scores_every_query_waiting() {
     let set = exact_set(&items, dim);
     let (a, b) = (items[3].1.clone(), items[4].1.clone());
     // Another search's query waits, as if it had arrived while a pass ran.
-    set.scans
-        .state
-        .lock()
-        .unwrap()
-        .waiting
-        .push((77, b.clone()));
+    set.scans.state.lock().unwrap().waiting.push(Waiting {
+        ticket: 77,
+        query: b.clone(),
+        wake: Arc::new(Condvar::new()),
+    });
     set.scans.state.lock().unwrap().next_ticket = 78;
-    let scores_a = set.scores(&a);
+    let scores_a = set.scores(&a).unwrap();
     let mut state = set.scans.state.lock().unwrap();
     let scores_b = state
         .done
         .remove(&77)
+        .flatten()
         .expect("the waiting query was scored in the pass");
     assert!(state.waiting.is_empty() && state.done.is_empty());
     drop(state);
@@ -141,6 +149,65 @@ fn a_pass_scores_every_query_waiting() {
     };
     assert_eq!(best(&scores_a), row_of(3));
     assert_eq!(best(&scores_b), row_of(4));
+}
+
+#[test]
+fn when_a_search_starts_a_pass() {
+    let waiting = |n: u64| -> Vec<Waiting> {
+        (0..n)
+            .map(|ticket| Waiting {
+                ticket,
+                query: vec![1.0],
+                wake: Arc::new(Condvar::new()),
+            })
+            .collect()
+    };
+    let state = |running: usize, n: u64| ScanState {
+        waiting: waiting(n),
+        running,
+        ..ScanState::default()
+    };
+    for sharing in [ScanSharing::PerCore, ScanSharing::Gather] {
+        // No pass running: a search runs one at once, even for a query alone.
+        assert!(state(0, 1).may_run(sharing));
+        // Nothing waiting: nothing to run.
+        assert!(!state(0, 0).may_run(sharing));
+        // Every core has a pass: wait.
+        assert!(!state(pass_limit(), 3 * MAX_SCAN_BATCH as u64).may_run(sharing));
+        // A full batch waits and a core is free: run a second pass.
+        assert_eq!(
+            state(1, MAX_SCAN_BATCH as u64).may_run(sharing),
+            pass_limit() > 1
+        );
+    }
+    // A pass running and a core free: per core, a search runs its own pass at once...
+    assert_eq!(state(1, 1).may_run(ScanSharing::PerCore), pass_limit() > 1);
+    // ...gathering, the queries arriving wait for the next pass.
+    assert!(!state(1, MAX_SCAN_BATCH as u64 - 1).may_run(ScanSharing::Gather));
+}
+
+#[test]
+fn a_pass_that_does_not_finish_fails_its_queries_instead_of_stranding_them() {
+    let scans = Scans::default();
+    scans.state.lock().unwrap().running = 1;
+    let mut batch = Vec::new();
+    for ticket in [4, 5] {
+        batch.push(Waiting {
+            ticket,
+            query: vec![1.0],
+            wake: Arc::new(Condvar::new()),
+        });
+    }
+    // As when the kernel panics: the pass is dropped before it records any scores.
+    drop(Pass {
+        scans: &scans,
+        batch,
+        scores: Vec::new(),
+    });
+    let state = scans.state.lock().unwrap();
+    assert_eq!(state.running, 0);
+    assert_eq!(state.done.get(&4), Some(&None));
+    assert_eq!(state.done.get(&5), Some(&None));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use memlayer_ann::VectorSet;
-pub use memlayer_ann::{AnnConfig, Quantization};
+pub use memlayer_ann::{AnnConfig, Quantization, ScanSharing};
 use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
 use memlayer_store::limits::{
     self, check_id, check_item, check_namespace, check_pin, check_query_dim,

@@ -30,7 +30,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 pub use db::Synchronous;
 use error::map_sqlite;
 use index::Change;
-pub use memlayer_ann::{AnnConfig, Origin, Quantization};
+pub use memlayer_ann::{AnnConfig, Origin, Quantization, ScanSharing};
 use sql::{ITEM_COLUMNS, Query, STORED_COLUMNS, read_item};
 
 const BACKEND: &str = "sqlite";
@@ -41,7 +41,11 @@ const BACKEND: &str = "sqlite";
 pub struct SqliteConfig {
     /// A file path, or `:memory:` for a private in-memory database.
     pub path: String,
-    /// Reader connections besides the writer (file databases only).
+    /// Reader connections besides the writer (file databases only): how many reads run at
+    /// once. The default, 32, is more than the cores because concurrent exact vector searches
+    /// of a namespace share passes over its vectors (up to eight queries a pass), and a search
+    /// holds its reader while it waits for one: with 4 readers the passes ran about one query
+    /// each under load.
     pub readers: usize,
     /// How long a connection waits for a lock before `Unavailable`.
     pub busy_timeout: Duration,
@@ -50,7 +54,8 @@ pub struct SqliteConfig {
     /// If set, opening a store pinned to another model or dimension fails fast.
     pub expected_pin: Option<EmbeddingPin>,
     /// The in-process vector index: namespaces of `ann.threshold` vectors or more are
-    /// searched through an HNSW graph, smaller ones by an exact scan.
+    /// searched through an HNSW graph, smaller ones by an exact scan. Its `scan_sharing` is
+    /// always [`ScanSharing::Gather`] here, as searches run on the blocking pool.
     pub ann: AnnConfig,
     /// Whether namespaces' HNSW graphs are saved beside a database file (in `<path>.graphs/`)
     /// after they are built and at [`close`](memlayer_store::MemoryStore::close), so that the
@@ -61,11 +66,11 @@ pub struct SqliteConfig {
 }
 
 impl SqliteConfig {
-    /// Defaults for `path`: 4 readers, 5 s busy timeout, full sync.
+    /// Defaults for `path`: 32 readers, 5 s busy timeout, full sync.
     pub fn new(path: impl Into<String>) -> Self {
         SqliteConfig {
             path: path.into(),
-            readers: 4,
+            readers: 32,
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Full,
             expected_pin: None,
@@ -344,7 +349,11 @@ impl SqliteStore {
         Ok(SqliteStore {
             db: Arc::new(db),
             closed: Arc::new(AtomicBool::new(false)),
-            index: Arc::new(index::SearchIndex::new(config.ann, graphs)),
+            // Searches run on the blocking pool, holding a reader, so exact scans gather.
+            index: Arc::new(index::SearchIndex::new(
+                config.ann.with_scan_sharing(ScanSharing::Gather),
+                graphs,
+            )),
         })
     }
 
