@@ -7,7 +7,9 @@
 //! cargo run --release -p memlayer-ann --example pick -- [N] [DIM]
 //! ```
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Instant;
 
 use hnsw_rs::prelude::{DistDot, Hnsw};
 use memlayer_ann::synthetic::Clustered;
@@ -17,15 +19,6 @@ use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 const M: usize = 16;
 const EF_ADD: usize = 128;
 const QUERIES: usize = 200;
-
-fn p50(mut v: Vec<Duration>) -> f64 {
-    v.sort();
-    v[v.len() / 2].as_secs_f64() * 1e3
-}
-
-fn recall(got: &[u64], want: &[usize]) -> f64 {
-    want.iter().filter(|w| got.contains(&(**w as u64))).count() as f64 / want.len() as f64
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -78,18 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let build = n as f64 / t.elapsed().as_secs_f64();
     for ef in [32, 64, 128, 256] {
         index.change_expansion_search(ef);
-        let mut lat = Vec::new();
-        let mut r = 0.0;
-        for (q, want) in queries.iter().zip(&truth) {
-            let t = Instant::now();
-            let m = index.search(q, 10)?;
-            lat.push(t.elapsed());
-            r += recall(&m.keys, want);
-        }
+        let (mut lat, r) =
+            common::timed(&queries, &truth, |q| index.search(q, 10).map(|m| m.keys))?;
         println!(
-            "usearch {build:>9.0} {ef:>4} {:>8.3} {:>10.3}",
-            p50(lat),
-            r / QUERIES as f64
+            "usearch {build:>9.0} {ef:>4} {:>8.3} {r:>10.3}",
+            common::pct(&mut lat, 0.5)
         );
     }
 
@@ -100,19 +86,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     hnsw.parallel_insert(&data);
     let build = n as f64 / t.elapsed().as_secs_f64();
     for ef in [32, 64, 128, 256] {
-        let mut lat = Vec::new();
-        let mut r = 0.0;
-        for (q, want) in queries.iter().zip(&truth) {
-            let t = Instant::now();
+        let (mut lat, r) = common::timed(&queries, &truth, |q| {
             let found = hnsw.search(q, 10, ef);
-            lat.push(t.elapsed());
-            let keys: Vec<u64> = found.iter().map(|nb| nb.d_id as u64).collect();
-            r += recall(&keys, want);
-        }
+            Ok::<_, std::convert::Infallible>(found.iter().map(|nb| nb.d_id as u64).collect())
+        })?;
         println!(
-            "hnsw_rs {build:>9.0} {ef:>4} {:>8.3} {:>10.3}",
-            p50(lat),
-            r / QUERIES as f64
+            "hnsw_rs {build:>9.0} {ef:>4} {:>8.3} {r:>10.3}",
+            common::pct(&mut lat, 0.5)
         );
     }
     Ok(())

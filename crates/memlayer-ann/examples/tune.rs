@@ -9,7 +9,9 @@
 //! cargo run --release -p memlayer-ann --example tune -- N M f32|f16|i8 EF[,EF...] [DEPTH[,DEPTH...]]
 //! ```
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Instant;
 
 use memlayer_ann::synthetic::Clustered;
 use memlayer_store::ranking::vector::{TopK, dot, exact_top_k};
@@ -17,16 +19,6 @@ use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 const QUERIES: usize = 300;
 const EF_ADD: usize = 128;
-
-fn pct(v: &mut [Duration], p: f64) -> f64 {
-    v.sort();
-    let i = ((v.len() as f64 * p) as usize).min(v.len() - 1);
-    v[i].as_secs_f64() * 1e3
-}
-
-fn recall(got: &[u64], want: &[usize]) -> f64 {
-    want.iter().filter(|w| got.contains(&(**w as u64))).count() as f64 / want.len() as f64
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -102,38 +94,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         index.change_expansion_search(ef);
         // Two passes over every query, so neither finds the other's path in the cache: the
         // graph's own top 10 once per `ef`, then the re-rank at each depth.
-        let mut graph_lat = Vec::new();
-        let mut graph_r = 0.0;
-        for (q, want) in queries.iter().zip(&truth) {
-            let t = Instant::now();
-            let found = index.search(q, 10)?;
-            graph_lat.push(t.elapsed());
-            graph_r += recall(&found.keys, want);
-        }
-        let (graph_p50, graph_p95) = (pct(&mut graph_lat, 0.5), pct(&mut graph_lat, 0.95));
+        let (mut graph_lat, graph_r) =
+            common::timed(&queries, &truth, |q| index.search(q, 10).map(|f| f.keys))?;
+        let graph_p50 = common::pct(&mut graph_lat, 0.5);
+        let graph_p95 = common::pct(&mut graph_lat, 0.95);
         for &depth in &depths {
             let depth = if depth == 0 { ef.max(40) } else { depth };
-            let mut rerank_lat = Vec::new();
-            let mut rerank_r = 0.0;
-            for (q, want) in queries.iter().zip(&truth) {
-                let t = Instant::now();
+            let (mut rerank_lat, rerank_r) = common::timed(&queries, &truth, |q| {
                 // The search explores at `max(ef, depth)` whatever it returns.
-                let found = index.search(q, depth)?;
-                let mut top = TopK::new(10);
-                for &key in &found.keys {
-                    let i = key as usize;
-                    top.offer(dot(q, &matrix[i * dim..(i + 1) * dim]), key);
-                }
-                let keys: Vec<u64> = top.into_sorted().into_iter().map(|p| p.1).collect();
-                rerank_lat.push(t.elapsed());
-                rerank_r += recall(&keys, want);
-            }
+                index.search(q, depth).map(|found| {
+                    let mut top = TopK::new(10);
+                    for &key in &found.keys {
+                        let i = key as usize;
+                        top.offer(dot(q, &matrix[i * dim..(i + 1) * dim]), key);
+                    }
+                    top.into_sorted().into_iter().map(|p| p.1).collect()
+                })
+            })?;
             println!(
-                "{ef:>4} {depth:>6} {graph_p50:>10.3} {graph_p95:>10.3} {:>13.3} {:>11.3} {:>11.3} {:>14.3}",
-                graph_r / QUERIES as f64,
-                pct(&mut rerank_lat, 0.5),
-                pct(&mut rerank_lat, 0.95),
-                rerank_r / QUERIES as f64,
+                "{ef:>4} {depth:>6} {graph_p50:>10.3} {graph_p95:>10.3} {graph_r:>13.3} {:>11.3} {:>11.3} {rerank_r:>14.3}",
+                common::pct(&mut rerank_lat, 0.5),
+                common::pct(&mut rerank_lat, 0.95),
             );
         }
     }
