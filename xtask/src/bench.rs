@@ -298,6 +298,7 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
     let batch_lat = time_calls(batch_calls, |i| {
         std::hint::black_box(batch(i * KERNEL_BATCH));
     });
+    let (sketched, sketched_batch) = sketched_lat(&matrix, &queries, calls, batch_calls)?;
     let numpy = numpy_scan(&matrix, &queries, calls, batch_calls)?;
     let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
     let mut rows = Vec::new();
@@ -338,7 +339,89 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
             "data": "synthetic",
         }));
     }
+    // The sketched scan has no numpy twin: it is the exact top-10 computed another way.
+    for (op, lat, per_call) in [
+        ("exact_scan_sketched", sketched, 1),
+        ("exact_scan_sketched_batched", sketched_batch, KERNEL_BATCH),
+    ] {
+        let mut sorted = lat.clone();
+        sorted.sort_unstable();
+        let queries_per_s = per_call as f64 * 1000.0 / pct(&sorted, 0.5);
+        let mut rust = row("kernel-rust", op, n, 1, None, lat, queries_per_s, None);
+        rust["queries_per_call"] = json!(per_call);
+        rust["vectors_per_s"] = json!((n as f64 * queries_per_s).round());
+        rows.push(rust);
+    }
     Ok(rows)
+}
+
+/// The exact top-10 through eight-bit sketches (`memlayer_store::ranking::sketch`, as memory
+/// and SQLite scan below their ANN threshold where the CPU has AVX-512 VNNI): estimates for
+/// every row, then the f32 kernel on the rows that may be among the best. One query at a
+/// time, and [`KERNEL_BATCH`] per pass. Each answer is checked against the f32 scan's.
+fn sketched_lat(
+    matrix: &[f32],
+    queries: &[Vec<f32>],
+    calls: usize,
+    batch_calls: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    use memlayer::ranking::sketch::{Sketches, estimates_many};
+    use memlayer::ranking::vector::{dots_into, top_k_rows};
+    let mut sketches = Sketches::new(DIM);
+    for row in matrix.chunks_exact(DIM) {
+        sketches.push(row);
+    }
+    let sketched: Vec<_> = queries
+        .iter()
+        .filter_map(|q| sketches.sketch_query(q))
+        .collect();
+    let top10 = |found: Vec<(f32, usize)>| {
+        let mut found = found;
+        found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        found.truncate(10);
+        found
+    };
+    let mut outs: Vec<Vec<f32>> = vec![Vec::new(); KERNEL_BATCH];
+    let mut batch = |first: usize| {
+        let idx: Vec<usize> = (0..KERNEL_BATCH)
+            .map(|j| (first + j) % sketched.len())
+            .collect();
+        let group: Vec<_> = idx.iter().map(|&i| &sketched[i]).collect();
+        estimates_many(&group, &sketches, &mut outs[..group.len()]);
+        idx.iter()
+            .zip(&outs)
+            .map(|(&i, est)| top10(sketches.candidates(&sketched[i], &queries[i], est, matrix, 10)))
+            .collect::<Vec<_>>()
+    };
+    let mut scores = Vec::new();
+    if sketched.len() != queries.len() {
+        bail!("bench: a query could not be sketched");
+    }
+    for (first, q) in queries.iter().enumerate() {
+        let got = batch(first);
+        dots_into(q, matrix, &mut scores);
+        let want = top_k_rows(&scores, 10);
+        let bits = |v: &[(f32, usize)]| v.iter().map(|p| (p.0.to_bits(), p.1)).collect::<Vec<_>>();
+        if got.first().map(|g| bits(g)) != Some(bits(&want)) {
+            bail!("bench: the sketched scan's top-10 differs from the f32 scan's (query {first})");
+        }
+    }
+    let single = time_calls(calls, |i| {
+        let i = i % sketched.len();
+        let mut est = [Vec::new()];
+        estimates_many(&[&sketched[i]], &sketches, &mut est);
+        std::hint::black_box(top10(sketches.candidates(
+            &sketched[i],
+            &queries[i],
+            &est[0],
+            matrix,
+            10,
+        )));
+    });
+    let batched = time_calls(batch_calls, |i| {
+        std::hint::black_box(batch(i * KERNEL_BATCH));
+    });
+    Ok((single, batched))
 }
 
 /// The latencies of `calls` calls of `call` (given the call's number), after four untimed.
@@ -1106,7 +1189,7 @@ fn svg(rows: &[Value]) -> String {
 /// Where a row's op sorts within one backend and size: ingest, first searches, get, then the
 /// search modes, the server, and the footprint.
 fn op_rank(op: &str) -> usize {
-    const ORDER: [&str; 20] = [
+    const ORDER: [&str; 22] = [
         "ingest_single",
         "ingest_batch_100",
         "ingest_batch_1000",
@@ -1126,6 +1209,8 @@ fn op_rank(op: &str) -> usize {
         "server_vector_no_vectors",
         "exact_scan",
         "exact_scan_batched",
+        "exact_scan_sketched",
+        "exact_scan_sketched_batched",
         "memory",
     ];
     ORDER.iter().position(|o| *o == op).unwrap_or(ORDER.len())

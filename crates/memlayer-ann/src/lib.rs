@@ -12,7 +12,10 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 
 use memlayer_store::ranking::ints::IntMap;
-use memlayer_store::ranking::vector::{MAX_SCAN_BATCH, TopK, best_first, dot, dots_many_into};
+use memlayer_store::ranking::sketch::{self, QuerySketch, Sketches};
+use memlayer_store::ranking::vector::{
+    MAX_SCAN_BATCH, TopK, best_first, dot, dots_into, dots_many_into,
+};
 use memlayer_store::{Error, ErrorKind, Result};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
@@ -287,6 +290,8 @@ struct ScanState {
 struct Waiting {
     ticket: u64,
     query: Vec<f32>,
+    /// The query's sketch, when the set scans sketches: the pass then estimates its scores.
+    sketch: Option<QuerySketch>,
     wake: Arc<Condvar>,
 }
 
@@ -377,6 +382,10 @@ pub struct VectorSet<K> {
     rows: Vec<f32>,
     row_labels: Vec<u64>,
     row_of: IntMap<u64, usize>,
+    /// Eight-bit sketches of the rows, row for row, while the set is scanned exactly on a CPU
+    /// with the sketch kernel (see [`sketch`]): a scan reads them and scores only the rows
+    /// that may be among the best with the f32 kernel.
+    sketches: Option<Sketches>,
     graph: Option<Graph>,
     /// Whether the graph changed since it was saved or restored.
     unsaved: bool,
@@ -405,6 +414,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             rows: Vec::new(),
             row_labels: Vec::new(),
             row_of: IntMap::default(),
+            sketches: sketch::fast().then(|| Sketches::new(dim)),
             graph: None,
             unsaved: false,
             scans: Scans::default(),
@@ -496,6 +506,9 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             self.row_of.insert(label, self.row_labels.len());
             self.row_labels.push(label);
             self.rows.extend_from_slice(&v);
+            if let Some(sketches) = &mut self.sketches {
+                sketches.push(&v);
+            }
             if self.graph.is_some() {
                 pending.push((label, v));
             }
@@ -522,6 +535,9 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                 head[row * self.dim..(row + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
             }
             self.rows.truncate(last * self.dim);
+            if let Some(sketches) = &mut self.sketches {
+                sketches.swap_remove(row);
+            }
         }
         if let Some(graph) = &mut self.graph {
             graph
@@ -573,6 +589,8 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             .map(|(label, v)| (*label, v.to_vec()))
             .collect();
         let index = self.new_index(all.len() + all.len() / 4)?;
+        // The graph answers from now on; the sketches only served the exact scan.
+        self.sketches = None;
         self.graph = Some(Graph {
             index,
             removed: 0,
@@ -765,8 +783,9 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
     }
 
     /// Every row's dot product with `q`, in row order, computed in a pass shared with the
-    /// searches scanning this set at the same time (see [`Scans`]).
-    fn scores(&self, q: &[f32]) -> Result<Vec<f32>> {
+    /// searches scanning this set at the same time (see [`Scans`]): the f32 kernel's scores,
+    /// or, given `q`'s sketch, the sketches' estimates of them.
+    fn scores(&self, q: &[f32], sketch: Option<QuerySketch>) -> Result<Vec<f32>> {
         let scans = &self.scans;
         let wake = Arc::new(Condvar::new());
         let mut state = scans.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -775,6 +794,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         state.waiting.push(Waiting {
             ticket,
             query: q.to_vec(),
+            sketch,
             wake: wake.clone(),
         });
         loop {
@@ -795,22 +815,65 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                 scores: Vec::new(),
             };
             drop(state);
-            let queries: Vec<&[f32]> = pass.batch.iter().map(|w| w.query.as_slice()).collect();
-            let mut outs = vec![Vec::new(); queries.len()];
-            dots_many_into(&queries, &self.rows, &mut outs);
+            let mut outs = vec![Vec::new(); pass.batch.len()];
+            let (sketched, plain): (Vec<_>, Vec<_>) = pass
+                .batch
+                .iter()
+                .zip(outs.iter_mut())
+                .partition(|(w, _)| w.sketch.is_some());
+            if let Some(sketches) = &self.sketches {
+                let (queries, mut to): (Vec<&QuerySketch>, Vec<&mut Vec<f32>>) = sketched
+                    .into_iter()
+                    .filter_map(|(w, out)| Some((w.sketch.as_ref()?, out)))
+                    .unzip();
+                let mut scratch = vec![Vec::new(); queries.len()];
+                sketch::estimates_many(&queries, sketches, &mut scratch);
+                for (out, est) in to.iter_mut().zip(scratch) {
+                    **out = est;
+                }
+            }
+            let (queries, mut to): (Vec<&[f32]>, Vec<&mut Vec<f32>>) = plain
+                .into_iter()
+                .map(|(w, out)| (w.query.as_slice(), out))
+                .unzip();
+            let mut scratch = vec![Vec::new(); queries.len()];
+            dots_many_into(&queries, &self.rows, &mut scratch);
+            for (out, scores) in to.iter_mut().zip(scratch) {
+                **out = scores;
+            }
             pass.scores = outs;
             drop(pass);
             state = scans.state.lock().unwrap_or_else(|e| e.into_inner());
         }
     }
 
-    /// The `n` best rows of `scores` (one per row), best first, ties by key. The rows are
-    /// ranked by position first, and only those scoring at least the `n`-th best score (`n`
-    /// rows, more on a tie) are looked up by label, so a scan of 10,000 rows makes about `n`
-    /// key lookups instead of one for every row the running top-k admits.
-    fn best_rows(&self, scores: &[f32], n: usize) -> Vec<(f32, &K)> {
+    /// The `n` best rows by `scored`, best first, ties by key, with their f32 scores.
+    fn best_rows(&self, scored: &Scored, n: usize) -> Vec<(f32, &K)> {
+        match scored {
+            Scored::Exact(scores) => self.best_of(scores.iter().copied().enumerate(), n),
+            Scored::Estimated {
+                query,
+                sketch,
+                estimates,
+                sketches,
+            } => {
+                let found = sketches.candidates(sketch, query, estimates, &self.rows, n);
+                self.best_of(found.into_iter().map(|(score, row)| (row, score)), n)
+            }
+        }
+    }
+
+    /// The `n` best of `(row, score)` pairs, best first, ties by key. The rows are ranked by
+    /// position first, and only those scoring at least the `n`-th best score (`n` rows, more
+    /// on a tie) are looked up by label, so a scan of 10,000 rows makes about `n` key lookups
+    /// instead of one for every row the running top-k admits.
+    fn best_of(
+        &self,
+        scores: impl Iterator<Item = (usize, f32)> + Clone,
+        n: usize,
+    ) -> Vec<(f32, &K)> {
         let mut by_row = TopK::new(n);
-        for (row, &score) in scores.iter().enumerate() {
+        for (row, score) in scores.clone() {
             if by_row.admits(score) {
                 by_row.offer(score, row);
             }
@@ -819,11 +882,11 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             return Vec::new();
         };
         let mut best = TopK::new(n);
-        for (&score, label) in scores.iter().zip(&self.row_labels) {
+        for (row, score) in scores {
             // (A NaN cut, from a NaN score, leaves the check to the top-k alone.)
             if (score >= cut || cut.is_nan())
                 && best.admits(score)
-                && let Some(key) = self.key_of.get(label)
+                && let Some(key) = self.row_labels.get(row).and_then(|l| self.key_of.get(l))
             {
                 best.offer(score, key);
             }
@@ -831,11 +894,13 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         best.into_sorted()
     }
 
-    /// Exact mode: every row's dot product with the SIMD kernel; the filter is asked about
-    /// the best `max(4k, 64)` (the best `max(2k, 20)` of them first), and about the rest of
-    /// the ranking, in growing slices, only if too few of those pass. When under 2% of those
-    /// asked about pass, the keys `accepted` lists are ranked instead (the ranking as is,
-    /// when the caller gives none).
+    /// Exact mode: every row's dot product with `q` (from the sketches' estimates and the f32
+    /// kernel where the set has sketches, see [`sketch`]; the f32 kernel alone elsewhere); the
+    /// filter is asked about the best `k`, then about the next of the best `max(4k, 64)`
+    /// (the first `max(2k, 20)` of those first), and about the rest of the ranking, in
+    /// growing slices, only if too few of those pass.
+    /// When under 2% of those asked about pass, the keys `accepted` lists are ranked instead
+    /// (the ranking as is, when the caller gives none).
     fn scan_rows(
         &self,
         q: &[f32],
@@ -843,13 +908,54 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         accept: &mut dyn FnMut(&[&K]) -> Result<Vec<bool>>,
         accepted: &mut dyn FnMut() -> Result<Option<Vec<K>>>,
     ) -> Result<Vec<(f32, K)>> {
-        let scores = self.scores(q)?;
+        let sketched = self
+            .sketches
+            .as_ref()
+            .filter(|s| s.bounded())
+            .and_then(|s| Some((s, s.sketch_query(q)?)));
+        let scored = match sketched {
+            Some((sketches, sketch)) => Scored::Estimated {
+                estimates: self.scores(q, Some(sketch.clone()))?,
+                query: q,
+                sketch,
+                sketches,
+            },
+            None => Scored::Exact(self.scores(q, None)?),
+        };
+        // The filter is asked about the best `k` first: with sketches, finding the best `n`
+        // scores about as many rows with the f32 kernel as there are rows within the
+        // sketches' error of the `n`-th, and past the first few neighbours of a query the
+        // scores crowd together.
+        let head = self.best_rows(&scored, k);
+        let pass = accept(&head.iter().map(|p| p.1).collect::<Vec<_>>())?;
+        let mut top: Vec<(f32, K)> = head
+            .iter()
+            .zip(pass)
+            .filter(|(_, ok)| *ok)
+            .map(|((score, key), _)| (*score, (*key).clone()))
+            .collect();
+        let mut asked = head.len();
+        if top.len() >= k || head.len() >= self.row_labels.len() {
+            return Ok(top);
+        }
         let first = (4 * k).max(64);
-        let best = self.best_rows(&scores, first);
-        let (top, asked) = first_passing(&best, k, accept)?;
+        let best = self.best_rows(&scored, first);
+        let (more, more_asked) =
+            first_passing(&best[head.len().min(best.len())..], k - top.len(), accept)?;
+        top.extend(more);
+        asked += more_asked;
         if top.len() >= k || best.len() >= self.row_labels.len() {
             return Ok(top);
         }
+        // Every row's f32 score, for the rest.
+        let scores = match scored {
+            Scored::Exact(scores) => scores,
+            Scored::Estimated { .. } => {
+                let mut scores = Vec::new();
+                dots_into(q, &self.rows, &mut scores);
+                scores
+            }
+        };
         // A filter passing under 2% of the best: rank what it accepts instead of asking it
         // about ever longer runs of the ranking.
         if (top.len() as f64) < MIN_GRAPH_PASS_RATE * asked as f64
@@ -874,7 +980,6 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             .filter_map(|(s, label)| Some((*s, self.key_of.get(label)?)))
             .collect();
         order.sort_by(best_first);
-        let mut top = top;
         let mut start = best.len();
         let mut step = first * 4;
         while start < order.len() && top.len() < k {
@@ -891,6 +996,19 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         }
         Ok(top)
     }
+}
+
+/// A query's scores from an exact pass: the f32 kernel's, or the sketches' estimates.
+enum Scored<'a> {
+    /// Every row's f32 score, in row order.
+    Exact(Vec<f32>),
+    /// Every row's estimate, in row order, with what turns them into f32 scores.
+    Estimated {
+        query: &'a [f32],
+        sketch: QuerySketch,
+        estimates: Vec<f32>,
+        sketches: &'a Sketches,
+    },
 }
 
 /// The first `k` of `ranked` (best first) that `accept` passes, in order, and how many it was
@@ -960,6 +1078,13 @@ impl<K: Clone + Eq + Hash + Ord + AsRef<[u8]>> Loader<K> {
     pub fn finish(self, saved: Option<&Path>) -> Result<(VectorSet<K>, Origin)> {
         let mut set = self.set;
         if set.len() < set.config.threshold {
+            if sketch::fast() {
+                let mut sketches = Sketches::new(set.dim);
+                for row in set.rows.chunks_exact(set.dim) {
+                    sketches.push(row);
+                }
+                set.sketches = Some(sketches);
+            }
             return Ok((set, Origin::Exact));
         }
         if let Some(base) = saved
@@ -976,9 +1101,10 @@ impl<K: Clone + Eq + Hash + Ord + AsRef<[u8]>> VectorSet<K> {
     /// A loader for a new set of `dim`-dimensional vectors: add them all, then
     /// [`Loader::finish`] builds the graph once, or restores a saved one.
     pub fn loader(dim: usize, config: AnnConfig) -> Loader<K> {
-        Loader {
-            set: VectorSet::new(dim, config),
-        }
+        let mut set = VectorSet::new(dim, config);
+        // Sketched in `finish`, and only if the set stays exact.
+        set.sketches = None;
+        Loader { set }
     }
 
     /// Whether the set has a graph that changed since it was built, saved or restored as saved.
@@ -1086,6 +1212,7 @@ impl<K: Clone + Eq + Hash + Ord + AsRef<[u8]>> VectorSet<K> {
         }
         self.key_of = key_of;
         self.next_label = next;
+        self.sketches = None;
         self.graph = Some(Graph {
             index,
             removed,

@@ -69,6 +69,70 @@ fn exact_mode_matches_the_naive_ranking_and_breaks_ties_by_key() {
 }
 
 #[test]
+fn the_sketched_scan_answers_as_the_f32_scan_bit_for_bit() {
+    if !sketch::fast() {
+        // Without the kernel, sets scan f32 only: the sketches are tested in memlayer-store.
+        assert!(exact_set(&data(10, 8), 8).sketches.is_none());
+        return;
+    }
+    let dim = 384;
+    let mut items = data(3000, dim);
+    // Duplicates and near-duplicates: ties the sketches cannot tell apart.
+    for i in 0..200 {
+        let mut v = items[i].1.clone();
+        if i % 2 == 1 {
+            v[0] += 1e-4;
+        }
+        items.push((10_000 + i as u32, v));
+    }
+    let mut sketched = exact_set(&items, dim);
+    let mut plain = VectorSet::new(dim, AnnConfig::exact());
+    plain.sketches = None;
+    plain
+        .upsert_many(items.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap();
+    // Removals and rewrites move rows; the sketches must follow them.
+    let moved = items[100].1.clone();
+    for set in [&mut sketched, &mut plain] {
+        for key in [5u32, 2999, 10_001] {
+            set.remove(&key).unwrap();
+        }
+        set.upsert(7, &moved).unwrap();
+    }
+    assert!(
+        sketched
+            .sketches
+            .as_ref()
+            .is_some_and(|s| s.len() == sketched.len())
+    );
+    let mut queries = Clustered::new(dim, 20, 7).reseeded(3);
+    let mut qs: Vec<Vec<f32>> = (0..20).map(|_| queries.next_vector()).collect();
+    // A query equal to a stored vector, and one equal to a duplicated one.
+    qs.push(items[40].1.clone());
+    qs.push(items[3].1.clone());
+    let filters: [&dyn Fn(u32) -> bool; 4] = [&|_| true, &|k| k % 2 == 0, &|k| k % 9 == 0, &|k| {
+        k % 700 == 0
+    }];
+    for q in &qs {
+        for keep in filters {
+            for k in [1, 10, 100] {
+                let mut accept = |keys: &[&u32]| -> Result<Vec<bool>> {
+                    Ok(keys.iter().map(|k| keep(**k)).collect())
+                };
+                let a = sketched
+                    .search(q, k, &mut accept, &mut || Ok(None))
+                    .unwrap();
+                let b = plain.search(q, k, &mut accept, &mut || Ok(None)).unwrap();
+                assert_eq!(a.hits.len(), b.hits.len());
+                for (x, y) in a.hits.iter().zip(&b.hits) {
+                    assert_eq!((x.0.to_bits(), x.1), (y.0.to_bits(), y.1), "k {k}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn concurrent_exact_searches_share_passes_and_answer_as_alone() {
     for sharing in [ScanSharing::PerCore, ScanSharing::Gather] {
         concurrent_searches_answer_as_alone(sharing);
@@ -128,10 +192,13 @@ fn a_pass_scores_every_query_waiting() {
     set.scans.state.lock().unwrap().waiting.push(Waiting {
         ticket: 77,
         query: b.clone(),
+        // Where the set has sketches, the waiting query brings its own: one pass serves an
+        // estimated query and a plain one.
+        sketch: set.sketches.as_ref().and_then(|s| s.sketch_query(&b)),
         wake: Arc::new(Condvar::new()),
     });
     set.scans.state.lock().unwrap().next_ticket = 78;
-    let scores_a = set.scores(&a).unwrap();
+    let scores_a = set.scores(&a, None).unwrap();
     let mut state = set.scans.state.lock().unwrap();
     let scores_b = state
         .done
@@ -158,6 +225,7 @@ fn when_a_search_starts_a_pass() {
             .map(|ticket| Waiting {
                 ticket,
                 query: vec![1.0],
+                sketch: None,
                 wake: Arc::new(Condvar::new()),
             })
             .collect()
@@ -195,6 +263,7 @@ fn a_pass_that_does_not_finish_fails_its_queries_instead_of_stranding_them() {
         batch.push(Waiting {
             ticket,
             query: vec![1.0],
+            sketch: None,
             wake: Arc::new(Condvar::new()),
         });
     }

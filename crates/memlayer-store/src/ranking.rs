@@ -3,5 +3,6 @@
 pub mod bm25;
 pub mod fusion;
 pub mod ints;
+pub mod sketch;
 pub mod text;
 pub mod vector;
