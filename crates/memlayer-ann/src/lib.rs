@@ -947,15 +947,6 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         if top.len() >= k || best.len() >= self.row_labels.len() {
             return Ok(top);
         }
-        // Every row's f32 score, for the rest.
-        let scores = match scored {
-            Scored::Exact(scores) => scores,
-            Scored::Estimated { .. } => {
-                let mut scores = Vec::new();
-                dots_into(q, &self.rows, &mut scores);
-                scores
-            }
-        };
         // A filter passing under 2% of the best: rank what it accepts instead of asking it
         // about ever longer runs of the ranking.
         if (top.len() as f64) < MIN_GRAPH_PASS_RATE * asked as f64
@@ -966,14 +957,28 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                 if let Some(&label) = self.label_of.get(key)
                     && let Some(&row) = self.row_of.get(&label)
                 {
-                    let score = scores[row];
-                    if top.admits(score) {
+                    let score = match &scored {
+                        Scored::Exact(scores) => scores.get(row).copied(),
+                        Scored::Estimated { .. } => self.row(label).map(|v| dot(q, v)),
+                    };
+                    if let Some(score) = score
+                        && top.admits(score)
+                    {
                         top.offer(score, key.clone());
                     }
                 }
             }
             return Ok(top.into_sorted());
         }
+        // Every row's f32 score, for the rest of the ranking.
+        let scores = match scored {
+            Scored::Exact(scores) => scores,
+            Scored::Estimated { .. } => {
+                let mut scores = Vec::new();
+                dots_into(q, &self.rows, &mut scores);
+                scores
+            }
+        };
         let mut order: Vec<(f32, &K)> = scores
             .iter()
             .zip(&self.row_labels)

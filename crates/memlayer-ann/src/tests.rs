@@ -119,10 +119,16 @@ fn the_sketched_scan_answers_as_the_f32_scan_bit_for_bit() {
                 let mut accept = |keys: &[&u32]| -> Result<Vec<bool>> {
                     Ok(keys.iter().map(|k| keep(**k)).collect())
                 };
+                // With and without the list of accepted keys (the narrow filter's route).
+                let listed: Vec<u32> = items.iter().map(|i| i.0).filter(|k| keep(*k)).collect();
+                let mut list = || Ok(Some(listed.clone()));
                 let a = sketched
                     .search(q, k, &mut accept, &mut || Ok(None))
                     .unwrap();
                 let b = plain.search(q, k, &mut accept, &mut || Ok(None)).unwrap();
+                let c = sketched.search(q, k, &mut accept, &mut list).unwrap();
+                let d = plain.search(q, k, &mut accept, &mut list).unwrap();
+                assert_eq!(c, d);
                 assert_eq!(a.hits.len(), b.hits.len());
                 for (x, y) in a.hits.iter().zip(&b.hits) {
                     assert_eq!((x.0.to_bits(), x.1), (y.0.to_bits(), y.1), "k {k}");

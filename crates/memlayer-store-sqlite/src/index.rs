@@ -17,11 +17,12 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use memlayer_ann::{AnnConfig, Origin, VectorSet};
 use memlayer_store::ranking::bm25::Bm25Index;
 use memlayer_store::ranking::vector::best_first;
+use memlayer_store::types::MemoryItem;
 use memlayer_store::{Filter, Result};
 use rusqlite::{Connection, params_from_iter};
 
 use crate::error::map_sqlite;
-use crate::sql::Query;
+use crate::sql::{ITEM_COLUMNS, Query};
 use crate::vectors;
 
 /// A change to apply to the indexes after the transaction that made it commits.
@@ -243,6 +244,9 @@ impl SearchIndex {
 
     /// The `k` best (cosine, id) of `namespace` passing `filter`, best first. `conn` is a
     /// reader; `seen` the generation it read before calling; `query` has the pinned dimension.
+    /// Given `rows`, the filter's questions about `k` ids or fewer (the exact scan's first)
+    /// read the passing rows whole into it, so that the hits need no second read.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn search(
         &self,
         conn: &Connection,
@@ -251,6 +255,7 @@ impl SearchIndex {
         query: &[f32],
         filter: &Filter,
         k: usize,
+        rows: Option<&mut HashMap<String, MemoryItem>>,
     ) -> Result<Vec<(f32, String)>> {
         loop {
             {
@@ -258,7 +263,7 @@ impl SearchIndex {
                 if state.generation >= seen
                     && let Some(set) = state.sets.get(namespace)
                 {
-                    return search_set(conn, set, namespace, query, filter, k);
+                    return search_set(conn, set, namespace, query, filter, k, rows);
                 }
             }
             self.load(conn, namespace, query.len())?;
@@ -488,6 +493,36 @@ fn accept(
     Ok(ids.iter().map(|id| passing.contains(*id)).collect())
 }
 
+/// [`accept`], reading the passing rows whole (with their vectors) into `rows`.
+fn accept_rows(
+    conn: &Connection,
+    namespace: &str,
+    filter: &Filter,
+    now: memlayer_store::types::Timestamp,
+    ids: &[&String],
+    rows: &mut HashMap<String, MemoryItem>,
+) -> Result<Vec<bool>> {
+    let mut q = Query::default();
+    let values = ids
+        .iter()
+        .map(|id| format!("({})", q.bind((*id).clone())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    q.filter(namespace, filter, now);
+    // As in `accept`: the candidates drive the join, each found through the id index.
+    let sql = format!(
+        "WITH c(id) AS (VALUES {values}) \
+         SELECT {ITEM_COLUMNS}, i.embedding FROM c CROSS JOIN items i ON i.id = c.id {}",
+        q.where_sql()
+    );
+    let mut passing = std::collections::HashSet::new();
+    for item in crate::query_items(conn, &sql, &q)? {
+        passing.insert(item.id.clone());
+        rows.insert(item.id.clone(), item);
+    }
+    Ok(ids.iter().map(|id| passing.contains(*id)).collect())
+}
+
 /// Every id of `namespace` passing `filter`: the filter run as a query.
 fn accepted(
     conn: &Connection,
@@ -515,9 +550,13 @@ fn search_set(
     query: &[f32],
     filter: &Filter,
     k: usize,
+    mut rows: Option<&mut HashMap<String, MemoryItem>>,
 ) -> Result<Vec<(f32, String)>> {
     let now = filter.effective_now();
-    let mut accept = |ids: &[&String]| accept(conn, namespace, filter, now, ids);
+    let mut accept = |ids: &[&String]| match rows.as_deref_mut() {
+        Some(rows) if ids.len() <= k => accept_rows(conn, namespace, filter, now, ids, rows),
+        _ => accept(conn, namespace, filter, now, ids),
+    };
     let mut accepted = || accepted(conn, namespace, filter, now).map(Some);
     Ok(set.search(query, k, &mut accept, &mut accepted)?.hits)
 }

@@ -460,7 +460,7 @@ impl SearchLegs for SqliteStore {
         let cache = self.index.clone();
         self.read("search", move |conn| {
             let ranked = rank_keyword(&cache, conn, &namespace, &terms, &filter, k)?;
-            hits_of(conn, &namespace, ranked, RankedBy::Keyword)
+            hits_of(conn, &namespace, ranked, RankedBy::Keyword, HashMap::new())
         })
         .await
     }
@@ -475,8 +475,17 @@ impl SearchLegs for SqliteStore {
         let (namespace, vector, filter) = (namespace.to_owned(), vector.to_vec(), filter.clone());
         let cache = self.index.clone();
         self.read("search", move |conn| {
-            let ranked = rank_vector(&cache, conn, &namespace, &vector, &filter, k)?;
-            hits_of(conn, &namespace, ranked, RankedBy::Vector)
+            let mut rows = HashMap::new();
+            let ranked = rank_vector(
+                &cache,
+                conn,
+                &namespace,
+                &vector,
+                &filter,
+                k,
+                Some(&mut rows),
+            )?;
+            hits_of(conn, &namespace, ranked, RankedBy::Vector, rows)
         })
         .await
     }
@@ -507,7 +516,7 @@ impl SearchLegs for SqliteStore {
         let (namespace, vector, filter) = (namespace.to_owned(), vector.to_vec(), filter.clone());
         let cache = self.index.clone();
         self.read("search", move |conn| {
-            rank_vector(&cache, conn, &namespace, &vector, &filter, k).map(without_items)
+            rank_vector(&cache, conn, &namespace, &vector, &filter, k, None).map(without_items)
         })
         .await
     }
@@ -562,24 +571,34 @@ fn rank_vector(
     vector: &[f32],
     filter: &Filter,
     k: usize,
+    rows: Option<&mut HashMap<String, MemoryItem>>,
 ) -> Result<Vec<(f32, String)>> {
     let Some(pin) = schema::load_pin(conn)? else {
         return Ok(Vec::new());
     };
     check_query_dim(&pin, vector)?;
     let seen = index::generation(conn)?;
-    cache.search(conn, seen, namespace, vector, filter, k)
+    cache.search(conn, seen, namespace, vector, filter, k, rows)
 }
 
-/// Hits for ranked (score, id) pairs, in their order, reading each row once.
+/// Hits for ranked (score, id) pairs, in their order, reading each row once: the rows in
+/// `read` (whole rows the ranking read already, in the same read) are not read again.
 fn hits_of(
     conn: &Connection,
     namespace: &str,
     ranked: Vec<(f32, String)>,
     by: RankedBy,
+    read: HashMap<String, MemoryItem>,
 ) -> Result<Vec<SearchHit>> {
-    let ids: Vec<String> = ranked.iter().map(|(_, id)| id.clone()).collect();
-    let mut items = rows_by_id(conn, ById::Hits(namespace), &ids)?;
+    let mut items = read;
+    let ids: Vec<String> = ranked
+        .iter()
+        .filter(|(_, id)| !items.contains_key(id))
+        .map(|(_, id)| id.clone())
+        .collect();
+    if !ids.is_empty() {
+        items.extend(rows_by_id(conn, ById::Hits(namespace), &ids)?);
+    }
     Ok(ranked
         .into_iter()
         .filter_map(|(score, id)| Some(leg_hit(items.remove(&id)?, score, by)))

@@ -238,20 +238,24 @@ pub fn estimates_many(queries: &[&QuerySketch], sketches: &Sketches, outs: &mut 
         .chunks(MAX_QUERIES)
         .zip(outs[..n].chunks_mut(MAX_QUERIES))
     {
-        let mut raw = vec![0i32; sketches.len() * MAX_QUERIES];
+        let rows = sketches.len();
+        let mut raw = vec![0i32; rows * group.len()];
         raw_dots(group, sketches, &mut raw);
         for (i, (q, out)) in group.iter().zip(outs.iter_mut()).enumerate() {
             out.clear();
-            out.extend((0..sketches.len()).map(|row| {
-                let product = raw[row * MAX_QUERIES + i] - 128 * sketches.sum[row];
-                q.scale * sketches.scale[row] * product as f32
-            }));
+            out.extend(
+                raw[i * rows..(i + 1) * rows]
+                    .iter()
+                    .zip(&sketches.sum)
+                    .zip(&sketches.scale)
+                    .map(|((raw, sum), scale)| q.scale * scale * (raw - 128 * sum) as f32),
+            );
         }
     }
 }
 
 /// The integer dot products of up to [`MAX_QUERIES`] queries' offset codes with every row's
-/// codes, row-major: `raw[row * MAX_QUERIES + i]` for query `i`.
+/// codes, query by query: `raw[i * n + row]` for query `i`, `n` rows.
 fn raw_dots(group: &[&QuerySketch], sketches: &Sketches, raw: &mut [i32]) {
     #[cfg(target_arch = "x86_64")]
     if fast() {
@@ -271,7 +275,7 @@ fn portable_raw_dots(group: &[&QuerySketch], sketches: &Sketches, from: usize, r
     for row in from..sketches.len() {
         let codes = &sketches.codes[row * w..(row + 1) * w];
         for (i, q) in group.iter().enumerate() {
-            raw[row * MAX_QUERIES + i] = q
+            raw[i * sketches.len() + row] = q
                 .codes
                 .iter()
                 .zip(codes)
@@ -329,12 +333,14 @@ mod vnni {
         lanes(w0, w1)
     }
 
-    /// One tile: `R` rows from `row` against `Q` queries (`R·Q = 16`), sums in `raw`. The
+    /// One tile: `R` rows from `row` against `Q` queries (`R·Q = 16`), the sums of the first
+    /// `live` in `raw`. The
     /// queries' chunk stays in registers while the rows' chunks stream past.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
     fn tile<const Q: usize, const R: usize>(
         queries: &[&[u8]; Q],
+        live: usize,
         sketches: &Sketches,
         row: usize,
         raw: &mut [i32],
@@ -367,9 +373,10 @@ mod vnni {
         unsafe {
             _mm512_storeu_si512(sums.as_mut_ptr().cast(), fold(&acc));
         }
+        // Queries past `live` pad the tile: their sums are dropped.
         for r in 0..R {
-            for qi in 0..Q {
-                raw[(row + r) * MAX_QUERIES + qi] = sums[r * Q + qi];
+            for qi in 0..Q.min(live) {
+                raw[qi * sketches.len() + row + r] = sums[r * Q + qi];
             }
         }
     }
@@ -389,20 +396,26 @@ mod vnni {
             // Each tile covers `16 / Q` rows: as many tiles as make sixteen rows.
             match group.len() {
                 0 => return,
-                1 => tile::<1, 16>(&[qs[0]], sketches, row, raw),
+                1 => tile::<1, 16>(&[qs[0]], 1, sketches, row, raw),
                 2 => {
                     for r in (0..TILE).step_by(8) {
-                        tile::<2, 8>(&[qs[0], qs[1]], sketches, row + r, raw);
+                        tile::<2, 8>(&[qs[0], qs[1]], 2, sketches, row + r, raw);
                     }
                 }
                 3 | 4 => {
                     for r in (0..TILE).step_by(4) {
-                        tile::<4, 4>(&[qs[0], qs[1], qs[2], qs[3]], sketches, row + r, raw);
+                        tile::<4, 4>(
+                            &[qs[0], qs[1], qs[2], qs[3]],
+                            group.len(),
+                            sketches,
+                            row + r,
+                            raw,
+                        );
                     }
                 }
                 _ => {
                     for r in (0..TILE).step_by(2) {
-                        tile::<8, 2>(&qs, sketches, row + r, raw);
+                        tile::<8, 2>(&qs, group.len(), sketches, row + r, raw);
                     }
                 }
             }
@@ -462,15 +475,15 @@ mod tests {
                 .collect();
             for take in 1..=MAX_QUERIES {
                 let group: Vec<&QuerySketch> = sk.iter().take(take).collect();
-                let mut fast = vec![0i32; n * MAX_QUERIES];
-                let mut slow = vec![0i32; n * MAX_QUERIES];
+                let mut fast = vec![0i32; n * take];
+                let mut slow = vec![0i32; n * take];
                 raw_dots(&group, &s, &mut fast);
                 portable_raw_dots(&group, &s, 0, &mut slow);
                 for row in 0..n {
                     for i in 0..take {
                         assert_eq!(
-                            fast[row * MAX_QUERIES + i],
-                            slow[row * MAX_QUERIES + i],
+                            fast[i * n + row],
+                            slow[i * n + row],
                             "n {n} dim {dim} batch {take} row {row} query {i}"
                         );
                     }
