@@ -929,14 +929,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         // sketches' error of the `n`-th, and past the first few neighbours of a query the
         // scores crowd together.
         let head = self.best_rows(&scored, k);
-        let pass = accept(&head.iter().map(|p| p.1).collect::<Vec<_>>())?;
-        let mut top: Vec<(f32, K)> = head
-            .iter()
-            .zip(pass)
-            .filter(|(_, ok)| *ok)
-            .map(|((score, key), _)| (*score, (*key).clone()))
-            .collect();
-        let mut asked = head.len();
+        let (mut top, mut asked) = first_passing(&head, k, accept)?;
         if top.len() >= k || head.len() >= self.row_labels.len() {
             return Ok(top);
         }
@@ -1019,18 +1012,20 @@ enum Scored<'a> {
 }
 
 /// The first `k` of `ranked` (best first) that `accept` passes, in order, and how many it was
-/// asked about. It is asked about the best `max(2k, 20)` first, which is enough when most
-/// pass, and about the rest of `ranked` only if fewer than `k` of those do: each question
-/// may cost the caller a row read.
+/// asked about. It is asked about the best `k` first, which is enough when all pass (and lets
+/// a caller that reads the rows it is asked about read just the hits), then up to the best
+/// `max(2k, 20)`, and about the rest of `ranked` only if fewer than `k` of those pass: each
+/// question may cost the caller a query.
 fn first_passing<K: Clone>(
     ranked: &[(f32, &K)],
     k: usize,
     accept: &mut dyn FnMut(&[&K]) -> Result<Vec<bool>>,
 ) -> Result<(Vec<(f32, K)>, usize)> {
-    let first = (2 * k).max(20).min(ranked.len());
+    let head = k.min(ranked.len());
+    let first = (2 * k).max(20).clamp(head, ranked.len());
     let mut top = Vec::with_capacity(k);
     let mut asked = 0;
-    for run in [&ranked[..first], &ranked[first..]] {
+    for run in [&ranked[..head], &ranked[head..first], &ranked[first..]] {
         if top.len() >= k || run.is_empty() {
             break;
         }

@@ -42,10 +42,12 @@ pub struct SqliteConfig {
     /// A file path, or `:memory:` for a private in-memory database.
     pub path: String,
     /// Reader connections besides the writer (file databases only): how many reads run at
-    /// once. The default, 32, is more than the cores because concurrent exact vector searches
+    /// once. The default, 8, is more than the cores because concurrent exact vector searches
     /// of a namespace share passes over its vectors (up to eight queries a pass), and a search
     /// holds its reader while it waits for one: with 4 readers the passes ran about one query
-    /// each under load.
+    /// each under load. More readers than that add no throughput here since the exact scan
+    /// reads sketches (`memlayer-ann`), and each one more in flight lengthens the tail
+    /// latency of every search on the same cores (`docs/benchmarks.md`).
     pub readers: usize,
     /// How long a connection waits for a lock before `Unavailable`.
     pub busy_timeout: Duration,
@@ -66,11 +68,11 @@ pub struct SqliteConfig {
 }
 
 impl SqliteConfig {
-    /// Defaults for `path`: 32 readers, 5 s busy timeout, full sync.
+    /// Defaults for `path`: 8 readers, 5 s busy timeout, full sync.
     pub fn new(path: impl Into<String>) -> Self {
         SqliteConfig {
             path: path.into(),
-            readers: 32,
+            readers: 8,
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Full,
             expected_pin: None,
