@@ -13,8 +13,8 @@
 //! computes `a` for every row, finds the `n`-th best lower bound `a − bound`, and scores with
 //! the f32 kernel only the rows whose upper bound reaches it: every row left out scores below
 //! `n` rows that were scored, so the best `n` by the f32 score (ties included) are among those
-//! scored, with the f32 score itself. A small margin covers the rounding of the f32 dot product
-//! and of the estimate.
+//! scored, with the f32 score itself. A margin of four times the worst rounding of an f32 dot
+//! product of that length (`dim·2⁻²⁴` for unit vectors) covers it and the estimate's rounding.
 //!
 //! The integer dot products use AVX-512 VNNI (`vpdpbusd`: 64 multiply-adds of bytes per
 //! instruction) where the CPU has it, detected at run time; [`fast`] says whether it does.
@@ -29,9 +29,15 @@ const CHUNK: usize = 64;
 const TILE: usize = 16;
 /// The most queries one pass of [`estimates_many`] scores.
 pub const MAX_QUERIES: usize = 8;
-/// Covers the rounding of the f32 dot product of two unit vectors of up to a few thousand
-/// dimensions (at most `n·2⁻²⁴` each, `n` the dimension) and of the estimate.
-const MARGIN: f32 = 4e-4;
+/// The longest vectors sketched: their integer dot products stay far inside `i32`.
+pub const MAX_DIM: usize = 16_384;
+
+/// Covers the rounding of the f32 dot product of two unit vectors of `dim` components (at
+/// most `dim·2⁻²⁴·|q|·|x|` for a sum of products, fused or not) and of the estimate (a few
+/// roundings of a number under one), four times over.
+fn margin(dim: usize) -> f32 {
+    dim as f32 * (4.0 / 16_777_216.0) + 1e-5
+}
 /// A bound on the length of a normalised f32 vector (one, plus rounding).
 const UNIT: f32 = 1.000_01;
 
@@ -64,6 +70,8 @@ pub struct Sketches {
     sum: Vec<i32>,
     /// Rows with a non-finite component: no bound holds for them.
     nonfinite: usize,
+    /// [`margin`] for `dim`.
+    margin: f32,
 }
 
 /// A query's sketch: its codes offset by 128 (unsigned), its scale and error length.
@@ -106,6 +114,7 @@ impl Sketches {
         Sketches {
             dim,
             width: dim.div_ceil(CHUNK) * CHUNK,
+            margin: margin(dim),
             ..Sketches::default()
         }
     }
@@ -170,9 +179,9 @@ impl Sketches {
     }
 
     /// The sketch of `query` (of `dim` components, normalised): `None` when a component is
-    /// not finite, or the dimension differs.
+    /// not finite, the dimension differs, or it is over [`MAX_DIM`].
     pub fn sketch_query(&self, query: &[f32]) -> Option<QuerySketch> {
-        if query.len() != self.dim {
+        if query.len() != self.dim || self.dim > MAX_DIM {
             return None;
         }
         let (codes, scale, slack) = quantise(query, self.width)?;
@@ -186,7 +195,7 @@ impl Sketches {
     /// How far row `row`'s estimate can lie from its f32 score with `query`.
     fn bound(&self, query: &QuerySketch, row: usize) -> f32 {
         let slack = self.slack[row];
-        slack * UNIT + query.slack * (UNIT + slack) + MARGIN
+        slack * UNIT + query.slack * (UNIT + slack) + self.margin
     }
 
     /// The rows whose f32 score with `query` may be among the best `n`, each with that score
@@ -505,6 +514,13 @@ mod tests {
             let mut exact = Vec::new();
             dots_into(q, &rows, &mut exact);
             for (row, (a, x)) in est[0].iter().zip(&exact).enumerate() {
+                // The margin's premise: the f32 score lies within dim·2⁻²⁴ of the true one.
+                let truth: f64 = q
+                    .iter()
+                    .zip(&rows[row * dim..(row + 1) * dim])
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum();
+                assert!((f64::from(*x) - truth).abs() <= dim as f64 / 16_777_216.0);
                 let b = s.bound(&sk, row);
                 assert!((a - x).abs() <= b, "row {row}: {a} vs {x}, bound {b}");
                 // The bound is useful: well under the spread of scores.
