@@ -457,6 +457,32 @@ fn top_passing(
     Ok(top)
 }
 
+/// The query for `columns` of those of `ids` (of `namespace`) that pass `filter`. The
+/// candidates drive the join (CROSS JOIN fixes the order), each found through the id index:
+/// given `id IN (...)` beside the namespace clause, the planner would rather walk the whole
+/// namespace.
+fn candidates_query(
+    namespace: &str,
+    filter: &Filter,
+    now: memlayer_store::types::Timestamp,
+    ids: &[&String],
+    columns: &str,
+) -> (String, Query) {
+    let mut q = Query::default();
+    let values = ids
+        .iter()
+        .map(|id| format!("({})", q.bind((*id).clone())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    q.filter(namespace, filter, now);
+    let sql = format!(
+        "WITH c(id) AS (VALUES {values}) \
+         SELECT {columns} FROM c CROSS JOIN items i ON i.id = c.id {}",
+        q.where_sql()
+    );
+    (sql, q)
+}
+
 /// Which of `ids` (of `namespace`) pass `filter`, in their order.
 fn accept(
     conn: &Connection,
@@ -467,21 +493,7 @@ fn accept(
 ) -> Result<Vec<bool>> {
     let mut passing = std::collections::HashSet::new();
     for chunk in ids.chunks(512) {
-        // The candidates drive the join (CROSS JOIN fixes the order), each found through
-        // the id index: given `id IN (...)` beside the namespace clause, the planner
-        // would rather walk the whole namespace.
-        let mut q = Query::default();
-        let values = chunk
-            .iter()
-            .map(|id| format!("({})", q.bind((*id).clone())))
-            .collect::<Vec<_>>()
-            .join(", ");
-        q.filter(namespace, filter, now);
-        let sql = format!(
-            "WITH c(id) AS (VALUES {values}) \
-             SELECT i.id FROM c CROSS JOIN items i ON i.id = c.id {}",
-            q.where_sql()
-        );
+        let (sql, q) = candidates_query(namespace, filter, now, chunk, "i.id");
         let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
         let rows = stmt
             .query_map(params_from_iter(q.params.iter()), |r| r.get::<_, String>(0))
@@ -493,7 +505,8 @@ fn accept(
     Ok(ids.iter().map(|id| passing.contains(*id)).collect())
 }
 
-/// [`accept`], reading the passing rows whole (with their vectors) into `rows`.
+/// [`accept`], reading the passing rows whole (with their vectors) into `rows`; for a few ids
+/// (the exact scan's first `k`), which are then most likely the hits.
 fn accept_rows(
     conn: &Connection,
     namespace: &str,
@@ -502,19 +515,8 @@ fn accept_rows(
     ids: &[&String],
     rows: &mut HashMap<String, MemoryItem>,
 ) -> Result<Vec<bool>> {
-    let mut q = Query::default();
-    let values = ids
-        .iter()
-        .map(|id| format!("({})", q.bind((*id).clone())))
-        .collect::<Vec<_>>()
-        .join(", ");
-    q.filter(namespace, filter, now);
-    // As in `accept`: the candidates drive the join, each found through the id index.
-    let sql = format!(
-        "WITH c(id) AS (VALUES {values}) \
-         SELECT {ITEM_COLUMNS}, i.embedding FROM c CROSS JOIN items i ON i.id = c.id {}",
-        q.where_sql()
-    );
+    let columns = format!("{ITEM_COLUMNS}, i.embedding");
+    let (sql, q) = candidates_query(namespace, filter, now, ids, &columns);
     let mut passing = std::collections::HashSet::new();
     for item in crate::query_items(conn, &sql, &q)? {
         passing.insert(item.id.clone());
