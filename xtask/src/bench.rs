@@ -298,7 +298,7 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
     let batch_lat = time_calls(batch_calls, |i| {
         std::hint::black_box(batch(i * KERNEL_BATCH));
     });
-    let (sketched, sketched_batch) = sketched_lat(&matrix, &queries, calls, batch_calls)?;
+    let sketched = sketched_lat(&matrix, &queries, calls, batch_calls)?;
     let numpy = numpy_scan(&matrix, &queries, calls, batch_calls)?;
     let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
     let mut rows = Vec::new();
@@ -341,8 +341,12 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
     }
     // The sketched scan has no numpy twin: it is the exact top-10 computed another way.
     for (op, lat, per_call) in [
-        ("exact_scan_sketched", sketched, 1),
-        ("exact_scan_sketched_batched", sketched_batch, KERNEL_BATCH),
+        ("exact_scan_sketched", sketched.single, 1),
+        (
+            "exact_scan_sketched_batched",
+            sketched.batched,
+            KERNEL_BATCH,
+        ),
     ] {
         let mut sorted = lat.clone();
         sorted.sort_unstable();
@@ -350,6 +354,9 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
         let mut rust = row("kernel-rust", op, n, 1, None, lat, queries_per_s, None);
         rust["queries_per_call"] = json!(per_call);
         rust["vectors_per_s"] = json!((n as f64 * queries_per_s).round());
+        // How many rows a query's best 10 and best 64 send to the f32 kernel, on average.
+        rust["f32_rows_for_top10"] = json!(r3(sketched.rows_for_top10));
+        rust["f32_rows_for_top64"] = json!(r3(sketched.rows_for_top64));
         rows.push(rust);
     }
     Ok(rows)
@@ -358,13 +365,14 @@ fn kernel_rows(n: usize, calls: usize) -> Result<Vec<Value>> {
 /// The exact top-10 through eight-bit sketches (`memlayer_store::ranking::sketch`, as memory
 /// and SQLite scan below their ANN threshold where the CPU has AVX-512 VNNI): estimates for
 /// every row, then the f32 kernel on the rows that may be among the best. One query at a
-/// time, and [`KERNEL_BATCH`] per pass. Each answer is checked against the f32 scan's.
+/// time, and [`KERNEL_BATCH`] per pass. Each answer is checked against the f32 scan's. Also
+/// the mean number of rows the f32 kernel scores for a top-10 and for a top-64.
 fn sketched_lat(
     matrix: &[f32],
     queries: &[Vec<f32>],
     calls: usize,
     batch_calls: usize,
-) -> Result<(Vec<Duration>, Vec<Duration>)> {
+) -> Result<SketchedScan> {
     use memlayer::ranking::sketch::{Sketches, estimates_many};
     use memlayer::ranking::vector::{dots_into, top_k_rows};
     let mut sketches = Sketches::new(DIM);
@@ -397,7 +405,13 @@ fn sketched_lat(
     if sketched.len() != queries.len() {
         bail!("bench: a query could not be sketched");
     }
-    for (first, q) in queries.iter().enumerate() {
+    let mut scored = (0usize, 0usize);
+    for (i, (q, sketch)) in queries.iter().zip(&sketched).enumerate() {
+        let mut est = [Vec::new()];
+        estimates_many(&[sketch], &sketches, &mut est);
+        scored.0 += sketches.candidates(sketch, q, &est[0], matrix, 10).len();
+        scored.1 += sketches.candidates(sketch, q, &est[0], matrix, 64).len();
+        let first = i;
         let got = batch(first);
         dots_into(q, matrix, &mut scores);
         let want = top_k_rows(&scores, 10);
@@ -421,7 +435,23 @@ fn sketched_lat(
     let batched = time_calls(batch_calls, |i| {
         std::hint::black_box(batch(i * KERNEL_BATCH));
     });
-    Ok((single, batched))
+    let per = |total: usize| total as f64 / queries.len().max(1) as f64;
+    Ok(SketchedScan {
+        single,
+        batched,
+        rows_for_top10: per(scored.0),
+        rows_for_top64: per(scored.1),
+    })
+}
+
+/// [`sketched_lat`]'s timings and counts.
+struct SketchedScan {
+    single: Vec<Duration>,
+    batched: Vec<Duration>,
+    /// Rows the f32 kernel scores for a top-10, per query.
+    rows_for_top10: f64,
+    /// For a top-64.
+    rows_for_top64: f64,
 }
 
 /// The latencies of `calls` calls of `call` (given the call's number), after four untimed.
