@@ -127,6 +127,8 @@ fn stop_checkpoints(writer: &mut Connection, thread: JoinHandle<()>) {
 struct ReaderPool {
     conns: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    /// How many connections the pool has (and permits, when no read runs).
+    size: u32,
 }
 
 /// The connections of one store.
@@ -243,6 +245,7 @@ impl Db {
                 })??;
                 Some(Arc::new(ReaderPool {
                     permits: Arc::new(Semaphore::new(conns.len())),
+                    size: u32::try_from(conns.len()).unwrap_or(u32::MAX),
                     conns: Mutex::new(conns),
                 }))
             }
@@ -307,13 +310,20 @@ impl Db {
         .map_err(|e| Error::new(ErrorKind::Unexpected, "a read panicked").with_source(e))?
     }
 
-    /// Stops the writer after the queued jobs and drops every connection.
+    /// Waits for the reads in flight, drops the readers, then stops the writer after the
+    /// queued jobs. The writer's connection closes last, so SQLite folds the log into the
+    /// file and removes it: a reader still open then would leave the log behind (read-only
+    /// connections cannot checkpoint).
     pub(crate) async fn close(&self) -> Result<()> {
-        drop(lock(&self.writer).take());
         if let Some(pool) = &self.readers {
+            // Every permit back means every connection back in the pool. (A second close
+            // finds the semaphore closed and nothing left to wait for.)
+            let all = pool.permits.acquire_many(pool.size).await;
             pool.permits.close();
             lock(&pool.conns).clear();
+            drop(all);
         }
+        drop(lock(&self.writer).take());
         let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.join())
