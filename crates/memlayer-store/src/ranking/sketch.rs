@@ -25,7 +25,8 @@ use super::vector::{TopK, dot};
 
 /// Bytes per chunk of a sketch: one 512-bit register.
 const CHUNK: usize = 64;
-/// Rows per tile of the VNNI kernel (times [`TILE_QUERIES`] = sixteen sums).
+/// Rows per step of the VNNI kernel: tiles of `16 / Q` rows for `Q` queries (sixteen sums
+/// each), as many as make sixteen rows.
 const TILE: usize = 16;
 /// The most queries one pass of [`estimates_many`] scores.
 pub const MAX_QUERIES: usize = 8;
@@ -38,6 +39,7 @@ pub const MAX_DIM: usize = 16_384;
 fn margin(dim: usize) -> f32 {
     dim as f32 * (4.0 / 16_777_216.0) + 1e-5
 }
+
 /// A bound on the length of a normalised f32 vector (one, plus rounding).
 const UNIT: f32 = 1.000_01;
 
