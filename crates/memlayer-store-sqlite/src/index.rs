@@ -328,6 +328,8 @@ impl SearchIndex {
 
     /// The `k` best (BM25 score, id) of `namespace` for the analysed query `terms`, passing
     /// `filter`, best first (ties by id). `conn` is a reader; `seen` the generation it read.
+    /// Given `rows`, as [`SearchIndex::search`].
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn keyword(
         &self,
         conn: &Connection,
@@ -336,6 +338,7 @@ impl SearchIndex {
         terms: &[String],
         filter: &Filter,
         k: usize,
+        rows: Option<&mut HashMap<String, MemoryItem>>,
     ) -> Result<Vec<(f32, String)>> {
         loop {
             {
@@ -348,7 +351,7 @@ impl SearchIndex {
                         .into_iter()
                         .map(|(key, score)| (score, key))
                         .collect();
-                    return top_passing(conn, namespace, &mut ranked, filter, k);
+                    return top_passing(conn, namespace, &mut ranked, filter, k, rows);
                 }
             }
             self.load_text(conn, namespace)?;
@@ -397,9 +400,10 @@ fn save_after_load(set: &mut VectorSet<String>, base: &Path, namespace: &str) {
 }
 
 /// The first `k` of `ranked` (best first) that pass `filter`. The filter is asked about the
-/// best `max(4k, 40)` first, then about fourfold longer runs of the ranking; when under 2% of
-/// what it was asked about passed, it runs once as a query of its own and the ranking is
-/// intersected with its answer instead.
+/// best `k` first (given `rows`, reading the passing rows whole into it, so that when they all
+/// pass the hits need no second read), then about the best `max(4k, 40)`, then about fourfold
+/// longer runs of the ranking; when under 2% of what it was asked about passed, it runs once
+/// as a query of its own and the ranking is intersected with its answer instead.
 ///
 /// `ranked` comes unordered: only its best `max(4k, 40)` are sorted at first (most searches
 /// need no more), the rest once the filter asks beyond them.
@@ -409,6 +413,7 @@ fn top_passing(
     ranked: &mut [(f32, &String)],
     filter: &Filter,
     k: usize,
+    mut rows: Option<&mut HashMap<String, MemoryItem>>,
 ) -> Result<Vec<(f32, String)>> {
     let now = filter.effective_now();
     let mut top = Vec::with_capacity(k);
@@ -420,8 +425,10 @@ fn top_passing(
         ranked.select_nth_unstable_by(sorted, best_first);
     }
     ranked[..sorted].sort_by(best_first);
+    // The best `k` first, when their rows are wanted whole.
+    let mut head = rows.is_some() && k < step;
     while start < ranked.len() && top.len() < k {
-        let end = (start + step).min(ranked.len());
+        let end = if head { k } else { start + step }.min(ranked.len());
         let narrow = asked >= 4 * k.max(10) && top.len() * 50 < asked;
         if sorted < ranked.len() && (narrow || end > sorted) {
             ranked[sorted..].sort_by(best_first);
@@ -444,7 +451,10 @@ fn top_passing(
         }
         let slice = &ranked[start..end];
         let ids: Vec<&String> = slice.iter().map(|p| p.1).collect();
-        let pass = accept(conn, namespace, filter, now, &ids)?;
+        let pass = match rows.as_deref_mut() {
+            Some(rows) if head => accept_rows(conn, namespace, filter, now, &ids, rows)?,
+            _ => accept(conn, namespace, filter, now, &ids)?,
+        };
         for ((score, id), ok) in slice.iter().zip(pass) {
             if ok && top.len() < k {
                 top.push((*score, (*id).clone()));
@@ -452,7 +462,11 @@ fn top_passing(
         }
         asked += slice.len();
         start = end;
-        step *= 4;
+        if head {
+            head = false;
+        } else {
+            step *= 4;
+        }
     }
     Ok(top)
 }

@@ -461,8 +461,17 @@ impl SearchLegs for SqliteStore {
         let (namespace, terms, filter) = (namespace.to_owned(), terms.to_vec(), filter.clone());
         let cache = self.index.clone();
         self.read("search", move |conn| {
-            let ranked = rank_keyword(&cache, conn, &namespace, &terms, &filter, k)?;
-            hits_of(conn, &namespace, ranked, RankedBy::Keyword, HashMap::new())
+            let mut rows = HashMap::new();
+            let ranked = rank_keyword(
+                &cache,
+                conn,
+                &namespace,
+                &terms,
+                &filter,
+                k,
+                Some(&mut rows),
+            )?;
+            hits_of(conn, &namespace, ranked, RankedBy::Keyword, rows)
         })
         .await
     }
@@ -503,7 +512,7 @@ impl SearchLegs for SqliteStore {
         let (namespace, terms, filter) = (namespace.to_owned(), terms.to_vec(), filter.clone());
         let cache = self.index.clone();
         self.read("search", move |conn| {
-            rank_keyword(&cache, conn, &namespace, &terms, &filter, k).map(without_items)
+            rank_keyword(&cache, conn, &namespace, &terms, &filter, k, None).map(without_items)
         })
         .await
     }
@@ -557,12 +566,13 @@ fn rank_keyword(
     terms: &[String],
     filter: &Filter,
     k: usize,
+    rows: Option<&mut HashMap<String, MemoryItem>>,
 ) -> Result<Vec<(f32, String)>> {
     if terms.is_empty() {
         return Ok(Vec::new());
     }
     let seen = index::generation(conn)?;
-    cache.keyword(conn, seen, namespace, terms, filter, k)
+    cache.keyword(conn, seen, namespace, terms, filter, k, rows)
 }
 
 /// The vector leg's (score, id) ranking, through the in-process vector set.
