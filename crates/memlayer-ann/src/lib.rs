@@ -817,32 +817,24 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
                 scores: Vec::new(),
             };
             drop(state);
+            // Sketched queries first (outcomes go by ticket, so the order is free), so that
+            // each kernel fills one run of the outputs.
+            pass.batch.sort_by_key(|w| w.sketch.is_none());
             let mut outs = vec![Vec::new(); pass.batch.len()];
-            let (sketched, plain): (Vec<_>, Vec<_>) = pass
+            let sketched: Vec<&QuerySketch> = pass
                 .batch
                 .iter()
-                .zip(outs.iter_mut())
-                .partition(|(w, _)| w.sketch.is_some());
+                .filter_map(|w| w.sketch.as_ref())
+                .collect();
+            let (estimated, exact) = outs.split_at_mut(sketched.len());
             if let Some(sketches) = &self.sketches {
-                let (queries, mut to): (Vec<&QuerySketch>, Vec<&mut Vec<f32>>) = sketched
-                    .into_iter()
-                    .filter_map(|(w, out)| Some((w.sketch.as_ref()?, out)))
-                    .unzip();
-                let mut scratch = vec![Vec::new(); queries.len()];
-                sketch::estimates_many(&queries, sketches, &mut scratch);
-                for (out, est) in to.iter_mut().zip(scratch) {
-                    **out = est;
-                }
+                sketch::estimates_many(&sketched, sketches, estimated);
             }
-            let (queries, mut to): (Vec<&[f32]>, Vec<&mut Vec<f32>>) = plain
-                .into_iter()
-                .map(|(w, out)| (w.query.as_slice(), out))
-                .unzip();
-            let mut scratch = vec![Vec::new(); queries.len()];
-            dots_many_into(&queries, &self.rows, &mut scratch);
-            for (out, scores) in to.iter_mut().zip(scratch) {
-                **out = scores;
-            }
+            let plain: Vec<&[f32]> = pass.batch[sketched.len()..]
+                .iter()
+                .map(|w| w.query.as_slice())
+                .collect();
+            dots_many_into(&plain, &self.rows, exact);
             pass.scores = outs;
             drop(pass);
             state = scans.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -451,10 +451,7 @@ fn top_passing(
         }
         let slice = &ranked[start..end];
         let ids: Vec<&String> = slice.iter().map(|p| p.1).collect();
-        let pass = match rows.as_deref_mut() {
-            Some(rows) if head => accept_rows(conn, namespace, filter, now, &ids, rows)?,
-            _ => accept(conn, namespace, filter, now, &ids)?,
-        };
+        let pass = ask(conn, namespace, filter, now, &ids, k, rows.as_deref_mut())?;
         for ((score, id), ok) in slice.iter().zip(pass) {
             if ok && top.len() < k {
                 top.push((*score, (*id).clone()));
@@ -519,8 +516,26 @@ fn accept(
     Ok(ids.iter().map(|id| passing.contains(*id)).collect())
 }
 
-/// [`accept`], reading the passing rows whole (with their vectors) into `rows`; for a few ids
-/// (the exact scan's first `k`), which are then most likely the hits.
+/// Which of `ids` pass `filter`: a question about `k` ids or fewer (a search's first, about
+/// its best `k`), given `rows`, reads the passing rows whole into it, since they are then most
+/// likely the hits; any other asks for their ids alone.
+#[allow(clippy::too_many_arguments)]
+fn ask(
+    conn: &Connection,
+    namespace: &str,
+    filter: &Filter,
+    now: memlayer_store::types::Timestamp,
+    ids: &[&String],
+    k: usize,
+    rows: Option<&mut HashMap<String, MemoryItem>>,
+) -> Result<Vec<bool>> {
+    match rows {
+        Some(rows) if ids.len() <= k => accept_rows(conn, namespace, filter, now, ids, rows),
+        _ => accept(conn, namespace, filter, now, ids),
+    }
+}
+
+/// [`accept`], reading the passing rows whole (with their vectors) into `rows`.
 fn accept_rows(
     conn: &Connection,
     namespace: &str,
@@ -569,10 +584,8 @@ fn search_set(
     mut rows: Option<&mut HashMap<String, MemoryItem>>,
 ) -> Result<Vec<(f32, String)>> {
     let now = filter.effective_now();
-    let mut accept = |ids: &[&String]| match rows.as_deref_mut() {
-        Some(rows) if ids.len() <= k => accept_rows(conn, namespace, filter, now, ids, rows),
-        _ => accept(conn, namespace, filter, now, ids),
-    };
+    let mut accept =
+        |ids: &[&String]| ask(conn, namespace, filter, now, ids, k, rows.as_deref_mut());
     let mut accepted = || accepted(conn, namespace, filter, now).map(Some);
     Ok(set.search(query, k, &mut accept, &mut accepted)?.hits)
 }
