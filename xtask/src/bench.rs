@@ -183,6 +183,8 @@ fn timed_row(
         recall,
     );
     r["failed"] = json!(t.failed);
+    // Rows without this mark were measured when a client repeated one query (see [`timed`]).
+    r["clients_walk_queries"] = json!(true);
     r
 }
 
@@ -211,7 +213,11 @@ struct Timed {
     failed: usize,
 }
 
-/// Runs `calls` calls of `op` spread over `clients` tasks after `warmup` calls.
+/// Runs `calls` calls of `op` spread over `clients` tasks after `warmup` calls. Each call gets
+/// its own index in `0..calls`, and a client's calls take consecutive indexes: with 64
+/// queries and 64 clients, striding by the client count would hand every client one query
+/// over and over (a task whose calls never wait runs them back to back, so the caches stay
+/// warm with that one query's data), where each client should walk through all of them.
 async fn timed<F, Fut>(clients: usize, calls: usize, warmup: usize, op: F) -> Result<Timed>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
@@ -226,13 +232,14 @@ where
     for c in 0..clients {
         let op = op.clone();
         let share = calls / clients + usize::from(c < calls % clients);
+        let first = c * (calls / clients) + c.min(calls % clients);
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(share);
             let mut errors = Vec::new();
             for k in 0..share {
                 let t = Instant::now();
                 // A failed call (a timeout under load) is counted, not timed, and the run goes on.
-                match op(c + k * clients).await {
+                match op(first + k).await {
                     Ok(()) => lat.push(t.elapsed()),
                     Err(e) => errors.push(e.to_string()),
                 }
@@ -1270,6 +1277,20 @@ fn is_one_shot(op: &str) -> bool {
 }
 
 /// The report's rows as three tables: timed calls, one-shot timings, and memory/disk.
+/// The clients column: several clients in a row measured before each client walked through
+/// the queries (before 2026-11-22) are marked †.
+fn clients_cell(r: &Value) -> String {
+    let clients = r["clients"].as_u64().unwrap_or(0);
+    if clients > 1 && r.get("clients_walk_queries").is_none() {
+        format!("{clients}†")
+    } else {
+        clients.to_string()
+    }
+}
+
+/// The footnote of the † rows, when the table has any.
+const REPEATED_QUERY_NOTE: &str = "\n† Measured before 2026-11-22, when the bench gave each of 64 clients one query to repeat (and each of 8 clients eight queries to cycle through). A backend whose calls never wait (memory) then ran one query back to back, with that query's part of the graph still in the caches, which flattered it: memory's vector search at 100k and 64 clients ran 9,251/s that way and 3,956/s with each client walking through all 64 queries, in two runs of the same command minutes apart. These rows await a new run.\n";
+
 fn table(rows: &[Value]) -> String {
     let f = |v: &Value| match v {
         Value::Null => "-".to_owned(),
@@ -1301,7 +1322,7 @@ fn table(rows: &[Value]) -> String {
             r["backend"].as_str().unwrap_or(""),
             op(r),
             f(&r["items"]),
-            f(&r["clients"]),
+            clients_cell(r),
             f(&r["filter_selectivity"]),
             f(&r["p50_ms"]),
             f(&r["p95_ms"]),
@@ -1310,6 +1331,12 @@ fn table(rows: &[Value]) -> String {
             f(&r["recall_at_10"]),
             f(&r["failed"]),
         ));
+    }
+    if sorted
+        .iter()
+        .any(|r| !is_footprint(&op(r)) && !is_one_shot(&op(r)) && clients_cell(r).ends_with('†'))
+    {
+        t.push_str(REPEATED_QUERY_NOTE);
     }
     t.push_str("\nFirst searches (one call each): `first_*` right after ingest, where SQLite loads its in-process indexes from the file and builds the graph; `restart_first_*` after the store was closed and opened again on the same file, where SQLite restores the graph it saved at close:\n\n| backend | op | items | ms |\n|---|---|---|---|\n");
     for r in sorted.iter().filter(|r| is_one_shot(&op(r))) {
