@@ -31,7 +31,8 @@ pub struct AnnConfig {
     /// Candidate list while inserting (HNSW `ef_construction`).
     pub expansion_add: usize,
     /// Candidate list while searching (HNSW `ef`), raised to the number of hits asked for.
-    pub expansion_search: usize,
+    /// `None` (the default) grows with the set: see [`AnnConfig::expansion_at`].
+    pub expansion_search: Option<usize>,
     /// Threads that insert a large batch into the graph together.
     pub build_threads: usize,
     /// The element type the graph stores and navigates by. Its candidates are always
@@ -86,15 +87,16 @@ impl Default for AnnConfig {
     /// 20,000 vectors (an exact scan of that many takes about 1 ms on one core with the f32
     /// kernel, a third of that through sketches: twice the 10k kernel rows of
     /// `docs/benchmarks.md`), M = 16,
-    /// ef_construction = 128, ef = 192, i8 elements: recall@10 0.98 at under 1 ms on 1M
-    /// clustered 384-d vectors here, where f32 elements at ef 64 gave 0.82
-    /// (`--example tune`; the figures are in `docs/benchmarks.md`).
+    /// ef_construction = 128, ef growing with the set (64 up to 100,000 vectors, 192 from
+    /// 1,000,000), i8 elements: recall@10 0.98 at under 1 ms on 1M clustered 384-d vectors
+    /// here, where f32 elements at ef 64 gave 0.82 (`--example tune`; the figures are in
+    /// `docs/benchmarks.md`).
     fn default() -> Self {
         AnnConfig {
             threshold: 20_000,
             connectivity: 16,
             expansion_add: 128,
-            expansion_search: 192,
+            expansion_search: None,
             build_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             quantization: Quantization::I8,
             scan_sharing: ScanSharing::PerCore,
@@ -117,10 +119,33 @@ impl AnnConfig {
         self
     }
 
-    /// The default configuration with another search expansion.
+    /// The default configuration with a fixed search expansion, whatever the set's size.
     pub fn with_expansion_search(mut self, ef: usize) -> Self {
-        self.expansion_search = ef.max(1);
+        self.expansion_search = Some(ef.max(1));
         self
+    }
+
+    /// The search expansion for a set of `n` vectors: the fixed one if set, otherwise 64 up
+    /// to 100,000 vectors and 192 from 1,000,000, growing with the logarithm of `n` between.
+    ///
+    /// A graph needs a wider candidate list as a query's near neighbours grow more numerous.
+    /// On the bench's clustered vectors (`cargo run --release -p memlayer-ann --example tune
+    /// -- N 16 i8 EFS 40`), re-ranked recall@10 was 1.000 at ef 64 for 100,000 vectors,
+    /// 0.988 at ef 64 and 1.000 at ef 96 for 300,000 (this rule gives 125), and 0.951 at ef
+    /// 128 and 0.981 at ef 192 for 1,000,000; ef 192 searched 100,000 vectors in twice the
+    /// time ef 64 did.
+    pub fn expansion_at(&self, n: usize) -> usize {
+        if let Some(ef) = self.expansion_search {
+            return ef;
+        }
+        let (small, large) = (100_000f64, 1_000_000f64);
+        let x = ((n as f64).clamp(small, large) / small).log10() / (large / small).log10();
+        (MIN_EXPANSION as f64 + x * (MAX_EXPANSION - MIN_EXPANSION) as f64).round() as usize
+    }
+
+    /// The expansion a graph keeps as its own, below every search's.
+    fn expansion_floor(&self) -> usize {
+        self.expansion_search.unwrap_or(MIN_EXPANSION)
     }
 
     /// The default configuration with another graph degree.
@@ -141,6 +166,11 @@ impl AnnConfig {
         self
     }
 }
+
+/// The size-grown search expansion at 100,000 vectors and fewer.
+const MIN_EXPANSION: usize = 64;
+/// The size-grown search expansion at 1,000,000 vectors and more.
+const MAX_EXPANSION: usize = 192;
 
 /// Runs `each` over `batch` in chunks of `per`, one thread per chunk; the first error wins.
 fn in_parallel<'a, T: Sync>(
@@ -181,7 +211,7 @@ const STRANDED_RECHECK_EF: usize = 64;
 ///
 /// Each node searches for itself at ef 16, in parallel; the ones it does not find search again
 /// at ef 64, and those still not found are returned, to be re-inserted by one thread (a lone
-/// inserter does not strand nodes). The search expansion is `expansion_search` afterwards.
+/// inserter does not strand nodes). The graph's search expansion is `expansion_search` afterwards.
 fn stranded<'b>(
     index: &Index,
     batch: &'b [(u64, Vec<f32>)],
@@ -576,7 +606,8 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             quantization: self.config.quantization.scalar_kind(),
             connectivity: self.config.connectivity,
             expansion_add: self.config.expansion_add,
-            expansion_search: self.config.expansion_search,
+            // Every search asks for `expansion_at` candidates or more, which widens the list.
+            expansion_search: self.config.expansion_floor(),
             multi: false,
         };
         Index::new(&options).map_err(|e| index_error("creation", e))
@@ -627,7 +658,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         in_parallel(batch, per, |(label, v)| {
             index.add(*label, v).map_err(|e| index_error("insert", e))
         })?;
-        let stranded = stranded(index, batch, threads, self.config.expansion_search)?;
+        let stranded = stranded(index, batch, threads, self.config.expansion_floor())?;
         for (label, v) in &stranded {
             index.remove(*label).map_err(|e| index_error("remove", e))?;
             index.add(*label, v).map_err(|e| index_error("insert", e))?;
@@ -714,7 +745,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
         // Twice `k`: a hybrid search's 200-deep pool asked for 800 (4k) until the bench's
         // hybrid recall@10 at 100k showed 1.0 at 400 too, in a fifth to a third less time.
         let mut want = (2 * k).max(40).min(self.len());
-        let ef = self.config.expansion_search;
+        let ef = self.config.expansion_at(self.len());
         loop {
             let found = {
                 let _slot = graph.slots.acquire();
@@ -1188,7 +1219,7 @@ impl<K: Clone + Eq + Hash + Ord + AsRef<[u8]>> VectorSet<K> {
             )
             .map_err(|e| index_error("reservation", e))?;
         index.change_expansion_add(self.config.expansion_add);
-        index.change_expansion_search(self.config.expansion_search);
+        index.change_expansion_search(self.config.expansion_floor());
         for label in &stale {
             index.remove(*label).map_err(|e| index_error("remove", e))?;
         }

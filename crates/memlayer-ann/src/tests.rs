@@ -286,6 +286,26 @@ fn a_pass_that_does_not_finish_fails_its_queries_instead_of_stranding_them() {
 }
 
 #[test]
+fn the_search_expansion_grows_with_the_set_unless_fixed() {
+    let config = AnnConfig::default();
+    assert_eq!(config.expansion_at(0), 64);
+    assert_eq!(config.expansion_at(20_000), 64);
+    assert_eq!(config.expansion_at(100_000), 64);
+    assert_eq!(config.expansion_at(300_000), 125);
+    assert_eq!(config.expansion_at(1_000_000), 192);
+    assert_eq!(config.expansion_at(50_000_000), 192);
+    let mut last = 0;
+    for n in (0..2_000_000).step_by(10_000) {
+        let ef = config.expansion_at(n);
+        assert!(ef >= last, "{n}: {ef} < {last}");
+        last = ef;
+    }
+    let fixed = AnnConfig::default().with_expansion_search(300);
+    assert_eq!(fixed.expansion_at(1000), 300);
+    assert_eq!(fixed.expansion_at(5_000_000), 300);
+}
+
+#[test]
 fn the_graph_takes_over_at_the_threshold_with_high_recall() {
     for quantization in [Quantization::F32, Quantization::F16, Quantization::I8] {
         let dim = 32;
