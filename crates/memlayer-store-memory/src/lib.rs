@@ -318,7 +318,7 @@ impl SearchLegs for InMemoryStore {
         let now = filter.effective_now();
         let mut top = TopK::new(k);
         for (id, score) in ns.bm25.score_refs(terms) {
-            if !top.admits(score) {
+            if !top.admits_pair(score, id) {
                 continue;
             }
             if let Some(s) = state.items.get(id)

@@ -2,6 +2,7 @@
 //! sums of eight lanes; on x86-64 with AVX2 and FMA (detected at run time) they are four
 //! 256-bit registers, elsewhere the same arithmetic in portable code.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -365,6 +366,26 @@ impl<K: Ord> TopK<K> {
         self.k > 0 && (self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score >= w.0))
     }
 
+    /// Whether the pair `(score, key)` would enter: as [`TopK::admits`], but a score equal to
+    /// the worst kept one enters only on a smaller key. Where many candidates tie (BM25 gives
+    /// every document with the same term counts and length the same score), this spares the
+    /// caller's per-candidate work (a lookup, a filter) for the ties that cannot enter.
+    pub fn admits_pair<Q: Ord + ?Sized>(&self, score: f32, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.k > 0
+            && (self.heap.len() < self.k
+                || self
+                    .heap
+                    .peek()
+                    .is_some_and(|worst| match score.total_cmp(&worst.0) {
+                        Ordering::Greater => true,
+                        Ordering::Equal => key < worst.1.borrow(),
+                        Ordering::Less => false,
+                    }))
+    }
+
     /// Offers one pair, replacing the worst kept pair when better.
     pub fn offer(&mut self, score: f32, key: K) {
         if self.k == 0 {
@@ -493,5 +514,36 @@ mod tests {
             top.offer(s, k);
         }
         assert_eq!(top.into_sorted(), vec![(0.9, "b"), (0.9, "c"), (0.5, "a")]);
+    }
+
+    #[test]
+    fn admits_pair_says_exactly_whether_offer_would_keep_the_pair() {
+        // Many ties, as BM25 gives them: a pair the test admits must change the kept set,
+        // and one it refuses must leave it as it was.
+        let pairs: Vec<(f32, String)> = (0..400u32)
+            .map(|i| (((i * 7919) % 5) as f32, format!("k{:03}", (i * 6151) % 400)))
+            .collect();
+        let kept = |top: &TopK<String>| {
+            let mut v: Vec<(f32, String)> =
+                top.heap.iter().map(|Entry(s, k)| (*s, k.clone())).collect();
+            v.sort_by(best_first);
+            v
+        };
+        for k in [0, 1, 3, 10] {
+            let mut top: TopK<String> = TopK::new(k);
+            for (score, key) in &pairs {
+                let admitted = top.admits_pair(*score, key.as_str());
+                let before = kept(&top);
+                top.offer(*score, key.clone());
+                assert_eq!(admitted, kept(&top) != before, "k {k}: {score} {key}");
+                if admitted {
+                    assert!(top.admits(*score));
+                }
+            }
+            let mut want = pairs.clone();
+            want.sort_by(best_first);
+            want.truncate(k);
+            assert_eq!(top.into_sorted(), want);
+        }
     }
 }
