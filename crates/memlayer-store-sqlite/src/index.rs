@@ -16,7 +16,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use memlayer_ann::{AnnConfig, Origin, VectorSet};
 use memlayer_store::ranking::bm25::Bm25Index;
-use memlayer_store::ranking::vector::best_first;
+use memlayer_store::ranking::vector::{TopK, best_first};
 use memlayer_store::types::MemoryItem;
 use memlayer_store::{Filter, Result};
 use rusqlite::{Connection, params_from_iter};
@@ -421,9 +421,7 @@ fn top_passing(
     let mut step = (4 * k).max(40);
     let mut asked = 0usize;
     let mut sorted = step.min(ranked.len());
-    if sorted < ranked.len() {
-        ranked.select_nth_unstable_by(sorted, best_first);
-    }
+    best_to_front(ranked, sorted);
     ranked[..sorted].sort_by(best_first);
     // The best `k` first, when their rows are wanted whole.
     let mut head = rows.is_some() && k < step;
@@ -466,6 +464,35 @@ fn top_passing(
         }
     }
     Ok(top)
+}
+
+/// Moves the best `n` of `ranked` (by [`best_first`]) to its front, in no particular order.
+///
+/// BM25 scores tie by the thousand (every document with the same term counts and length
+/// scores the same), and a selection that compares pairs with each other breaks each tie on
+/// the ids, a string comparison. Here each pair is compared once with the worst of a running
+/// top `n`, by score alone unless it ties with that worst one; then one pass moves the pairs
+/// no worse than the final worst to the front.
+fn best_to_front(ranked: &mut [(f32, &String)], n: usize) {
+    if n == 0 || n >= ranked.len() {
+        return;
+    }
+    let mut top = TopK::new(n);
+    for (score, id) in ranked.iter() {
+        if top.admits_pair(*score, *id) {
+            top.offer(*score, *id);
+        }
+    }
+    let Some(worst) = top.into_sorted().pop() else {
+        return;
+    };
+    let mut front = 0;
+    for i in 0..ranked.len() {
+        if best_first(&ranked[i], &worst) != std::cmp::Ordering::Greater {
+            ranked.swap(front, i);
+            front += 1;
+        }
+    }
 }
 
 /// The query for `columns` of those of `ids` (of `namespace`) that pass `filter`. The
@@ -588,4 +615,35 @@ fn search_set(
         |ids: &[&String]| ask(conn, namespace, filter, now, ids, k, rows.as_deref_mut());
     let mut accepted = || accepted(conn, namespace, filter, now).map(Some);
     Ok(set.search(query, k, &mut accept, &mut accepted)?.hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_to_front_moves_exactly_the_best_n_to_the_front() {
+        // Five score classes over 300 distinct ids: ties everywhere, as BM25 gives them.
+        let ids: Vec<String> = (0..300u32)
+            .map(|i| format!("i{:04}", (i * 7) % 300))
+            .collect();
+        let pairs: Vec<(f32, &String)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (((i * 13) % 5) as f32 * 0.5, id))
+            .collect();
+        let mut want = pairs.clone();
+        want.sort_by(best_first);
+        for n in [0, 1, 7, 40, 299, 300, 301] {
+            let mut ranked = pairs.clone();
+            best_to_front(&mut ranked, n);
+            let cut = n.min(ranked.len());
+            let mut front = ranked[..cut].to_vec();
+            front.sort_by(best_first);
+            assert_eq!(front, want[..cut].to_vec(), "n {n}");
+            let mut all = ranked.clone();
+            all.sort_by(best_first);
+            assert_eq!(all, want, "n {n}: the pairs are the same pairs");
+        }
+    }
 }
