@@ -1277,19 +1277,24 @@ fn is_one_shot(op: &str) -> bool {
 }
 
 /// The report's rows as three tables: timed calls, one-shot timings, and memory/disk.
-/// The clients column: several clients in a row measured before each client walked through
-/// the queries (before 2026-11-22) are marked †.
+/// Whether `r` was measured by several clients before each client walked through the
+/// queries (before 2026-11-22).
+fn clients_repeated_queries(r: &Value) -> bool {
+    r["clients"].as_u64().unwrap_or(0) > 1 && r.get("clients_walk_queries").is_none()
+}
+
+/// The clients column, marked † for [`clients_repeated_queries`] rows.
 fn clients_cell(r: &Value) -> String {
-    let clients = r["clients"].as_u64().unwrap_or(0);
-    if clients > 1 && r.get("clients_walk_queries").is_none() {
-        format!("{clients}†")
+    let mark = if clients_repeated_queries(r) {
+        "†"
     } else {
-        clients.to_string()
-    }
+        ""
+    };
+    format!("{}{mark}", r["clients"].as_u64().unwrap_or(0))
 }
 
 /// The footnote of the † rows, when the table has any.
-const REPEATED_QUERY_NOTE: &str = "\n† Measured before 2026-11-22, when the bench gave each of 64 clients one query to repeat (and each of 8 clients eight queries to cycle through). A backend whose calls never wait (memory) then ran one query back to back, with that query's part of the graph still in the caches, which flattered it: memory's vector search at 100k and 64 clients ran 9,251/s that way and 3,956/s with each client walking through all 64 queries, in two runs of the same command minutes apart. These rows await a new run.\n";
+const REPEATED_QUERY_NOTE: &str = "\n† Measured before 2026-11-22, when the bench gave each of 64 clients one query to repeat (and each of 8 clients eight queries to cycle through). A backend whose calls never wait (memory) then ran one query back to back, with that query's part of the graph still in the caches, which flattered it: memory's vector search at 100k and 64 clients ran 9,251/s that way and 3,956/s with each client walking through all 64 queries, in two runs minutes apart (`cargo xtask bench --sizes 100000 --backend memory --modes vector --filters 1.0` before the fix, the same with `--backend memory,sqlite` after it). These rows await a new run.\n";
 
 fn table(rows: &[Value]) -> String {
     let f = |v: &Value| match v {
@@ -1334,7 +1339,7 @@ fn table(rows: &[Value]) -> String {
     }
     if sorted
         .iter()
-        .any(|r| !is_footprint(&op(r)) && !is_one_shot(&op(r)) && clients_cell(r).ends_with('†'))
+        .any(|r| !is_footprint(&op(r)) && !is_one_shot(&op(r)) && clients_repeated_queries(r))
     {
         t.push_str(REPEATED_QUERY_NOTE);
     }

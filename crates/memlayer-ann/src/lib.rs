@@ -211,7 +211,8 @@ const STRANDED_RECHECK_EF: usize = 64;
 ///
 /// Each node searches for itself at ef 16, in parallel; the ones it does not find search again
 /// at ef 64, and those still not found are returned, to be re-inserted by one thread (a lone
-/// inserter does not strand nodes). The graph's search expansion is `expansion_search` afterwards.
+/// inserter does not strand nodes). The graph's own search expansion is `expansion_search`
+/// afterwards (the floor every search widens from).
 fn stranded<'b>(
     index: &Index,
     batch: &'b [(u64, Vec<f32>)],

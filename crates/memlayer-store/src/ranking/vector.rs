@@ -388,20 +388,13 @@ impl<K: Ord> TopK<K> {
 
     /// Offers one pair, replacing the worst kept pair when better.
     pub fn offer(&mut self, score: f32, key: K) {
-        if self.k == 0 {
+        if !self.admits_pair(score, &key) {
             return;
         }
-        let entry = Entry(score, key);
-        if self.heap.len() < self.k {
-            self.heap.push(entry);
-        } else if self
-            .heap
-            .peek()
-            .is_some_and(|worst| entry.cmp(worst) == Ordering::Less)
-        {
+        if self.heap.len() >= self.k {
             self.heap.pop();
-            self.heap.push(entry);
         }
+        self.heap.push(Entry(score, key));
     }
 
     /// The kept pairs, best first.
