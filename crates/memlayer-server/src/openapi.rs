@@ -125,7 +125,7 @@ pub fn document() -> Value {
             "/ns/{ns}/items/{id}/supersede": { "parameters": [ns, id], "post": op("Mark as replaced by another item", Some("Supersede"), "200") },
             "/ns/{ns}/items/{id}/restore": { "parameters": [ns, id], "post": op("Undo a supersession", None, "200") },
             "/ns/{ns}/items/{id}/predecessors": { "parameters": [ns, id], "get": op("Items this one replaced", None, "200") },
-            "/ns/{ns}/search": { "parameters": [ns], "post": op("Search in any mode with any filter (?vectors=false leaves the hits' embeddings out)", Some("SearchRequest"), "200") },
+            "/ns/{ns}/search": { "parameters": [ns], "post": op("Search in any mode with any filter (the hits' embeddings only with ?vectors=true)", Some("SearchRequest"), "200") },
             "/ns/{ns}/list": { "parameters": [ns], "post": op("List with keyset cursors", Some("ListRequest"), "200") },
             "/ns/{ns}/clear": { "parameters": [ns], "post": op("Soft-delete matching items (all needs all: true)", Some("ClearRequest"), "200") },
             "/ns/{ns}/reinforce": { "parameters": [ns], "post": op("Record accesses", Some("Reinforce"), "200") },
