@@ -159,6 +159,7 @@ fn row(
         "recall_at_10": recall.map(|r| (r * 10_000.0).round() / 10_000.0),
         "calls": lat.len(),
         "data": "synthetic",
+        "build": crate::build_profile(),
     })
 }
 
@@ -1064,13 +1065,13 @@ async fn server_rows(n: usize, quick: bool) -> Result<Vec<Value>> {
         .pool_max_idle_per_host(128)
         .build()?;
     let mut rows = Vec::new();
-    // Hits with their 384-d vectors (the default), and without (`?vectors=false`), which is
-    // what an agent that only reads the contents asks for.
+    // Hits with their 384-d vectors (`?vectors=true`), and without (the server's default,
+    // what an agent that reads the contents gets). The op names say what the response holds.
     for (op, mode, query) in [
-        ("server_keyword", "keyword", ""),
-        ("server_vector", "vector", ""),
-        ("server_keyword_no_vectors", "keyword", "?vectors=false"),
-        ("server_vector_no_vectors", "vector", "?vectors=false"),
+        ("server_keyword", "keyword", "?vectors=true"),
+        ("server_vector", "vector", "?vectors=true"),
+        ("server_keyword_no_vectors", "keyword", ""),
+        ("server_vector_no_vectors", "vector", ""),
     ] {
         let url = format!("http://{addr}/ns/bench/search{query}");
         // The request bodies are written once, before the clock starts, as a load generator
@@ -1293,6 +1294,17 @@ fn clients_cell(r: &Value) -> String {
     format!("{}{mark}", r["clients"].as_u64().unwrap_or(0))
 }
 
+/// The profile xtask was built in when it measured the row: rows from before the bench ran
+/// its release build carry no `build` and were measured by the dev build; numpy's rows are
+/// Python's.
+fn build_cell(r: &Value) -> &str {
+    match r["build"].as_str() {
+        Some(b) => b,
+        None if r["backend"] == "kernel-numpy" => "-",
+        None => "dev",
+    }
+}
+
 /// The footnote of the † rows, when the table has any.
 const REPEATED_QUERY_NOTE: &str = "\n† Measured before 2026-11-22, when the bench gave each of 64 clients one query to repeat (and each of 8 clients eight queries to cycle through). A backend whose calls never wait (memory) then ran one query back to back, with that query's part of the graph still in the caches, which flattered it: memory's vector search at 100k and 64 clients ran 9,251/s that way and 3,956/s with each client walking through all 64 queries, in two runs minutes apart (`cargo xtask bench --sizes 100000 --backend memory --modes vector --filters 1.0` before the fix, the same with `--backend memory,sqlite` after it). These rows await a new run.\n";
 
@@ -1316,14 +1328,14 @@ fn table(rows: &[Value]) -> String {
         key(a).cmp(&key(b))
     });
     let mut t = String::from(
-        "| backend | op | items | clients | filter | p50 ms | p95 ms | p99 ms | per s | recall@10 | failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| backend | op | items | clients | filter | p50 ms | p95 ms | p99 ms | per s | recall@10 | failed | build |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in sorted
         .iter()
         .filter(|r| !is_footprint(&op(r)) && !is_one_shot(&op(r)))
     {
         t.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r["backend"].as_str().unwrap_or(""),
             op(r),
             f(&r["items"]),
@@ -1335,6 +1347,7 @@ fn table(rows: &[Value]) -> String {
             f(&r["per_s"]),
             f(&r["recall_at_10"]),
             f(&r["failed"]),
+            build_cell(r),
         ));
     }
     if sorted
@@ -1490,6 +1503,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
         "command": command,
         "seconds": started.elapsed().as_secs_f64().round(),
         "quick": args.quick,
+        "build": crate::build_profile(),
     }));
     let rows = save(&rows, &runs)?;
     std::fs::write(dir.join("runs.json"), serde_json::to_string_pretty(&runs)?)?;
@@ -1508,10 +1522,12 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
         let run_list = runs
             .iter()
             .map(|r| {
+                // Runs before the bench measured its release build carry no `build`: dev.
                 format!(
-                    "`{}` ({} s)",
+                    "`{}` ({} s, {} build)",
                     r["command"].as_str().unwrap_or("?"),
-                    r["seconds"]
+                    r["seconds"],
+                    r["build"].as_str().unwrap_or("dev")
                 )
             })
             .collect::<Vec<_>>()
@@ -1528,4 +1544,49 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
         write_markdown(md, &rows, &notes)?;
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_says_which_build_measured_each_row() {
+        let old = json!({"backend": "sqlite", "op": "vector", "items": 10, "clients": 1});
+        let numpy =
+            json!({"backend": "kernel-numpy", "op": "exact_scan", "items": 10, "clients": 1});
+        let mut new = row(
+            "sqlite",
+            "keyword",
+            10,
+            1,
+            None,
+            vec![Duration::from_millis(1)],
+            1.0,
+            None,
+        );
+        new["build"] = json!("release");
+        assert_eq!(build_cell(&old), "dev");
+        assert_eq!(build_cell(&numpy), "-");
+        assert_eq!(build_cell(&new), "release");
+        assert_eq!(
+            row("m", "keyword", 1, 1, None, vec![], 0.0, None)["build"],
+            crate::build_profile()
+        );
+        let t = table(&[old, new]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].ends_with("| failed | build |"), "{}", lines[0]);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("| sqlite | keyword |") && l.ends_with("| release |")),
+            "{t}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("| sqlite | vector |") && l.ends_with("| dev |")),
+            "{t}"
+        );
+    }
 }
