@@ -44,13 +44,15 @@ pub struct BenchArgs {
     pub merge: bool,
     pub modes: Vec<String>,
     pub filters: Vec<f64>,
+    /// A BEIR dataset directory whose corpus, with MiniLM vectors, replaces the synthetic sets.
+    pub data: Option<PathBuf>,
 }
 
 /// The identity of a row: a later run's row with the same identity replaces it.
 fn row_key(r: &Value) -> String {
     format!(
-        "{}|{}|{}|{}|{}",
-        r["backend"], r["op"], r["items"], r["clients"], r["filter_selectivity"]
+        "{}|{}|{}|{}|{}|{}",
+        r["data"], r["backend"], r["op"], r["items"], r["clients"], r["filter_selectivity"]
     )
 }
 
@@ -92,10 +94,29 @@ fn word(i: usize) -> String {
     )
 }
 
-/// The synthetic data set: items with vectors, and queries.
+/// The searched data: items with vectors, and queries.
+#[derive(Clone)]
 pub struct Data {
     pub items: Vec<MemoryItem>,
     pub queries: Vec<(String, Vec<f32>)>,
+    /// The rows' `data`: `synthetic`, or a dataset's name and embedder (`scifact-minilm`).
+    pub label: String,
+}
+
+/// The label of the synthetic sets' rows.
+const SYNTHETIC: &str = "synthetic";
+
+impl Data {
+    /// The items the write rows upsert (into namespaces of their own): more of the synthetic
+    /// set, or the dataset's own documents again.
+    fn write_items(&self, quick: bool) -> Vec<MemoryItem> {
+        let n = if quick { 2000 } else { 10_000 };
+        if self.label == SYNTHETIC {
+            data("bench-writes", n, 0).items
+        } else {
+            self.items.iter().take(n).cloned().collect()
+        }
+    }
 }
 
 pub fn data(ns: &str, n: usize, queries: usize) -> Data {
@@ -124,7 +145,65 @@ pub fn data(ns: &str, n: usize, queries: usize) -> Data {
             (text, query_vectors.next_vector())
         })
         .collect();
-    Data { items, queries }
+    Data {
+        items,
+        queries,
+        label: SYNTHETIC.to_owned(),
+    }
+}
+
+/// A BEIR dataset's corpus as the searched namespace: each document (title and text) with its
+/// all-MiniLM-L6-v2 vector, embedded through the persistent cache (so only a machine's first
+/// run pays: 14-20 minutes for SciFact's 5,183 abstracts on two cores), every hundredth
+/// document from the eighth owned by the rare user as in the synthetic sets, and as queries
+/// the ones with relevance judgements, embedded the same way.
+pub async fn dataset(dir: &Path) -> Result<Data> {
+    use memlayer_embed::Embedder;
+    let set = crate::eval::load(dir)?;
+    let embedder = crate::embedders::open("minilm").await?;
+    if embedder.dimension() != DIM {
+        bail!(
+            "--data: the bench's rows are {DIM}-d, but {} gives {} dimensions",
+            embedder.model_id(),
+            embedder.dimension()
+        );
+    }
+    let (vectors, _) = crate::eval::embed_corpus(&set, &embedder).await?;
+    let model = embedder.model_id().to_owned();
+    let items = set
+        .corpus
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let v = vectors
+                .get(&r.id)
+                .with_context(|| format!("document {} was not embedded", r.id))?;
+            let user = if i % 100 == 7 { RARE_USER } else { "common" };
+            Ok(MemoryItem::new("bench", Kind::Fact, r.text.clone())
+                .with_id(r.id.clone())
+                .with_user(user)
+                .with_embedding(model.clone(), v.clone()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let texts: Vec<String> = set
+        .queries
+        .iter()
+        .filter(|q| set.qrels.contains_key(&q.id))
+        .map(|q| q.text.clone())
+        .collect();
+    if texts.len() < 2 {
+        bail!(
+            "--data {}: {} judged queries; the bench needs at least 2",
+            dir.display(),
+            texts.len()
+        );
+    }
+    let vectors = embedder.embed(&texts).await?;
+    Ok(Data {
+        items,
+        queries: texts.into_iter().zip(vectors).collect(),
+        label: format!("{}-minilm", set.name),
+    })
 }
 
 /// Latency percentiles of sorted durations, in milliseconds.
@@ -769,7 +848,7 @@ async fn build_vector_index(pg: &memlayer::postgres::PostgresStore, n: usize) ->
 /// hybrid answers for this size once a backend needed them, for the next backend to reuse.
 async fn store_rows(
     backend: &str,
-    n: usize,
+    d: &Data,
     quick: bool,
     modes: &[String],
     filters: &[f64],
@@ -777,7 +856,7 @@ async fn store_rows(
 ) -> Result<Vec<Value>> {
     let calls = if quick { 200 } else { 1000 };
     let warmup = if quick { 10 } else { 50 };
-    let d = data("bench", n, 64);
+    let n = d.items.len();
     let rss_before = rss_bytes();
     let (store, guard) = crate::stores::open_fresh(backend).await?;
     let mut rows = Vec::new();
@@ -828,7 +907,7 @@ async fn store_rows(
     }
 
     // Smaller writes, in namespaces of their own, so the searched one stays as it is.
-    let extra = data("bench-writes", if quick { 2000 } else { 10_000 }, 0).items;
+    let extra = d.write_items(quick);
     // The same items without their vectors: what the row costs apart from its vector.
     for (op, size, vectors) in [
         ("ingest_batch_100", 100usize, true),
@@ -870,7 +949,7 @@ async fn store_rows(
             Arc::new(memlayer::embed::HashEmbedder::new()),
         )
         .await?;
-        let take = if quick { 1000 } else { 5000 };
+        let take = (if quick { 1000 } else { 5000 }).min(extra.len());
         let mut lat = Vec::new();
         let started = Instant::now();
         for chunk in extra[..take].chunks(100) {
@@ -1031,14 +1110,22 @@ async fn store_rows(
         reopened.close().await?;
     }
     guard.release().await;
-    Ok(rows)
+    Ok(labelled(rows, d))
+}
+
+/// The rows of a run on `d`, each saying which data it measured.
+fn labelled(mut rows: Vec<Value>, d: &Data) -> Vec<Value> {
+    for r in &mut rows {
+        r["data"] = json!(d.label);
+    }
+    rows
 }
 
 /// The HTTP server on SQLite: keyword and vector searches at 64 concurrent clients.
-async fn server_rows(n: usize, quick: bool) -> Result<Vec<Value>> {
+async fn server_rows(d: &Data, quick: bool) -> Result<Vec<Value>> {
     let calls = if quick { 500 } else { 5000 };
+    let n = d.items.len();
     let (store, guard) = crate::stores::open_fresh("sqlite").await?;
-    let d = data("bench", n, 64);
     for chunk in d.items.chunks(1000) {
         store.upsert_many(chunk.to_vec()).await?;
     }
@@ -1116,10 +1203,12 @@ async fn server_rows(n: usize, quick: bool) -> Result<Vec<Value>> {
     server.await??;
     store.close().await?;
     guard.release().await;
-    Ok(rows)
+    Ok(labelled(rows, d))
 }
 
 fn svg(rows: &[Value]) -> String {
+    // The synthetic sets only: a dataset's rows are one size, not a line against size.
+    let rows: Vec<&Value> = rows.iter().filter(|r| is_synthetic(r)).collect();
     // One panel per search op: p50 latency (log) against items (log), a line per backend.
     let ops = ["keyword", "vector", "hybrid"];
     let backends: Vec<String> = {
@@ -1308,7 +1397,31 @@ fn build_cell(r: &Value) -> &str {
 /// The footnote of the † rows, when the table has any.
 const REPEATED_QUERY_NOTE: &str = "\n† Measured before 2026-11-22, when the bench gave each of 64 clients one query to repeat (and each of 8 clients eight queries to cycle through). A backend whose calls never wait (memory) then ran one query back to back, with that query's part of the graph still in the caches, which flattered it: memory's vector search at 100k and 64 clients ran 9,251/s that way and 3,956/s with each client walking through all 64 queries, in two runs minutes apart (`cargo xtask bench --sizes 100000 --backend memory --modes vector --filters 1.0` before the fix, the same with `--backend memory,sqlite` after it). These rows await a new run.\n";
 
+fn is_synthetic(r: &Value) -> bool {
+    r["data"].as_str().unwrap_or(SYNTHETIC) == SYNTHETIC
+}
+
+/// The note over a dataset's table.
+const DATASET_NOTE: &str = "Measured by `cargo xtask bench --data DIR` on a BEIR dataset: each document of its corpus (title and text) with its all-MiniLM-L6-v2 vector, one in a hundred owned by the rare user (filter 0.01, as in the synthetic sets), and its judged queries as the queries, their text for keyword search and their MiniLM vectors for vector search. Below the 20,000-vector ANN threshold memory and SQLite search exactly (recall `-`); Postgres, Redis and Chroma search their HNSW indexes.";
+
+/// The synthetic sets' tables, then one per dataset measured.
 fn table(rows: &[Value]) -> String {
+    let label = |r: &Value| r["data"].as_str().unwrap_or(SYNTHETIC).to_owned();
+    let mut labels: Vec<String> = rows.iter().map(label).collect();
+    labels.sort_by_key(|l| (l != SYNTHETIC, l.clone()));
+    labels.dedup();
+    let mut t = String::new();
+    for l in labels {
+        let of: Vec<Value> = rows.iter().filter(|r| label(r) == l).cloned().collect();
+        if l != SYNTHETIC {
+            t.push_str(&format!("\n### Real text: `{l}`\n\n{DATASET_NOTE}\n\n"));
+        }
+        t.push_str(&data_table(&of));
+    }
+    t
+}
+
+fn data_table(rows: &[Value]) -> String {
     let f = |v: &Value| match v {
         Value::Null => "-".to_owned(),
         v => v.to_string(),
@@ -1476,13 +1589,29 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
         }
         Ok(all)
     };
-    for &n in &args.sizes {
+    // A dataset is one size, its corpus; the synthetic sets are built per size.
+    let real = match &args.data {
+        Some(dir) => Some(dataset(dir).await?),
+        None => None,
+    };
+    let sizes = match &real {
+        Some(d) => vec![d.items.len()],
+        None => args.sizes.clone(),
+    };
+    let data_at = |n: usize| -> std::borrow::Cow<'_, Data> {
+        match &real {
+            Some(d) => std::borrow::Cow::Borrowed(d),
+            None => std::borrow::Cow::Owned(data("bench", n, 64)),
+        }
+    };
+    for &n in &sizes {
         let mut hybrid_answers = None;
+        let d = data_at(n);
         for b in &args.backends {
-            eprintln!("bench: {b} at {n} items");
+            eprintln!("bench: {b} at {n} items of {} data", d.label);
             let measured = store_rows(
                 b,
-                n,
+                &d,
                 args.quick,
                 &args.modes,
                 &args.filters,
@@ -1495,9 +1624,9 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
     }
     // The server on SQLite at the run's first size, in runs that measure SQLite, unless that
     // size is beyond 100k (a 1M run measures the stores' search, not HTTP).
-    let server_n = args.sizes.first().copied().unwrap_or(10_000);
+    let server_n = sizes.first().copied().unwrap_or(10_000);
     if server_n <= 100_000 && args.backends.iter().any(|b| b == "sqlite") {
-        rows.extend(server_rows(server_n, args.quick).await?);
+        rows.extend(server_rows(&data_at(server_n), args.quick).await?);
     }
     runs.push(json!({
         "command": command,
@@ -1587,6 +1716,29 @@ mod tests {
                 .iter()
                 .any(|l| l.starts_with("| sqlite | vector |") && l.ends_with("| dev |")),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn a_dataset_gets_a_table_of_its_own_after_the_synthetic_ones() {
+        let one = |items, ms| {
+            let lat = vec![Duration::from_millis(ms)];
+            row("sqlite", "vector", items, 1, Some(1.0), lat, 1.0, None)
+        };
+        let mut real = one(5183, 2);
+        real["data"] = json!("scifact-minilm");
+        let synthetic = one(10_000, 1);
+        assert_ne!(row_key(&real), row_key(&one(5183, 2)));
+        let t = table(&[real.clone(), synthetic]);
+        let at = |needle: &str| t.find(needle).unwrap_or(usize::MAX);
+        let heading = at("### Real text: `scifact-minilm`");
+        assert!(heading < usize::MAX, "{t}");
+        assert!(at("| sqlite | vector | 10000 |") < heading, "{t}");
+        let real_row = at("| sqlite | vector | 5183 |");
+        assert!(real_row > heading && real_row < usize::MAX, "{t}");
+        assert!(
+            !svg(&[real]).contains("5183"),
+            "the chart is of the synthetic sets"
         );
     }
 }

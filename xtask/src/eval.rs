@@ -233,7 +233,7 @@ fn namespace_of(dataset: &str, ns: Option<&str>) -> String {
 }
 
 /// Embeds the corpus (through the cache), returning the vectors and the measured rate.
-async fn embed_corpus(
+pub async fn embed_corpus(
     data: &Dataset,
     embedder: &crate::embedders::Shared,
 ) -> Result<(HashMap<String, Vec<f32>>, f64)> {

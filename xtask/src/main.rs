@@ -76,6 +76,11 @@ enum Cmd {
         /// size run separately from the others, say); the markdown lists every run's command.
         #[arg(long)]
         merge: bool,
+        /// A BEIR dataset directory (e.g. ../shared/data/scifact): its corpus with
+        /// all-MiniLM-L6-v2 vectors (embedded once, then cached) and its judged queries
+        /// replace the synthetic sets; the run's size is the corpus's.
+        #[arg(long, conflicts_with = "sizes")]
+        data: Option<PathBuf>,
     },
     /// Retrieval evaluation on a BEIR-format dataset (see ../shared/docs/EVAL.md).
     Eval {
@@ -363,6 +368,7 @@ fn main() -> Result<()> {
             merge,
             modes,
             filters,
+            data,
         } => {
             if let Some(code) = bench_in_release()? {
                 std::process::exit(code);
@@ -399,6 +405,7 @@ fn main() -> Result<()> {
                         .context("--filters: comma-separated numbers (1.0, 0.01)")?,
                     None => vec![1.0, 0.01],
                 },
+                data,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
