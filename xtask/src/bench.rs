@@ -1366,7 +1366,6 @@ fn is_one_shot(op: &str) -> bool {
     op.starts_with("first_") || op.starts_with("restart_first_")
 }
 
-/// The report's rows as three tables: timed calls, one-shot timings, and memory/disk.
 /// Whether `r` was measured by several clients before each client walked through the
 /// queries (before 2026-11-22).
 fn clients_repeated_queries(r: &Value) -> bool {
@@ -1397,8 +1396,13 @@ fn build_cell(r: &Value) -> &str {
 /// The footnote of the † rows, when the table has any.
 const REPEATED_QUERY_NOTE: &str = "\n† Measured before 2026-11-22, when the bench gave each of 64 clients one query to repeat (and each of 8 clients eight queries to cycle through). A backend whose calls never wait (memory) then ran one query back to back, with that query's part of the graph still in the caches, which flattered it: memory's vector search at 100k and 64 clients ran 9,251/s that way and 3,956/s with each client walking through all 64 queries, in two runs minutes apart (`cargo xtask bench --sizes 100000 --backend memory --modes vector --filters 1.0` before the fix, the same with `--backend memory,sqlite` after it). These rows await a new run.\n";
 
+/// The data a row measured (rows from before datasets were measured are synthetic).
+fn data_label(r: &Value) -> &str {
+    r["data"].as_str().unwrap_or(SYNTHETIC)
+}
+
 fn is_synthetic(r: &Value) -> bool {
-    r["data"].as_str().unwrap_or(SYNTHETIC) == SYNTHETIC
+    data_label(r) == SYNTHETIC
 }
 
 /// The note over a dataset's table.
@@ -1406,13 +1410,16 @@ const DATASET_NOTE: &str = "Measured by `cargo xtask bench --data DIR` on a BEIR
 
 /// The synthetic sets' tables, then one per dataset measured.
 fn table(rows: &[Value]) -> String {
-    let label = |r: &Value| r["data"].as_str().unwrap_or(SYNTHETIC).to_owned();
-    let mut labels: Vec<String> = rows.iter().map(label).collect();
-    labels.sort_by_key(|l| (l != SYNTHETIC, l.clone()));
+    let mut labels: Vec<&str> = rows.iter().map(data_label).collect();
+    labels.sort_by_key(|l| (*l != SYNTHETIC, *l));
     labels.dedup();
     let mut t = String::new();
     for l in labels {
-        let of: Vec<Value> = rows.iter().filter(|r| label(r) == l).cloned().collect();
+        let of: Vec<Value> = rows
+            .iter()
+            .filter(|r| data_label(r) == l)
+            .cloned()
+            .collect();
         if l != SYNTHETIC {
             t.push_str(&format!("\n### Real text: `{l}`\n\n{DATASET_NOTE}\n\n"));
         }
@@ -1421,6 +1428,7 @@ fn table(rows: &[Value]) -> String {
     t
 }
 
+/// One data's rows as three tables: timed calls, one-shot timings, and memory/disk.
 fn data_table(rows: &[Value]) -> String {
     let f = |v: &Value| match v {
         Value::Null => "-".to_owned(),

@@ -226,7 +226,6 @@ fn quality_floor() -> Result<()> {
     Ok(())
 }
 
-/// `cargo` with the toolchain of this workspace.
 /// The bench measures a release build: `cargo xtask` runs the dev profile, whose code (even at
 /// opt-level 3) keeps debug assertions and overflow checks and is split into many codegen units,
 /// and SQLite's in-process vector search ran 7,288/s there against 9,993/s in release, side by
@@ -257,6 +256,7 @@ pub fn build_profile() -> &'static str {
     }
 }
 
+/// `cargo` with the toolchain of this workspace.
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }

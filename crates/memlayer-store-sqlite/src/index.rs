@@ -479,9 +479,7 @@ fn best_to_front(ranked: &mut [(f32, &String)], n: usize) {
     }
     let mut top = TopK::new(n);
     for (score, id) in ranked.iter() {
-        if top.admits_pair(*score, *id) {
-            top.offer(*score, *id);
-        }
+        top.offer(*score, *id);
     }
     let Some(worst) = top.into_sorted().pop() else {
         return;
