@@ -24,7 +24,8 @@ use usearch::Index;
 
 use crate::AnnConfig;
 
-const MAGIC: &[u8; 8] = b"MLANNG01";
+/// 02: removed nodes stay in the graph under a buried label, and `removed` counts them.
+const MAGIC: &[u8; 8] = b"MLANNG02";
 
 /// How a loaded set came by its search structure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,7 +267,8 @@ pub(crate) fn read_keys(base: &Path, dim: usize, config: &AnnConfig) -> Option<S
 
 impl SavedKeys {
     /// Loads the graph file under `base` into `index` (made with the set's options), if the
-    /// file is the one these keys were saved with and holds as many nodes as they list.
+    /// file is the one these keys were saved with and holds as many nodes as they list, live
+    /// and buried.
     pub(crate) fn load_graph(&self, base: &Path, index: &Index) -> Option<()> {
         let graph = with_suffix(base, ".usearch");
         let (len, crc) = crc_of_file(&graph).ok()?;
@@ -274,6 +276,7 @@ impl SavedKeys {
             return None;
         }
         index.load(graph.to_str()?).ok()?;
-        (index.size() == self.count).then_some(())
+        let buried = usize::try_from(self.removed).ok()?;
+        (index.size() == self.count.checked_add(buried)?).then_some(())
     }
 }

@@ -259,7 +259,8 @@ async fn saved_graphs_are_restored_after_a_restart_and_follow_later_writes() {
         }
     }
     let recall = found as f64 / wanted as f64;
-    assert!(recall >= 0.95, "recall@10 {recall} against the exact scan");
+    // 1.0 in 20 runs out of 20 (0.945-0.970 before removed nodes were buried).
+    assert!(recall >= 0.98, "recall@10 {recall} against the exact scan");
     // A changed vector is found under its new value; a deleted item never comes back.
     assert_eq!(
         top(&patched, &vector(105 + 5000), Filter::new(), 1).await,
