@@ -122,6 +122,9 @@ enum ServicesCmd {
     Down { ids: Vec<String> },
     /// Prints the environment of services (starting nothing new beyond what `up` would reuse).
     Env { ids: Vec<String> },
+    /// Drops the schemas earlier tests and benchmarks left on the services' Postgres (`ci`
+    /// does this first).
+    Prune,
 }
 
 /// The workspace root.
@@ -268,6 +271,8 @@ fn ci() -> Result<()> {
         // SAFETY of set_var: xtask is single-threaded here, before any runtime starts.
         unsafe_set_env(k, v);
     }
+    let pruned = services::prune_postgres(&env)?;
+    eprintln!("dropped {pruned} schemas earlier tests left on postgres");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -359,6 +364,12 @@ fn main() -> Result<()> {
                 Ok(())
             }
             ServicesCmd::Down { ids } => services::down(&ids),
+            ServicesCmd::Prune => {
+                let env = services::up(&["postgres".to_owned()])?;
+                let pruned = services::prune_postgres(&env)?;
+                eprintln!("dropped {pruned} schemas earlier tests left on postgres");
+                Ok(())
+            }
         },
         Cmd::Bench {
             quick,

@@ -27,6 +27,15 @@ impl Harness for SchemaHarness {
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(store))
     }
+
+    async fn cleanup(&self) {
+        if let Ok(url) = std::env::var("MEMLAYER_POSTGRES_URL") {
+            let config = PostgresConfig::new(url).schema(self.schema.clone());
+            if let Ok(store) = PostgresStore::connect_with(config).await {
+                let _ = store.destroy().await;
+            }
+        }
+    }
 }
 
 fn schema_harness() -> SchemaHarness {
