@@ -271,8 +271,7 @@ fn ci() -> Result<()> {
         // SAFETY of set_var: xtask is single-threaded here, before any runtime starts.
         unsafe_set_env(k, v);
     }
-    let pruned = services::prune_postgres(&env)?;
-    eprintln!("dropped {pruned} schemas earlier tests left on postgres");
+    services::prune_postgres(&env)?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -365,10 +364,7 @@ fn main() -> Result<()> {
             }
             ServicesCmd::Down { ids } => services::down(&ids),
             ServicesCmd::Prune => {
-                let env = services::up(&["postgres".to_owned()])?;
-                let pruned = services::prune_postgres(&env)?;
-                eprintln!("dropped {pruned} schemas earlier tests left on postgres");
-                Ok(())
+                services::prune_postgres(&services::up(&["postgres".to_owned()])?)
             }
         },
         Cmd::Bench {
