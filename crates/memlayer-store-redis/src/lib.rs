@@ -844,6 +844,11 @@ impl RedisStore {
     /// Keyword search ranked by memlayer's BM25 (k1 1.2, b 0.75, Lucene IDF) over per-namespace
     /// statistics that include soft-deleted items, exactly as the memory backend ranks: the
     /// candidates are every item passing the filter that carries any query term.
+    ///
+    /// The statistics and every term's document frequency come back in one round trip. When
+    /// RediSearch can express the whole filter, Redis scores the candidates itself
+    /// ([`RedisStore::bm25_in_redis`]) and answers with the best `k`; otherwise the candidates
+    /// are read whole and the filter's remainder checked here.
     async fn bm25_leg(
         &self,
         namespace: &str,
@@ -852,81 +857,61 @@ impl RedisStore {
         k: usize,
     ) -> Result<Vec<SearchHit>> {
         let t = self.translate(namespace, filter, filter.effective_now());
-        if t.empty || terms.is_empty() {
+        if t.empty || terms.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
+        self.check_open()?;
         let ns = token(namespace);
+        let pipe = self.pool.next().pipeline();
+        let queue = |name: &'static str, args: Vec<Value>| {
+            let pipe = &pipe;
+            async move {
+                let queued: FredResult<()> = pipe.custom(cmd(name), args).await;
+                queued.map_err(map_redis)
+            }
+        };
+        queue("HGET", vec![self.counts_key().into(), namespace.into()]).await?;
+        queue("HGET", vec![self.lens_key().into(), namespace.into()]).await?;
+        for term in terms {
+            let q = format!("@t_ns:{{{ns}}} @t_terms:{{{}}}", token(term));
+            let mut args: Vec<Value> = vec![self.index().into(), q.into()];
+            args.extend(["LIMIT".into(), "0".into(), "0".into()]);
+            args.extend(self.query_tail());
+            queue("FT.SEARCH", args).await?;
+        }
+        let mut replies = pipe.try_all::<Value>().await.into_iter();
+        let mut next = || -> Result<Value> {
+            replies
+                .next()
+                .ok_or_else(|| corrupt("pipeline", "fewer replies than commands"))?
+                .map_err(map_redis)
+        };
         let stat = |v: Value| {
             string_of(&v)
                 .and_then(|s| s.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
-        let n = stat(
-            self.call("HGET", vec![self.counts_key().into(), namespace.into()])
-                .await?,
-        );
-        let total_len = stat(
-            self.call("HGET", vec![self.lens_key().into(), namespace.into()])
-                .await?,
-        );
-        if n <= 0.0 {
+        let n = stat(next()?);
+        let total_len = stat(next()?);
+        let mut weighted: Vec<(&str, f32)> = Vec::new();
+        for term in terms {
+            let (df, _) = parse_search(next()?, false)?;
+            if df > 0 && n > 0.0 {
+                weighted.push((term.as_str(), bm25::idf(n as f32, df as f32)));
+            }
+        }
+        if weighted.is_empty() {
             return Ok(Vec::new());
         }
         let avg_len = (total_len / n).max(1.0) as f32;
-        let n = n as f32;
-        let mut idf: HashMap<&str, f32> = HashMap::new();
-        let mut present = Vec::new();
-        for term in terms {
-            let tok = token(term);
-            let (df, _) = self
-                .search_docs(
-                    &format!("@t_ns:{{{ns}}} @t_terms:{{{tok}}}"),
-                    vec!["LIMIT".into(), "0".into(), "0".into()],
-                    false,
-                )
-                .await?;
-            if df > 0 {
-                let df = df as f32;
-                idf.insert(term.as_str(), bm25::idf(n, df));
-                present.push(tok);
-            }
-        }
-        if present.is_empty() {
-            return Ok(Vec::new());
-        }
-        let query = format!("{} @t_terms:{{{}}}", t.query, present.join("|"));
-        // Candidates carry only what scoring needs (their analysed terms, stored at write
-        // time); full items are read for the winners. Residual conditions need the metadata,
-        // so then the candidates are read whole.
-        let fields: &[&str] = if t.residual.is_empty() {
-            &["id", "terms"]
+        let tags: Vec<String> = weighted.iter().map(|(term, _)| token(term)).collect();
+        let query = format!("{} @t_terms:{{{}}}", t.query, tags.join("|"));
+        let scored = if t.residual.is_empty() {
+            self.bm25_in_redis(&query, &weighted, avg_len, k).await?
         } else {
-            &[]
+            self.bm25_here(&query, &weighted, avg_len, &t.residual, k)
+                .await?
         };
-        let docs = self.all_docs_returning(&query, fields).await?;
-        let params = bm25::Bm25Params::default();
-        let wanted: Vec<&str> = idf.keys().copied().collect();
-        let weights: Vec<f32> = wanted.iter().map(|t| idf[t]).collect();
-        let mut scored: Vec<(f32, String)> = Vec::with_capacity(docs.len());
-        for d in &docs {
-            if !t.residual.is_empty() && !Self::passes(&d.item()?, &t.residual) {
-                continue;
-            }
-            let Some(id) = d.text("id") else { continue };
-            let terms = d
-                .text("terms")
-                .ok_or_else(|| corrupt("item", format!("{id} has no analysed terms")))?;
-            let (tf, len) = text::term_counts(&terms, &wanted);
-            let score: f32 = tf
-                .iter()
-                .zip(&weights)
-                .filter(|(f, _)| **f > 0.0)
-                .map(|(f, idf)| params.term_score(*idf, *f, len, avg_len))
-                .sum();
-            scored.push((score, id));
-        }
-        scored.sort_by(memlayer_store::ranking::vector::best_first);
-        scored.truncate(k);
         if scored.is_empty() {
             return Ok(Vec::new());
         }
@@ -943,6 +928,137 @@ impl RedisStore {
             .into_iter()
             .filter_map(|(score, id)| Some(leg_hit(by_id.remove(&id)?, score, RankedBy::Keyword)))
             .collect())
+    }
+
+    /// The best `k` candidates of `query` by BM25, ranked by Redis: an `FT.AGGREGATE` counts
+    /// each term in the candidates' stored terms (`contains`), sums the weighted term scores and
+    /// keeps the best `k` (ties by id), so only those cross the network, never the candidates.
+    /// Redis computes in doubles; the winners' scores are then computed again here, in the
+    /// memory backend's arithmetic, from the terms that come back with them. (Two candidates
+    /// whose scores differ only past single precision could swap places, as with Postgres'
+    /// BM25 in SQL.)
+    async fn bm25_in_redis(
+        &self,
+        query: &str,
+        weighted: &[(&str, f32)],
+        avg_len: f32,
+        k: usize,
+    ) -> Result<Vec<(f32, String)>> {
+        let params = bm25::Bm25Params::default();
+        let (k1, b) = (f64::from(params.k1), f64::from(params.b));
+        let mut args: Vec<Value> = vec![self.index().into(), query.into()];
+        args.extend(["LOAD", "3", "@id", "@terms", "@doc_len"].map(Value::from));
+        let norm = format!(
+            "{k1} * ({} + {b} * @doc_len / {})",
+            1.0 - b,
+            f64::from(avg_len)
+        );
+        args.extend(["APPLY".into(), norm.into(), "AS".into(), "bm25_norm".into()]);
+        let mut sum = Vec::with_capacity(weighted.len());
+        for (i, (term, idf)) in weighted.iter().enumerate() {
+            // Terms are letters and digits (`text::terms`): nothing to escape in the literal.
+            let tf = format!("contains(@terms, \" {term} \")");
+            args.extend([
+                "APPLY".into(),
+                tf.into(),
+                "AS".into(),
+                format!("bm25_tf{i}").into(),
+            ]);
+            sum.push(format!(
+                "{} * @bm25_tf{i} * {} / (@bm25_tf{i} + @bm25_norm)",
+                f64::from(*idf),
+                k1 + 1.0
+            ));
+        }
+        args.extend([
+            "APPLY".into(),
+            sum.join(" + ").into(),
+            "AS".into(),
+            "bm25".into(),
+        ]);
+        args.extend(["SORTBY", "4", "@bm25", "DESC", "@id", "ASC", "MAX"].map(Value::from));
+        args.push(k.to_string().into());
+        args.extend(["LIMIT".into(), "0".into(), k.to_string().into()]);
+        args.extend(self.query_tail());
+        let reply = self.call("FT.AGGREGATE", args).await?.into_array();
+        let wanted: Vec<&str> = weighted.iter().map(|(term, _)| *term).collect();
+        let mut scored = Vec::with_capacity(k);
+        for row in reply.into_iter().skip(1) {
+            let mut fields: HashMap<String, String> = HashMap::new();
+            for pair in row.into_array().chunks(2) {
+                if let (Some(key), Some(value)) = (
+                    pair.first().and_then(string_of),
+                    pair.get(1).and_then(string_of),
+                ) {
+                    fields.insert(key, value);
+                }
+            }
+            let id = fields
+                .remove("id")
+                .ok_or_else(|| corrupt("item", "a keyword candidate without its id"))?;
+            let terms = fields
+                .remove("terms")
+                .ok_or_else(|| corrupt("item", format!("{id} has no analysed terms")))?;
+            scored.push((Self::bm25_score(&terms, &wanted, weighted, avg_len), id));
+        }
+        scored.sort_by(memlayer_store::ranking::vector::best_first);
+        Ok(scored)
+    }
+
+    /// The best `k` candidates of `query` by BM25, scored here: every candidate is read whole
+    /// (the filter's `residual` needs its metadata) and checked.
+    async fn bm25_here(
+        &self,
+        query: &str,
+        weighted: &[(&str, f32)],
+        avg_len: f32,
+        residual: &[MetaCondition],
+        k: usize,
+    ) -> Result<Vec<(f32, String)>> {
+        let docs = self.all_docs(query).await?;
+        let wanted: Vec<&str> = weighted.iter().map(|(term, _)| *term).collect();
+        let mut scored: Vec<(f32, String)> = Vec::with_capacity(docs.len());
+        for d in &docs {
+            if !Self::passes(&d.item()?, residual) {
+                continue;
+            }
+            let Some(id) = d.text("id") else { continue };
+            let terms = d
+                .text("terms")
+                .ok_or_else(|| corrupt("item", format!("{id} has no analysed terms")))?;
+            scored.push((Self::bm25_score(&terms, &wanted, weighted, avg_len), id));
+        }
+        scored.sort_by(memlayer_store::ranking::vector::best_first);
+        scored.truncate(k);
+        Ok(scored)
+    }
+
+    /// BM25 of one stored terms document, in the memory backend's arithmetic.
+    fn bm25_score(terms: &str, wanted: &[&str], weighted: &[(&str, f32)], avg_len: f32) -> f32 {
+        let params = bm25::Bm25Params::default();
+        let (tf, len) = text::term_counts(terms, wanted);
+        tf.iter()
+            .zip(weighted)
+            .filter(|(f, _)| **f > 0.0)
+            .map(|(f, (_, idf))| params.term_score(*idf, *f, len, avg_len))
+            .sum()
+    }
+
+    /// The arguments ending every query: its time limit and the query dialect.
+    ///
+    /// RediSearch's own limit (500 ms by default) answers a slow query with the results found
+    /// so far, as if they were all (`ON_TIMEOUT RETURN`, the default policy): a keyword search
+    /// over a large namespace under load would silently miss candidates. The limit given here
+    /// is a second past the command timeout, so the client gives up with a `Timeout` error
+    /// before Redis could cut an answer short.
+    fn query_tail(&self) -> [Value; 4] {
+        let ms = self.config.command_timeout.as_millis() + 1000;
+        [
+            "TIMEOUT".into(),
+            ms.to_string().into(),
+            "DIALECT".into(),
+            "2".into(),
+        ]
     }
 
     fn passes(item: &MemoryItem, residual: &[MetaCondition]) -> bool {
@@ -962,7 +1078,7 @@ impl RedisStore {
             args.push("WITHSCORES".into());
         }
         args.extend(extra);
-        args.extend(["DIALECT".into(), "2".into()]);
+        args.extend(self.query_tail());
         let v = self.call("FT.SEARCH", args).await?;
         parse_search(v, with_scores)
     }
