@@ -862,22 +862,19 @@ impl RedisStore {
         }
         self.check_open()?;
         let ns = token(namespace);
-        let pipe = self.pool.next().pipeline();
-        let queue = |name: &'static str, args: Vec<Value>| {
-            let pipe = &pipe;
-            async move {
-                let queued: FredResult<()> = pipe.custom(cmd(name), args).await;
-                queued.map_err(map_redis)
-            }
-        };
-        queue("HGET", vec![self.counts_key().into(), namespace.into()]).await?;
-        queue("HGET", vec![self.lens_key().into(), namespace.into()]).await?;
+        let mut commands: Vec<(&'static str, Vec<Value>)> = vec![
+            ("HGET", vec![self.counts_key().into(), namespace.into()]),
+            ("HGET", vec![self.lens_key().into(), namespace.into()]),
+        ];
         for term in terms {
             let q = format!("@t_ns:{{{ns}}} @t_terms:{{{}}}", token(term));
-            let mut args: Vec<Value> = vec![self.index().into(), q.into()];
-            args.extend(["LIMIT".into(), "0".into(), "0".into()]);
-            args.extend(self.query_tail());
-            queue("FT.SEARCH", args).await?;
+            let count_only = vec!["LIMIT".into(), "0".into(), "0".into()];
+            commands.push(("FT.SEARCH", self.search_args(&q, false, count_only)));
+        }
+        let pipe = self.pool.next().pipeline();
+        for (name, args) in commands {
+            let queued: FredResult<()> = pipe.custom(cmd(name), args).await;
+            queued.map_err(map_redis)?;
         }
         let mut replies = pipe.try_all::<Value>().await.into_iter();
         let mut next = || -> Result<Value> {
@@ -1067,18 +1064,24 @@ impl RedisStore {
             .all(|c| memlayer_store::meta_condition_holds(item, c))
     }
 
-    async fn search_docs(
-        &self,
-        query: &str,
-        extra: Vec<Value>,
-        with_scores: bool,
-    ) -> Result<(u64, Vec<Doc>)> {
+    /// The arguments of an `FT.SEARCH` for `query` on the index.
+    fn search_args(&self, query: &str, with_scores: bool, extra: Vec<Value>) -> Vec<Value> {
         let mut args: Vec<Value> = vec![self.index().into(), query.into()];
         if with_scores {
             args.push("WITHSCORES".into());
         }
         args.extend(extra);
         args.extend(self.query_tail());
+        args
+    }
+
+    async fn search_docs(
+        &self,
+        query: &str,
+        extra: Vec<Value>,
+        with_scores: bool,
+    ) -> Result<(u64, Vec<Doc>)> {
+        let args = self.search_args(query, with_scores, extra);
         let v = self.call("FT.SEARCH", args).await?;
         parse_search(v, with_scores)
     }
