@@ -18,17 +18,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 pub(crate) use memlayer_store::ranking::text::{term_counts, terms_document};
-use memlayer_store::types::{Embedding, MemoryItem, Timestamp};
+use memlayer_store::types::{Embedding, MemoryItem};
 use memlayer_store::{FieldMatch, Filter, MetaCondition, MetaOp, Result};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::corrupt;
-
-/// Stands for "never" in `exp` and `vt`.
-pub(crate) const FAR_FUTURE: i64 = 1 << 62;
-/// Stands for "always" in `vf`.
-pub(crate) const FAR_PAST: i64 = -(1 << 62);
 
 const ITEM: &str = "_item";
 const VEC: &str = "_vec";
@@ -52,7 +47,6 @@ fn owners(item: &MemoryItem) -> [(&'static str, Option<&String>); 4] {
 /// The filterable fields of an item: what both the records and the vector index carry.
 pub(crate) fn filter_fields(item: &MemoryItem) -> Map<String, Json> {
     let mut m = Map::new();
-    m.insert("ns".into(), json!(item.namespace));
     m.insert("id".into(), json!(item.id));
     m.insert("kind".into(), json!(item.kind.as_str()));
     m.insert("status".into(), json!(item.status.as_str()));
@@ -87,25 +81,71 @@ pub(crate) fn filter_fields(item: &MemoryItem) -> Map<String, Json> {
     if let Some(a) = item.last_accessed_at {
         m.insert("accessed".into(), json!(a.as_millis()));
     }
-    m.insert(
-        "exp".into(),
-        json!(item.expires_at.map_or(FAR_FUTURE, |t| t.as_millis())),
-    );
-    m.insert(
-        "vf".into(),
-        json!(item.valid_from.map_or(FAR_PAST, |t| t.as_millis())),
-    );
-    m.insert(
-        "vt".into(),
-        json!(item.valid_to.map_or(FAR_FUTURE, |t| t.as_millis())),
-    );
-    m.insert("sup".into(), json!(item.superseded_by.is_some()));
+    // Liveness lives in the scope keys below; the expiry stays for `list_expired`, and the
+    // successor for `predecessors`.
+    if let Some(at) = item.expires_at {
+        m.insert("exp".into(), json!(at.as_millis()));
+    }
     if let Some(by) = &item.superseded_by {
         m.insert("supby".into(), json!(by));
     }
-    m.insert("del".into(), json!(item.deleted));
-    m.insert("hasvec".into(), json!(item.embedding.is_some()));
+    let ns = &item.namespace;
+    if item.deleted {
+        m.insert(DELETED.into(), json!(scope(ns, None)));
+    } else if is_plain(item) {
+        m.insert(PLAIN.into(), json!(scope(ns, None)));
+        m.insert(
+            format!("{PLAIN}.kind"),
+            json!(scope(ns, Some(item.kind.as_str()))),
+        );
+        for (name, value) in owners(item) {
+            if let Some(v) = value {
+                m.insert(format!("{PLAIN}.{name}"), json!(scope(ns, Some(v))));
+            }
+        }
+    } else {
+        m.insert(OTHER.into(), json!(scope(ns, None)));
+    }
     m
+}
+
+/// Scope key of a namespace's plainly live items (see [`is_plain`]); with `.kind`, `.user`,
+/// `.session`, `.task` and `.agent` it is narrowed to one value of that field.
+const PLAIN: &str = "p";
+/// Scope key of a namespace's other items that are not deleted.
+const OTHER: &str = "o";
+/// Scope key of a namespace's deleted items.
+const DELETED: &str = "d";
+
+/// Every item of `namespace`, the deleted ones too when `deleted` is true.
+pub(crate) fn in_namespace(namespace: &str, deleted: bool) -> Json {
+    let ns = json!(scope(namespace, None));
+    let mut scopes = vec![eq(PLAIN, ns.clone()), eq(OTHER, ns.clone())];
+    if deleted {
+        scopes.push(eq(DELETED, ns));
+    }
+    json!({ "$or": scopes })
+}
+
+/// Whether an item passes every liveness rule of every filter at any time: not deleted, no
+/// expiry, no validity bounds, not superseded. Such items are selected by one equality on a
+/// scope key, which Chroma answers from its index; the others are few in most namespaces and
+/// are read whole and checked in Rust.
+pub(crate) fn is_plain(item: &MemoryItem) -> bool {
+    !item.deleted
+        && item.expires_at.is_none()
+        && item.valid_from.is_none()
+        && item.valid_to.is_none()
+        && item.superseded_by.is_none()
+}
+
+/// The value of a scope key: the namespace, and the field's value when narrowed, as a JSON
+/// array, so no two (namespace, value) pairs share a scope whatever characters they hold.
+fn scope(namespace: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => json!([namespace, v]).to_string(),
+        None => json!([namespace]).to_string(),
+    }
 }
 
 /// The `$contains` operand that matches a term in a terms document.
@@ -185,16 +225,40 @@ pub(crate) fn any(mut clauses: Vec<Json>) -> Option<Json> {
     }
 }
 
-/// A filter as Chroma clauses. What Chroma cannot express (string range conditions) is left
-/// out, so the clauses select a superset; every reader re-checks candidates with
-/// [`Filter::matches`], the reference semantics.
-#[derive(Debug, Default)]
+/// A filter as Chroma clauses, in two parts that never overlap: the namespace's plainly live
+/// items ([`is_plain`]), selected by the narrowest scope key the filter allows plus the rest of
+/// the filter, and its other items, selected by scope alone (with the owners the filter names)
+/// and always re-checked with [`Filter::matches`], the reference semantics.
+///
+/// Chroma evaluates each clause of a `where` over every record the clause matches: the
+/// liveness clauses (not deleted, not expired, not superseded) match nearly every record, and
+/// cost more than the query's own clauses. Plainly live items pass them at any time, so the
+/// plain part leaves them out, and the other part is small in most namespaces.
+///
+/// What Chroma cannot express (string range conditions) is left out of the plain part, so it
+/// selects a superset; `exact` says whether it did.
+#[derive(Debug)]
 pub(crate) struct Translated {
-    pub clauses: Vec<Json>,
-    /// The clauses are the whole filter (nothing left out).
+    /// The clauses selecting plainly live items that pass the filter (all of them hold).
+    pub plain: Vec<Json>,
+    /// The clause selecting the other items of the namespace the filter may admit.
+    pub other: Json,
+    /// The plain clauses are the whole filter (nothing left out).
     pub exact: bool,
     /// The filter can match nothing; no query is needed.
     pub empty: bool,
+}
+
+impl Translated {
+    /// The plain part as one `where`.
+    pub fn plain_where(&self) -> Json {
+        all(self.plain.clone()).unwrap_or_else(|| self.other.clone())
+    }
+
+    /// Both parts as one `where`: every record the filter may admit.
+    pub fn both(&self) -> Json {
+        json!({ "$or": [self.plain_where(), self.other.clone()] })
+    }
 }
 
 fn eq(key: &str, v: Json) -> Json {
@@ -205,45 +269,65 @@ fn range(key: &str, op: &str, v: i64) -> Json {
     json!({ key: { op: v } })
 }
 
-/// Translates `filter` for `namespace` at `now`.
-pub(crate) fn translate(namespace: &str, f: &Filter, now: Timestamp) -> Translated {
-    let mut t = Translated {
-        exact: true,
-        ..Translated::default()
-    };
-    let c = &mut t.clauses;
-    c.push(eq("ns", json!(namespace)));
-    if !f.include_deleted {
-        c.push(eq("del", json!(false)));
-    }
-    let now = now.as_millis();
-    if !f.include_expired {
-        c.push(range("exp", "$gt", now));
-    }
-    match f.as_of {
-        Some(at) => {
-            c.push(range("vf", "$lte", at.as_millis()));
-            c.push(range("vt", "$gt", at.as_millis()));
-        }
-        None if !f.include_superseded => {
-            c.push(eq("sup", json!(false)));
-            c.push(range("vt", "$gt", now));
-        }
-        None => {}
-    }
-    for (name, m) in [
+/// Translates `filter` for `namespace`.
+pub(crate) fn translate(namespace: &str, f: &Filter) -> Translated {
+    let owners = [
         ("user", &f.user),
         ("session", &f.session),
         ("task", &f.task),
         ("agent", &f.agent),
-    ] {
+    ];
+    let named: Vec<Json> = owners
+        .iter()
+        .filter_map(|(name, m)| match m {
+            FieldMatch::Is(v) => Some(eq(name, json!(v))),
+            _ => None,
+        })
+        .collect();
+    let mut other_scopes = vec![eq(OTHER, json!(scope(namespace, None)))];
+    if f.include_deleted {
+        other_scopes.push(eq(DELETED, json!(scope(namespace, None))));
+    }
+    let mut other = named;
+    other.extend(any(other_scopes));
+    let mut t = Translated {
+        plain: Vec::new(),
+        other: all(other).unwrap_or_else(|| json!({})),
+        exact: true,
+        empty: false,
+    };
+    // The narrowest scope: an owner's value, else the kinds, else the whole namespace.
+    let by_owner = owners.iter().find_map(|(name, m)| match m {
+        FieldMatch::Is(v) => Some((*name, v)),
+        _ => None,
+    });
+    let c = &mut t.plain;
+    let mut kinds_done = false;
+    match by_owner {
+        Some((name, v)) => c.push(eq(
+            &format!("{PLAIN}.{name}"),
+            json!(scope(namespace, Some(v))),
+        )),
+        None if !f.kinds.is_empty() => {
+            let scopes: Vec<String> = f
+                .kinds
+                .iter()
+                .map(|k| scope(namespace, Some(k.as_str())))
+                .collect();
+            c.push(json!({ format!("{PLAIN}.kind"): { "$in": scopes } }));
+            kinds_done = true;
+        }
+        None => c.push(eq(PLAIN, json!(scope(namespace, None)))),
+    }
+    for (name, m) in owners {
         match m {
             FieldMatch::Any => {}
+            FieldMatch::Is(_) if by_owner.is_some_and(|(n, _)| n == name) => {}
             FieldMatch::Is(v) => c.push(eq(name, json!(v))),
             FieldMatch::Unset => c.push(eq(&format!("has.{name}"), json!(false))),
         }
     }
-    if !f.kinds.is_empty() {
+    if !f.kinds.is_empty() && !kinds_done {
         let kinds: Vec<&str> = f.kinds.iter().map(|k| k.as_str()).collect();
         c.push(json!({ "kind": { "$in": kinds } }));
     }
@@ -271,7 +355,7 @@ pub(crate) fn translate(namespace: &str, f: &Filter, now: Timestamp) -> Translat
     }
     for cond in &f.metadata {
         match meta_clause(cond) {
-            Meta::Clause(j) => t.clauses.push(j),
+            Meta::Clause(j) => t.plain.push(j),
             Meta::Nothing => t.empty = true,
             Meta::Everything => {}
             Meta::Unexpressed => t.exact = false,
@@ -364,6 +448,51 @@ mod tests {
         let merged = with_removals(new, &old);
         assert_eq!(merged.get("user"), Some(&Json::Null));
         assert_eq!(merged.get("has.user"), Some(&json!(false)));
+    }
+
+    #[test]
+    fn scope_keys_follow_liveness() {
+        let plain = MemoryItem::new("a\"b", Kind::Fact, "x").with_user("u");
+        let m = filter_fields(&plain);
+        assert_eq!(m.get("p"), Some(&json!(r#"["a\"b"]"#)));
+        assert_eq!(m.get("p.user"), Some(&json!(r#"["a\"b","u"]"#)));
+        assert_eq!(m.get("p.kind"), Some(&json!(r#"["a\"b","fact"]"#)));
+        assert!(!m.contains_key("p.session") && !m.contains_key("o"));
+        let expiring = plain
+            .clone()
+            .with_expires_at(memlayer_store::types::Timestamp::now());
+        let m = filter_fields(&expiring);
+        assert!(!is_plain(&expiring) && m.contains_key("o") && m.contains_key("exp"));
+        assert!(!m.contains_key("p") && !m.contains_key("p.user"));
+        let deleted = MemoryItem {
+            deleted: true,
+            ..plain
+        };
+        let m = filter_fields(&deleted);
+        assert!(m.contains_key("d") && !m.contains_key("o") && !m.contains_key("p"));
+    }
+
+    #[test]
+    fn translation_picks_the_narrowest_plain_scope() {
+        let t = translate("n", &Filter::new().session("s").user("u"));
+        assert_eq!(t.plain[0], json!({ "p.user": { "$eq": r#"["n","u"]"# } }));
+        assert_eq!(t.plain[1], json!({ "session": { "$eq": "s" } }));
+        assert_eq!(t.plain.len(), 2);
+        let t = translate("n", &Filter::new().kind(Kind::Fact));
+        assert_eq!(
+            t.plain,
+            vec![json!({ "p.kind": { "$in": [r#"["n","fact"]"#] } })]
+        );
+        let t = translate("n", &Filter::new().include_deleted(true));
+        assert_eq!(t.plain, vec![json!({ "p": { "$eq": r#"["n"]"# } })]);
+        assert_eq!(
+            t.other,
+            json!({ "$or": [
+                { "o": { "$eq": r#"["n"]"# } },
+                { "d": { "$eq": r#"["n"]"# } },
+            ] })
+        );
+        assert!(t.exact && !t.empty);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use memlayer_store::{
 use serde_json::{Map, Value as Json, json};
 
 use error::{corrupt, map_chroma, timed_out};
-use layout::{all, any, decode, translate};
+use layout::{any, decode, in_namespace, translate};
 
 const BACKEND: &str = "chroma";
 const PIN_ID: &str = "pin";
@@ -422,24 +422,33 @@ impl ChromaStore {
         Ok(r.ids)
     }
 
+    /// The item records among `ids` whose terms document matches `has_term`, with their
+    /// metadata and document, in chunks the server accepts.
+    async fn rows_holding(&self, ids: &[String], has_term: &Json) -> Result<HashMap<String, Row>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(self.inner.max_batch.max(1)) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let options = GetOptions {
+                ids: chunk.to_vec(),
+                where_document: Some(has_term.clone()),
+                include: Some(vec!["metadatas".to_owned(), "documents".to_owned()]),
+                ..GetOptions::default()
+            };
+            out.extend(self.get_rows(&self.inner.items, options).await?);
+        }
+        Ok(out)
+    }
+
     /// The decoded items matching a translated filter (and the filter itself, re-checked).
-    async fn items_where(
-        &self,
-        namespace: &str,
-        filter: &Filter,
-        extra: Vec<Json>,
-    ) -> Result<Vec<MemoryItem>> {
+    async fn items_where(&self, namespace: &str, filter: &Filter) -> Result<Vec<MemoryItem>> {
         let now = filter.effective_now();
-        let t = translate(namespace, filter, now);
+        let t = translate(namespace, filter);
         if t.empty {
             return Ok(Vec::new());
         }
-        let mut clauses = t.clauses;
-        clauses.extend(extra);
-        let Some(w) = all(clauses) else {
-            return Ok(Vec::new());
-        };
-        let rows = self.rows_where(w).await?;
+        let rows = self.rows_where(t.both()).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows.values() {
             let item = row.item()?;
@@ -741,9 +750,7 @@ impl SearchLegs for ChromaStore {
         offset: usize,
     ) -> Result<(Vec<MemoryItem>, Option<String>)> {
         // Chroma cannot sort: the filtered records are read and ordered here.
-        let items = self
-            .items_where(namespace, &request.filter, Vec::new())
-            .await?;
+        let items = self.items_where(namespace, &request.filter).await?;
         Ok(sort_page(
             items,
             request.sort,
@@ -763,7 +770,7 @@ impl SearchLegs for ChromaStore {
         k: usize,
     ) -> Result<Vec<SearchHit>> {
         let now = filter.effective_now();
-        let t = translate(namespace, filter, now);
+        let t = translate(namespace, filter);
         if t.empty {
             return Ok(Vec::new());
         }
@@ -798,26 +805,35 @@ impl SearchLegs for ChromaStore {
             .iter()
             .map(|t| json!({ "$contains": layout::term_probe(t) }))
             .collect();
-        let (Some(has_term), Some(w)) = (any(probes), all(t.clauses)) else {
+        let Some(has_term) = any(probes) else {
             return Ok(Vec::new());
         };
-        // The candidates' terms documents carry tf and length; their metadata is read only
-        // when part of the filter could not be expressed in Chroma.
+        // Plain items: their terms documents carry tf and length, and their metadata is read
+        // only when part of the filter could not be expressed in Chroma. The namespace's other
+        // items are listed by their scope (one selective equality) and read whole.
         let mut include = vec!["documents".to_owned()];
         if !t.exact {
             include.push("metadatas".to_owned());
         }
-        let options = GetOptions {
-            where_metadata: Some(w),
-            where_document: Some(has_term),
+        let plain = GetOptions {
+            where_metadata: Some(t.plain_where()),
+            where_document: Some(has_term.clone()),
             include: Some(include),
             ..GetOptions::default()
         };
-        let rows = self.get_rows(&self.inner.items, options).await?;
+        let (plain, others) = tokio::try_join!(
+            self.get_rows(&self.inner.items, plain),
+            self.ids_where(t.other.clone())
+        )?;
+        let others = self.rows_holding(&others, &has_term).await?;
         let params = Bm25Params::default();
-        let mut scored: Vec<(f32, String)> = Vec::with_capacity(rows.len());
-        for (id, row) in &rows {
-            if !t.exact {
+        let mut scored: Vec<(f32, String)> = Vec::with_capacity(plain.len() + others.len());
+        let rows = plain
+            .iter()
+            .map(|r| (r, t.exact))
+            .chain(others.iter().map(|r| (r, false)));
+        for ((id, row), exact) in rows {
+            if !exact {
                 let item = row.item()?;
                 if item.namespace != namespace || !filter.matches(&item, now) {
                     continue;
@@ -857,16 +873,12 @@ impl SearchLegs for ChromaStore {
             return Ok(Vec::new());
         };
         self.check_dim(vector, &pin)?;
-        let now = filter.effective_now();
-        let t = translate(namespace, filter, now);
+        let t = translate(namespace, filter);
         if t.empty {
             return Ok(Vec::new());
         }
-        let mut clauses = t.clauses;
-        clauses.push(json!({ "hasvec": { "$eq": true } }));
-        let Some(w) = all(clauses) else {
-            return Ok(Vec::new());
-        };
+        // Records without a vector are candidates too; `scored` passes over them.
+        let w = t.both();
         if vector.iter().all(|x| *x == 0.0) {
             // Every cosine with a zero query is 0: the ranking is by id alone.
             let candidates = self.ids_where(w).await?;
@@ -1125,7 +1137,7 @@ impl MemoryStore for ChromaStore {
         filter.include_deleted = false;
         let _guard = self.inner.write.lock().await;
         let matched = self
-            .items_where(namespace, &filter, Vec::new())
+            .items_where(namespace, &filter)
             .await
             .map_err(|e| tag(e, "clear"))?;
         let ids: Vec<&str> = matched.iter().map(|i| i.id.as_str()).collect();
@@ -1150,13 +1162,7 @@ impl MemoryStore for ChromaStore {
     }
 
     async fn count(&self, namespace: &str, options: CountOptions) -> Result<u64> {
-        let mut clauses = vec![json!({ "ns": { "$eq": namespace } })];
-        if !options.include_deleted {
-            clauses.push(json!({ "del": { "$eq": false } }));
-        }
-        let Some(w) = all(clauses) else {
-            return Ok(0);
-        };
+        let w = in_namespace(namespace, options.include_deleted);
         let ids = self.ids_where(w).await.map_err(|e| tag(e, "count"))?;
         Ok(ids.len() as u64)
     }
@@ -1203,11 +1209,9 @@ impl MemoryStore for ChromaStore {
     }
 
     async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
-        let w = json!({ "$and": [
-            { "ns": { "$eq": namespace } },
-            { "del": { "$eq": false } },
-            { "supby": { "$eq": id } },
-        ] });
+        // Superseded items are never plain: the successor's clause is enough, and the
+        // namespace and deletion are checked on the records.
+        let w = json!({ "supby": { "$eq": id } });
         let rows = self
             .rows_where(w)
             .await
@@ -1215,7 +1219,10 @@ impl MemoryStore for ChromaStore {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows.values() {
             let item = row.item().map_err(|e| tag(e, "predecessors"))?;
-            if item.superseded_by.as_deref() == Some(id) {
+            if item.namespace == namespace
+                && !item.deleted
+                && item.superseded_by.as_deref() == Some(id)
+            {
                 out.push(item);
             }
         }
@@ -1262,11 +1269,10 @@ impl MemoryStore for ChromaStore {
         let op = "decay";
         limits::check_decay(factor, floor).map_err(|e| tag(e, op))?;
         let _guard = self.inner.write.lock().await;
-        let w = json!({ "$and": [
-            { "ns": { "$eq": namespace } },
-            { "del": { "$eq": false } },
-        ] });
-        let rows = self.rows_where(w).await.map_err(|e| tag(e, op))?;
+        let rows = self
+            .rows_where(in_namespace(namespace, false))
+            .await
+            .map_err(|e| tag(e, op))?;
         let mut changes = Vec::new();
         for row in rows.into_values() {
             let item = row.item().map_err(|e| tag(e, op))?;
@@ -1357,7 +1363,7 @@ impl MemoryStore for ChromaStore {
         let op = "delete_namespace";
         let _guard = self.inner.write.lock().await;
         let rows = self
-            .rows_where(json!({ "ns": { "$eq": namespace } }))
+            .rows_where(in_namespace(namespace, true))
             .await
             .map_err(|e| tag(e, op))?;
         let mut old = Vec::with_capacity(rows.len());

@@ -607,6 +607,88 @@ pub async fn search_owner_change_moves_item(ctx: Ctx) {
     }
 }
 
+/// 15. Items with a future expiry or a validity interval are found beside plain ones, in every mode, under owner and kind filters and in list and count, also after an upsert moves an item from one group to the other.
+pub async fn search_bounded_items_beside_plain_ones(ctx: Ctx) {
+    let s = &ctx.store;
+    let now = Timestamp::now().as_millis();
+    let hour = 3_600_000;
+    let ann = |id: &str| {
+        fact(&ctx.ns, id, "apple orchard notes")
+            .with_user("ann")
+            .with_embedding(MODEL, axis(0))
+    };
+    let expiring = |id: &str| ann(id).with_expires_at(Timestamp::from_millis(now + hour));
+    let items = vec![
+        ann("plain"),
+        expiring("expiring"),
+        MemoryItem {
+            valid_from: Some(Timestamp::from_millis(now - hour)),
+            valid_to: Some(Timestamp::from_millis(now + hour)),
+            ..ann("bounded")
+        },
+        MemoryItem {
+            valid_from: Some(Timestamp::from_millis(now + hour)),
+            ..ann("later")
+        },
+        fact(&ctx.ns, "ben", "apple orchard notes")
+            .with_user("ben")
+            .with_embedding(MODEL, axis(0)),
+    ];
+    s.upsert_many(items).await.unwrap();
+    let caps = s.capabilities();
+    for stage in ["written", "swapped"] {
+        if stage == "swapped" {
+            // The plain item gets an expiry and the expiring one loses it.
+            s.upsert_many(vec![expiring("plain"), ann("expiring")])
+                .await
+                .unwrap();
+        }
+        let cases: Vec<(&str, Filter, &[&str])> = vec![
+            (
+                "none",
+                Filter::new(),
+                &["ben", "bounded", "expiring", "later", "plain"],
+            ),
+            (
+                "user",
+                Filter::new().user("ann"),
+                &["bounded", "expiring", "later", "plain"],
+            ),
+            (
+                "kind",
+                Filter::new().kind(Kind::Fact),
+                &["ben", "bounded", "expiring", "later", "plain"],
+            ),
+            (
+                "as of now",
+                Filter::new().user("ann").as_of(Timestamp::now()),
+                &["bounded", "expiring", "plain"],
+            ),
+        ];
+        for (name, filter, expected) in cases {
+            for req in apple_in_every_mode(&caps) {
+                let mode = req.mode;
+                let req = req.with_filter(filter.clone()).with_limit(10);
+                let mut got = hit_ids(&s.search(&ctx.ns, &req).await.unwrap());
+                got.sort();
+                assert_eq!(got, expected, "{stage}: filter {name} in mode {mode:?}");
+            }
+            let listed = s
+                .list(
+                    &ctx.ns,
+                    &ListRequest::new().with_filter(filter).with_limit(10),
+                )
+                .await
+                .unwrap();
+            let mut got = item_ids(&listed.items);
+            got.sort();
+            assert_eq!(got, expected, "{stage}: filter {name} in list");
+        }
+        let n = s.count(&ctx.ns, CountOptions::default()).await.unwrap();
+        assert_eq!(n, 5, "{stage}: count");
+    }
+}
+
 /// 16. Unknown metadata keys and keys with dots, quotes or SQL in them are handled safely, never interpolated.
 pub async fn search_metadata_keys_are_safe(ctx: Ctx) {
     let s = &ctx.store;
