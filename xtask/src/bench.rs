@@ -242,6 +242,54 @@ fn row(
     })
 }
 
+/// The CPU a run measured on: its model and the widest vector kernel memlayer runs on it. The
+/// VM behind this machine changes CPU between sessions, and the kernels differ by CPU (the
+/// sketched exact scan needs AVX-512 VNNI), so a run's rows compare only with rows of its CPU.
+fn cpu() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    format!("{model}, {}", simd())
+}
+
+#[cfg(target_arch = "x86_64")]
+fn simd() -> &'static str {
+    if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512bw") {
+        "AVX-512 VNNI"
+    } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        "AVX2 without AVX-512"
+    } else {
+        "without AVX2"
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd() -> &'static str {
+    "not x86-64"
+}
+
+/// A run as the report's list of runs names it: its command, duration, build and CPU.
+fn run_entry(r: &Value) -> String {
+    // Runs before the bench measured its release build carry no `build`: dev. Runs before it
+    // recorded the CPU carry no `cpu`.
+    let cpu = r["cpu"]
+        .as_str()
+        .map(|c| format!(", {c}"))
+        .unwrap_or_default();
+    format!(
+        "`{}` ({} s, {} build{cpu})",
+        r["command"].as_str().unwrap_or("?"),
+        r["seconds"],
+        r["build"].as_str().unwrap_or("dev")
+    )
+}
+
 /// A row of timed calls, with how many failed.
 fn timed_row(
     backend: &str,
@@ -1641,6 +1689,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
         "seconds": started.elapsed().as_secs_f64().round(),
         "quick": args.quick,
         "build": crate::build_profile(),
+        "cpu": cpu(),
     }));
     let rows = save(&rows, &runs)?;
     std::fs::write(dir.join("runs.json"), serde_json::to_string_pretty(&runs)?)?;
@@ -1658,15 +1707,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
         }
         let run_list = runs
             .iter()
-            .map(|r| {
-                // Runs before the bench measured its release build carry no `build`: dev.
-                format!(
-                    "`{}` ({} s, {} build)",
-                    r["command"].as_str().unwrap_or("?"),
-                    r["seconds"],
-                    r["build"].as_str().unwrap_or("dev")
-                )
-            })
+            .map(run_entry)
             .collect::<Vec<_>>()
             .join(", then ");
         let notes = format!(
@@ -1686,6 +1727,24 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_list_names_each_runs_build_and_cpu() {
+        let old = json!({"command": "cargo xtask bench", "seconds": 30.0});
+        assert_eq!(run_entry(&old), "`cargo xtask bench` (30.0 s, dev build)");
+        let new = json!({
+            "command": "cargo xtask bench --quick",
+            "seconds": 12.0,
+            "build": "release",
+            "cpu": cpu(),
+        });
+        let entry = run_entry(&new);
+        assert!(
+            entry.starts_with("`cargo xtask bench --quick` (12.0 s, release build, "),
+            "{entry}"
+        );
+        assert!(entry.ends_with(&format!("{})", simd())), "{entry}");
+    }
 
     #[test]
     fn the_table_says_which_build_measured_each_row() {
