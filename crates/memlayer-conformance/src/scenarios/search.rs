@@ -2,8 +2,8 @@ use std::collections::BTreeSet;
 
 use memlayer_store::types::{Kind, MemoryItem, Status, Timestamp};
 use memlayer_store::{
-    Capabilities, ClearRequest, CountOptions, Filter, ListRequest, MetaOp, Order, RankedBy,
-    SearchMode, SearchRequest, SortKey,
+    Capabilities, ClearRequest, CountOptions, Filter, ListRequest, MemoryStore, MetaOp, Order,
+    RankedBy, SearchMode, SearchRequest, SortKey,
 };
 use serde_json::json;
 
@@ -393,6 +393,34 @@ fn apple_in_every_mode(caps: &Capabilities) -> Vec<SearchRequest> {
     modes
 }
 
+/// The ids `filter` finds for "apple" in every mode the store has (up to 10, in the mode's
+/// order), then in `list`: each labelled with where it came from.
+async fn found_everywhere(
+    s: &dyn MemoryStore,
+    ns: &str,
+    caps: &Capabilities,
+    filter: &Filter,
+) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for req in apple_in_every_mode(caps) {
+        let mode = req.mode;
+        let req = req.with_filter(filter.clone()).with_limit(10);
+        let got = hit_ids(&s.search(ns, &req).await.unwrap());
+        out.push((format!("mode {mode:?}"), got));
+    }
+    let listed = s
+        .list(
+            ns,
+            &ListRequest::new()
+                .with_filter(filter.clone())
+                .with_limit(10),
+        )
+        .await
+        .unwrap();
+    out.push(("list".to_owned(), item_ids(&listed.items)));
+    out
+}
+
 /// 15. Every filter field composes with every mode.
 pub async fn search_filters_compose_in_every_mode(ctx: Ctx) {
     filter_dataset(&ctx).await;
@@ -590,20 +618,9 @@ pub async fn search_owner_change_moves_item(ctx: Ctx) {
         ),
     ];
     for (name, filter, expected) in cases {
-        for req in apple_in_every_mode(&caps) {
-            let mode = req.mode;
-            let req = req.with_filter(filter.clone()).with_limit(10);
-            let got = hit_ids(&s.search(&ctx.ns, &req).await.unwrap());
-            assert_eq!(got, expected, "filter {name} in mode {mode:?}");
+        for (place, got) in found_everywhere(s.as_ref(), &ctx.ns, &caps, &filter).await {
+            assert_eq!(got, expected, "filter {name} in {place}");
         }
-        let listed = s
-            .list(
-                &ctx.ns,
-                &ListRequest::new().with_filter(filter).with_limit(10),
-            )
-            .await
-            .unwrap();
-        assert_eq!(item_ids(&listed.items), expected, "filter {name} in list");
     }
 }
 
@@ -666,23 +683,10 @@ pub async fn search_bounded_items_beside_plain_ones(ctx: Ctx) {
             ),
         ];
         for (name, filter, expected) in cases {
-            for req in apple_in_every_mode(&caps) {
-                let mode = req.mode;
-                let req = req.with_filter(filter.clone()).with_limit(10);
-                let mut got = hit_ids(&s.search(&ctx.ns, &req).await.unwrap());
+            for (place, mut got) in found_everywhere(s.as_ref(), &ctx.ns, &caps, &filter).await {
                 got.sort();
-                assert_eq!(got, expected, "{stage}: filter {name} in mode {mode:?}");
+                assert_eq!(got, expected, "{stage}: filter {name} in {place}");
             }
-            let listed = s
-                .list(
-                    &ctx.ns,
-                    &ListRequest::new().with_filter(filter).with_limit(10),
-                )
-                .await
-                .unwrap();
-            let mut got = item_ids(&listed.items);
-            got.sort();
-            assert_eq!(got, expected, "{stage}: filter {name} in list");
         }
         let n = s.count(&ctx.ns, CountOptions::default()).await.unwrap();
         assert_eq!(n, 5, "{stage}: count");
