@@ -260,7 +260,8 @@ fn cpu() -> String {
 
 #[cfg(target_arch = "x86_64")]
 fn simd() -> &'static str {
-    if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512bw") {
+    // The sketch kernel's own check: "AVX-512 VNNI" means the stores scan sketches here.
+    if memlayer::ranking::sketch::fast() {
         "AVX-512 VNNI"
     } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         "AVX2 without AVX-512"
