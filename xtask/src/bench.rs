@@ -1099,8 +1099,8 @@ async fn store_rows(
     }
 
     // Postgres at bulk sizes: recall and latency of the graph alone (no exact ranking of
-    // narrow filters) at the default `ef_search` and wider ones, on the same data and
-    // queries, one client.
+    // narrow filters) at `ef_search` 100 (memlayer's default until 2026-11-23), the default
+    // 200 and wider ones, on the same data and queries, one client.
     if let Some(pg) = bulk
         && modes.iter().any(|m| m == "vector")
     {
