@@ -90,21 +90,28 @@ pub(crate) fn filter_fields(item: &MemoryItem) -> Map<String, Json> {
         m.insert("supby".into(), json!(by));
     }
     let ns = &item.namespace;
-    if item.deleted {
+    let narrowed = if item.deleted {
         m.insert(DELETED.into(), json!(scope(ns, None)));
+        None
     } else if is_plain(item) {
-        m.insert(PLAIN.into(), json!(scope(ns, None)));
+        Some(PLAIN)
+    } else if is_expiring(item) {
+        Some(EXPIRING)
+    } else {
+        m.insert(OTHER.into(), json!(scope(ns, None)));
+        None
+    };
+    if let Some(key) = narrowed {
+        m.insert(key.into(), json!(scope(ns, None)));
         m.insert(
-            format!("{PLAIN}.kind"),
+            format!("{key}.kind"),
             json!(scope(ns, Some(item.kind.as_str()))),
         );
         for (name, value) in owners(item) {
             if let Some(v) = value {
-                m.insert(format!("{PLAIN}.{name}"), json!(scope(ns, Some(v))));
+                m.insert(format!("{key}.{name}"), json!(scope(ns, Some(v))));
             }
         }
-    } else {
-        m.insert(OTHER.into(), json!(scope(ns, None)));
     }
     m
 }
@@ -112,6 +119,9 @@ pub(crate) fn filter_fields(item: &MemoryItem) -> Map<String, Json> {
 /// Scope key of a namespace's plainly live items (see [`is_plain`]); with `.kind`, `.user`,
 /// `.session`, `.task` and `.agent` it is narrowed to one value of that field.
 const PLAIN: &str = "p";
+/// Scope key of a namespace's items that are plain but for an expiry ([`is_expiring`]),
+/// narrowed like [`PLAIN`].
+const EXPIRING: &str = "x";
 /// Scope key of a namespace's other items that are not deleted.
 const OTHER: &str = "o";
 /// Scope key of a namespace's deleted items.
@@ -120,7 +130,11 @@ const DELETED: &str = "d";
 /// Every item of `namespace`, the deleted ones too when `deleted` is true.
 pub(crate) fn in_namespace(namespace: &str, deleted: bool) -> Json {
     let ns = json!(scope(namespace, None));
-    let mut scopes = vec![eq(PLAIN, ns.clone()), eq(OTHER, ns.clone())];
+    let mut scopes = vec![
+        eq(PLAIN, ns.clone()),
+        eq(EXPIRING, ns.clone()),
+        eq(OTHER, ns.clone()),
+    ];
     if deleted {
         scopes.push(eq(DELETED, ns));
     }
@@ -134,6 +148,18 @@ pub(crate) fn in_namespace(namespace: &str, deleted: bool) -> Json {
 pub(crate) fn is_plain(item: &MemoryItem) -> bool {
     !item.deleted
         && item.expires_at.is_none()
+        && item.valid_from.is_none()
+        && item.valid_to.is_none()
+        && item.superseded_by.is_none()
+}
+
+/// Whether an item would be plain ([`is_plain`]) but for its expiry: live until then, which
+/// only a re-check at the filter's time can tell. Working-tier memories carry a default TTL,
+/// so in many namespaces these are most items, and they are narrowed by scope keys as the
+/// plain ones are instead of being read whole.
+pub(crate) fn is_expiring(item: &MemoryItem) -> bool {
+    !item.deleted
+        && item.expires_at.is_some()
         && item.valid_from.is_none()
         && item.valid_to.is_none()
         && item.superseded_by.is_none()
@@ -225,10 +251,12 @@ pub(crate) fn any(mut clauses: Vec<Json>) -> Option<Json> {
     }
 }
 
-/// A filter as Chroma clauses, in two parts that never overlap: the namespace's plainly live
+/// A filter as Chroma clauses, in three parts that never overlap: the namespace's plainly live
 /// items ([`is_plain`]), selected by the narrowest scope key the filter allows plus the rest of
-/// the filter, and its other items, selected by scope alone (with the owners the filter names)
-/// and always re-checked with [`Filter::matches`], the reference semantics.
+/// the filter; the items plain but for an expiry ([`is_expiring`]), selected the same way by
+/// their own scope keys; and its other items, selected by scope alone (with the owners the
+/// filter names). The last two are always re-checked with [`Filter::matches`], the reference
+/// semantics.
 ///
 /// Chroma evaluates each clause of a `where` over every record the clause matches: the
 /// liveness clauses (not deleted, not expired, not superseded) match nearly every record, and
@@ -241,6 +269,9 @@ pub(crate) fn any(mut clauses: Vec<Json>) -> Option<Json> {
 pub(crate) struct Translated {
     /// The clauses selecting plainly live items that pass the filter (all of them hold).
     pub plain: Vec<Json>,
+    /// The clause selecting the items plain but for an expiry that may pass the filter (the
+    /// plain clauses on their own scope keys; the expiry is left to the re-check).
+    pub expiring: Json,
     /// The clause selecting the other items of the namespace the filter may admit.
     pub other: Json,
     /// The plain clauses are the whole filter (nothing left out).
@@ -255,9 +286,9 @@ impl Translated {
         all(self.plain.clone()).unwrap_or_else(|| self.other.clone())
     }
 
-    /// Both parts as one `where`: every record the filter may admit.
+    /// Every part as one `where`: every record the filter may admit.
     pub fn both(&self) -> Json {
-        json!({ "$or": [self.plain_where(), self.other.clone()] })
+        json!({ "$or": [self.plain_where(), self.expiring.clone(), self.other.clone()] })
     }
 }
 
@@ -292,6 +323,7 @@ pub(crate) fn translate(namespace: &str, f: &Filter) -> Translated {
     other.extend(any(other_scopes));
     let mut t = Translated {
         plain: Vec::new(),
+        expiring: json!({}),
         other: all(other).unwrap_or_else(|| json!({})),
         exact: true,
         empty: false,
@@ -301,24 +333,22 @@ pub(crate) fn translate(namespace: &str, f: &Filter) -> Translated {
         FieldMatch::Is(v) => Some((*name, v)),
         _ => None,
     });
-    let c = &mut t.plain;
-    let mut kinds_done = false;
-    match by_owner {
-        Some((name, v)) => c.push(eq(
-            &format!("{PLAIN}.{name}"),
-            json!(scope(namespace, Some(v))),
-        )),
+    let scoped = |key: &str| match by_owner {
+        Some((name, v)) => eq(&format!("{key}.{name}"), json!(scope(namespace, Some(v)))),
         None if !f.kinds.is_empty() => {
             let scopes: Vec<String> = f
                 .kinds
                 .iter()
                 .map(|k| scope(namespace, Some(k.as_str())))
                 .collect();
-            c.push(json!({ format!("{PLAIN}.kind"): { "$in": scopes } }));
-            kinds_done = true;
+            json!({ format!("{key}.kind"): { "$in": scopes } })
         }
-        None => c.push(eq(PLAIN, json!(scope(namespace, None)))),
-    }
+        None => eq(key, json!(scope(namespace, None))),
+    };
+    let expiring_scope = scoped(EXPIRING);
+    let c = &mut t.plain;
+    c.push(scoped(PLAIN));
+    let kinds_done = by_owner.is_none() && !f.kinds.is_empty();
     for (name, m) in owners {
         match m {
             FieldMatch::Any => {}
@@ -361,6 +391,10 @@ pub(crate) fn translate(namespace: &str, f: &Filter) -> Translated {
             Meta::Unexpressed => t.exact = false,
         }
     }
+    // The expiring part: the plain clauses with its own scope key in place of the plain one.
+    let mut x = vec![expiring_scope];
+    x.extend(t.plain.iter().skip(1).cloned());
+    t.expiring = all(x).unwrap_or_else(|| json!({}));
     t
 }
 
@@ -462,8 +496,16 @@ mod tests {
             .clone()
             .with_expires_at(memlayer_store::types::Timestamp::now());
         let m = filter_fields(&expiring);
-        assert!(!is_plain(&expiring) && m.contains_key("o") && m.contains_key("exp"));
-        assert!(!m.contains_key("p") && !m.contains_key("p.user"));
+        assert!(!is_plain(&expiring) && is_expiring(&expiring) && m.contains_key("exp"));
+        assert_eq!(m.get("x.user"), Some(&json!(r#"["a\"b","u"]"#)));
+        assert_eq!(m.get("x.kind"), Some(&json!(r#"["a\"b","fact"]"#)));
+        assert!(!m.contains_key("p") && !m.contains_key("p.user") && !m.contains_key("o"));
+        let superseded = MemoryItem {
+            superseded_by: Some("later".into()),
+            ..expiring
+        };
+        let m = filter_fields(&superseded);
+        assert!(!is_expiring(&superseded) && m.contains_key("o") && !m.contains_key("x"));
         let deleted = MemoryItem {
             deleted: true,
             ..plain
@@ -478,6 +520,13 @@ mod tests {
         assert_eq!(t.plain[0], json!({ "p.user": { "$eq": r#"["n","u"]"# } }));
         assert_eq!(t.plain[1], json!({ "session": { "$eq": "s" } }));
         assert_eq!(t.plain.len(), 2);
+        assert_eq!(
+            t.expiring,
+            json!({ "$and": [
+                { "x.user": { "$eq": r#"["n","u"]"# } },
+                { "session": { "$eq": "s" } },
+            ] })
+        );
         let t = translate("n", &Filter::new().kind(Kind::Fact));
         assert_eq!(
             t.plain,
@@ -485,6 +534,7 @@ mod tests {
         );
         let t = translate("n", &Filter::new().include_deleted(true));
         assert_eq!(t.plain, vec![json!({ "p": { "$eq": r#"["n"]"# } })]);
+        assert_eq!(t.expiring, json!({ "x": { "$eq": r#"["n"]"# } }));
         assert_eq!(
             t.other,
             json!({ "$or": [

@@ -809,8 +809,10 @@ impl SearchLegs for ChromaStore {
             return Ok(Vec::new());
         };
         // Plain items: their terms documents carry tf and length, and their metadata is read
-        // only when part of the filter could not be expressed in Chroma. The namespace's other
-        // items are listed by their scope (one selective equality) and read whole.
+        // only when part of the filter could not be expressed in Chroma. Items plain but for
+        // an expiry are selected the same way by their own scope keys and read whole, for the
+        // re-check. The namespace's other items are listed by their scope (one selective
+        // equality) and read whole.
         let mut include = vec!["documents".to_owned()];
         if !t.exact {
             include.push("metadatas".to_owned());
@@ -821,16 +823,25 @@ impl SearchLegs for ChromaStore {
             include: Some(include),
             ..GetOptions::default()
         };
-        let (plain, others) = tokio::try_join!(
+        let expiring = GetOptions {
+            where_metadata: Some(t.expiring.clone()),
+            where_document: Some(has_term.clone()),
+            include: Some(vec!["documents".to_owned(), "metadatas".to_owned()]),
+            ..GetOptions::default()
+        };
+        let (plain, expiring, others) = tokio::try_join!(
             self.get_rows(&self.inner.items, plain),
+            self.get_rows(&self.inner.items, expiring),
             self.ids_where(t.other.clone())
         )?;
         let others = self.rows_holding(&others, &has_term).await?;
         let params = Bm25Params::default();
-        let mut scored: Vec<(f32, String)> = Vec::with_capacity(plain.len() + others.len());
+        let mut scored: Vec<(f32, String)> =
+            Vec::with_capacity(plain.len() + expiring.len() + others.len());
         let rows = plain
             .iter()
             .map(|r| (r, t.exact))
+            .chain(expiring.iter().map(|r| (r, false)))
             .chain(others.iter().map(|r| (r, false)));
         for ((id, row), exact) in rows {
             if !exact {
