@@ -52,7 +52,7 @@ macro_rules! __for_each_scenario {
             search_filters_compose_in_every_mode ["keyword_search", "vector_search", "hybrid_search"] "15. Every filter field composes with every mode.";
             search_selective_filter_fills_limit ["keyword_search", "vector_search", "hybrid_search"] "15. A selective filter still returns limit hits when that many match.";
             search_owner_change_moves_item [] "15. An upsert that changes an item's user, session, task or agent moves it between the filters naming them; a deleted item leaves them.";
-            search_bounded_items_beside_plain_ones [] "15. Items with a future expiry or a validity interval are found beside plain ones, in every mode, under owner and kind filters and in list and count, also after an upsert moves an item from one group to the other.";
+            search_bounded_items_beside_plain_ones [] "15. Items with a future expiry or a validity interval are found beside plain ones, and an expired one never, in every mode, under owner and kind filters and in list and count, also after an upsert moves an item from one group to the other.";
             search_metadata_keys_are_safe [] "16. Unknown metadata keys and keys with dots, quotes or SQL in them are handled safely, never interpolated.";
             search_metadata_is_typed [] "Metadata numbers compare as numbers, never as text, and a string never equals a number.";
             list_sorts_and_pages [] "list sorts by every key in both directions, breaks ties by id, and cursor pages cover every item once.";
