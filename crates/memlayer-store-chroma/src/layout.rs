@@ -141,16 +141,21 @@ pub(crate) fn in_namespace(namespace: &str, deleted: bool) -> Json {
     json!({ "$or": scopes })
 }
 
+/// Whether an item is live with no bound but (perhaps) an expiry: not deleted, no validity
+/// bounds, not superseded.
+fn unbounded(item: &MemoryItem) -> bool {
+    !item.deleted
+        && item.valid_from.is_none()
+        && item.valid_to.is_none()
+        && item.superseded_by.is_none()
+}
+
 /// Whether an item passes every liveness rule of every filter at any time: not deleted, no
 /// expiry, no validity bounds, not superseded. Such items are selected by one equality on a
 /// scope key, which Chroma answers from its index; the others are few in most namespaces and
 /// are read whole and checked in Rust.
 pub(crate) fn is_plain(item: &MemoryItem) -> bool {
-    !item.deleted
-        && item.expires_at.is_none()
-        && item.valid_from.is_none()
-        && item.valid_to.is_none()
-        && item.superseded_by.is_none()
+    unbounded(item) && item.expires_at.is_none()
 }
 
 /// Whether an item would be plain ([`is_plain`]) but for its expiry: live until then, which
@@ -158,11 +163,7 @@ pub(crate) fn is_plain(item: &MemoryItem) -> bool {
 /// so in many namespaces these are most items, and they are narrowed by scope keys as the
 /// plain ones are instead of being read whole.
 pub(crate) fn is_expiring(item: &MemoryItem) -> bool {
-    !item.deleted
-        && item.expires_at.is_some()
-        && item.valid_from.is_none()
-        && item.valid_to.is_none()
-        && item.superseded_by.is_none()
+    unbounded(item) && item.expires_at.is_some()
 }
 
 /// The value of a scope key: the namespace, and the field's value when narrowed, as a JSON
