@@ -181,17 +181,23 @@ pub async fn run_search<L: SearchLegs + ?Sized>(
         }
         SearchMode::Hybrid => {
             let depth = request.hybrid.pool_depth.max(window);
-            let keyword = if query_terms.is_empty() {
-                Vec::new()
-            } else {
+            // The two legs are independent: a backend behind a network runs them at once, so
+            // a hybrid search waits for the slower leg rather than for both in turn.
+            let keyword = async {
+                if query_terms.is_empty() {
+                    return Ok(Vec::new());
+                }
                 let text = request.query.as_deref().unwrap_or_default();
                 legs.keyword_ranked(namespace, text, &query_terms, filter, depth)
-                    .await?
+                    .await
             };
-            let vector = match request.vector.as_deref() {
-                Some(v) => legs.vector_ranked(namespace, v, filter, depth).await?,
-                None => Vec::new(),
+            let vector = async {
+                match request.vector.as_deref() {
+                    Some(v) => legs.vector_ranked(namespace, v, filter, depth).await,
+                    None => Ok(Vec::new()),
+                }
             };
+            let (keyword, vector) = tokio::try_join!(keyword, vector)?;
             if keyword.is_empty() && vector.is_empty() {
                 // No signal: recency, and the hits say so (`RankedBy::Recency`, no leg scores).
                 return legs
