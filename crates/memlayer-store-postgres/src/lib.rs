@@ -58,10 +58,11 @@ pub struct PostgresConfig {
     pub hnsw_m: u32,
     /// HNSW `ef_construction`.
     pub hnsw_ef_construction: u32,
-    /// HNSW `ef_search` for queries. The default, 200, is twice pgvector's usual setting:
-    /// on 1M bulk-loaded vectors one build of the graph gave recall@10 0.900 at 100 and
-    /// 0.9938 at 200, for 0.9 ms more at the median (`cargo xtask bench --sizes 1000000
-    /// --backend postgres --modes vector`, the `vector_ef_search_*` rows).
+    /// HNSW `ef_search` for queries. The default is 200 (pgvector's own is 40; memlayer's was
+    /// 100): on 1M bulk-loaded vectors, builds of the graph gave recall@10 0.900 and 0.9031
+    /// at 100, 0.9938 and 0.9656 at 200, for about 1 ms more at the median (`cargo xtask
+    /// bench --sizes 1000000 --backend postgres --modes vector`, the `vector_ef_search_*`
+    /// rows).
     pub ef_search: u32,
     /// A vector search whose filter the planner expects to pass fewer than this share of
     /// the namespace's items ranks those items exactly instead of walking the HNSW graph,
