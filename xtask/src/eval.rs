@@ -217,6 +217,8 @@ pub struct EvalArgs {
     pub modes: Vec<SearchMode>,
     pub embedder: String,
     pub k: usize,
+    /// Hits asked of the store per query (at least `k`).
+    pub limit: usize,
     pub json: Option<PathBuf>,
     pub fusion: Option<memlayer::Fusion>,
     pub pool_depth: Option<usize>,
@@ -354,7 +356,7 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
                 let ns = namespace_of(&data.name, q.namespace.as_deref());
                 let mut req = SearchRequest::new(*mode)
                     .with_query(q.text.clone())
-                    .with_limit(args.k.max(100));
+                    .with_limit(args.limit.max(args.k));
                 if let Some(v) = query_vectors.get(&q.id)
                     && *mode != SearchMode::Keyword
                 {

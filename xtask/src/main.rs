@@ -96,9 +96,14 @@ enum Cmd {
         /// hash, minilm, static or openai.
         #[arg(long, default_value = "minilm")]
         embedder: String,
-        /// Hits kept per query for the metrics (at least 100 are always fetched).
+        /// Hits kept per query for the metrics.
         #[arg(long, default_value_t = 10)]
         k: usize,
+        /// Hits asked of the store per query (at least k); 100 by default, so recall@100 is
+        /// measured. A search's latency depends on it: `--limit 10` times what an agent asking
+        /// for ten memories waits.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
         /// Write the result rows as a JSON array to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -211,6 +216,7 @@ fn quality_floor() -> Result<()> {
         modes: vec![memlayer::SearchMode::Keyword],
         embedder: "hash".into(),
         k: 10,
+        limit: 100,
         json: None,
         fusion: None,
         pool_depth: None,
@@ -428,6 +434,7 @@ fn main() -> Result<()> {
             mode,
             embedder,
             k,
+            limit,
             json,
             fusion,
             pool,
@@ -439,6 +446,7 @@ fn main() -> Result<()> {
                 modes: eval::parse_modes(&mode)?,
                 embedder,
                 k,
+                limit,
                 json,
                 fusion: fusion.as_deref().map(parse_fusion).transpose()?,
                 pool_depth: pool,
