@@ -15,7 +15,7 @@ use chromadb::client::{ChromaAuthMethod, ChromaClient, ChromaClientOptions};
 use chromadb::collection::{ChromaCollection, CollectionEntries, GetOptions, QueryOptions};
 use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
 use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
-use memlayer_store::ranking::bm25::{self, Bm25Params};
+use memlayer_store::ranking::bm25::{self, Bm25Params, TermRounds};
 use memlayer_store::ranking::fusion::sort_hits;
 use memlayer_store::ranking::vector::{best_first, cosine};
 use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search, sort_page};
@@ -794,20 +794,19 @@ impl SearchLegs for ChromaStore {
         let avg_len = (stat(&ns_key, "len") as f32 / n).max(1.0);
         let mut present: Vec<&str> = Vec::new();
         let mut idf: Vec<f32> = Vec::new();
+        let mut df: Vec<f32> = Vec::new();
         for term in terms {
-            let df = stat(&df_id(namespace, term), "df");
-            if df > 0 {
+            let d = stat(&df_id(namespace, term), "df");
+            if d > 0 {
                 present.push(term);
-                idf.push(bm25::idf(n, df as f32));
+                idf.push(bm25::idf(n, d as f32));
+                df.push(d as f32);
             }
         }
-        let probes: Vec<Json> = present
-            .iter()
-            .map(|t| json!({ "$contains": layout::term_probe(t) }))
-            .collect();
-        let Some(has_term) = any(probes) else {
+        if present.is_empty() || k == 0 {
             return Ok(Vec::new());
-        };
+        }
+        let params = Bm25Params::default();
         // Plain items: their terms documents carry tf and length, and their metadata is read
         // only when part of the filter could not be expressed in Chroma. Items plain but for
         // an expiry are selected the same way by their own scope keys and read whole, for the
@@ -817,49 +816,65 @@ impl SearchLegs for ChromaStore {
         if !t.exact {
             include.push("metadatas".to_owned());
         }
-        let plain = GetOptions {
-            where_metadata: Some(t.plain_where()),
-            where_document: Some(has_term.clone()),
-            include: Some(include),
-            ..GetOptions::default()
-        };
-        let expiring = GetOptions {
-            where_metadata: Some(t.expiring.clone()),
-            where_document: Some(has_term.clone()),
-            include: Some(vec!["documents".to_owned(), "metadatas".to_owned()]),
-            ..GetOptions::default()
-        };
-        let (plain, expiring, others) = tokio::try_join!(
-            self.get_rows(&self.inner.items, plain),
-            self.get_rows(&self.inner.items, expiring),
-            self.ids_where(t.other.clone())
-        )?;
-        let others = self.rows_holding(&others, &has_term).await?;
-        let params = Bm25Params::default();
-        let mut scored: Vec<(f32, String)> =
-            Vec::with_capacity(plain.len() + expiring.len() + others.len());
-        let rows = plain
-            .iter()
-            .map(|r| (r, t.exact))
-            .chain(expiring.iter().map(|r| (r, false)))
-            .chain(others.iter().map(|r| (r, false)));
-        for ((id, row), exact) in rows {
-            if !exact {
-                let item = row.item()?;
-                if item.namespace != namespace || !filter.matches(&item, now) {
+        let others = self.ids_where(t.other.clone()).await?;
+        // The rarest terms' documents first; a common term's are read only while a document
+        // holding nothing rarer could still enter the top k (each is scored on every query
+        // term from its own terms document, so the answer is the full read's).
+        let mut rounds = TermRounds::new(params, &idf, &df, n);
+        let mut scored: HashMap<String, f32> = HashMap::new();
+        let mut kth_best = None;
+        while let Some(round) = rounds.next_terms(kth_best) {
+            let probes = round
+                .iter()
+                .filter_map(|i| present.get(*i))
+                .map(|t| json!({ "$contains": layout::term_probe(t) }))
+                .collect();
+            let Some(has_term) = any(probes) else { break };
+            let plain = GetOptions {
+                where_metadata: Some(t.plain_where()),
+                where_document: Some(has_term.clone()),
+                include: Some(include.clone()),
+                ..GetOptions::default()
+            };
+            let expiring = GetOptions {
+                where_metadata: Some(t.expiring.clone()),
+                where_document: Some(has_term.clone()),
+                include: Some(vec!["documents".to_owned(), "metadatas".to_owned()]),
+                ..GetOptions::default()
+            };
+            let (plain, expiring, others) = tokio::try_join!(
+                self.get_rows(&self.inner.items, plain),
+                self.get_rows(&self.inner.items, expiring),
+                self.rows_holding(&others, &has_term)
+            )?;
+            let rows = plain
+                .into_iter()
+                .map(|r| (r, t.exact))
+                .chain(expiring.into_iter().map(|r| (r, false)))
+                .chain(others.into_iter().map(|r| (r, false)));
+            for ((id, row), exact) in rows {
+                if scored.contains_key(&id) {
                     continue;
                 }
+                if !exact {
+                    let item = row.item()?;
+                    if item.namespace != namespace || !filter.matches(&item, now) {
+                        continue;
+                    }
+                }
+                let Some(doc) = &row.document else { continue };
+                let (tf, len) = layout::term_counts(doc, &present);
+                let score: f32 = tf
+                    .iter()
+                    .zip(&idf)
+                    .filter(|(tf, _)| **tf > 0.0)
+                    .map(|(tf, idf)| params.term_score(*idf, *tf, len, avg_len))
+                    .sum();
+                scored.insert(id, score);
             }
-            let Some(doc) = &row.document else { continue };
-            let (tf, len) = layout::term_counts(doc, &present);
-            let score: f32 = tf
-                .iter()
-                .zip(&idf)
-                .filter(|(tf, _)| **tf > 0.0)
-                .map(|(tf, idf)| params.term_score(*idf, *tf, len, avg_len))
-                .sum();
-            scored.push((score, id.clone()));
+            kth_best = kth(scored.values().copied(), k);
         }
+        let mut scored: Vec<(f32, String)> = scored.into_iter().map(|(id, s)| (s, id)).collect();
         scored.sort_by(best_first);
         scored.truncate(k);
         let ids: Vec<&str> = scored.iter().map(|(_, id)| id.as_str()).collect();
@@ -1021,6 +1036,17 @@ impl ChromaStore {
 }
 
 /// The `k` best of `hits`, best first, ties by id.
+/// The k-th best of `scores`, if there are k.
+fn kth(scores: impl Iterator<Item = f32>, k: usize) -> Option<f32> {
+    let mut all: Vec<f32> = scores.collect();
+    let i = k.checked_sub(1)?;
+    if all.len() <= i {
+        return None;
+    }
+    let (_, kth, _) = all.select_nth_unstable_by(i, |a, b| b.total_cmp(a));
+    Some(*kth)
+}
+
 fn best(mut hits: Vec<SearchHit>, k: usize) -> Vec<SearchHit> {
     sort_hits(&mut hits);
     hits.truncate(k);

@@ -47,6 +47,7 @@ macro_rules! __for_each_scenario {
             search_offset_pages [] "12. Offset pages of every mode partition the ranking without repeats.";
             search_keyword_case_and_word_forms ["keyword_search"] "13. Keyword search is case-insensitive and matches word forms (cats finds cat).";
             search_keyword_ranks_by_bm25 ["keyword_search"] "13. Keyword search ranks by BM25: rarer terms and denser matches rank higher.";
+            search_keyword_top_k_is_the_ranking_head ["keyword_search"] "13. A keyword search's hits at any limit are the head of its full ranking, with the same scores, also when most items hold the query's common terms and under an owner filter.";
             search_keyword_syntax_is_literal ["keyword_search"] "13. Keyword search never matches on %, _, * or other syntax: they are literal.";
             search_keyword_hostile_input ["keyword_search"] "14. Hostile keyword input never errors and never alters data; a plain query afterwards still works.";
             search_filters_compose_in_every_mode ["keyword_search", "vector_search", "hybrid_search"] "15. Every filter field composes with every mode.";

@@ -163,6 +163,80 @@ pub async fn search_keyword_ranks_by_bm25(ctx: Ctx) {
     assert_eq!(hits.hits.len(), 3);
 }
 
+/// 13. A keyword search's hits at any limit are the head of its full ranking, with the same
+/// scores, also when most items hold the query's common terms and under an owner filter.
+pub async fn search_keyword_top_k_is_the_ranking_head(ctx: Ctx) {
+    let s = &ctx.store;
+    // 48 items: "alpha" in all (1-4 times), "beta" in every third, "delta" three times in
+    // every third, "gamma" in two long ones, which a short item holding only commoner terms
+    // outscores; half of them belong to alice, some of them expire later.
+    let items: Vec<MemoryItem> = (0..48usize)
+        .map(|i| {
+            let mut words = vec!["alpha"; 1 + i % 4];
+            match i % 3 {
+                0 => words.extend(std::iter::repeat_n("beta", 1 + i % 2)),
+                1 => words.extend(["delta"; 3]),
+                _ => {}
+            }
+            let mut padding = i % 5;
+            if i == 8 || i == 30 {
+                words.push("gamma");
+                padding += 16;
+            }
+            words.extend(std::iter::repeat_n("padding", padding));
+            let mut item = fact(&ctx.ns, &format!("k{i:02}"), &words.join(" "));
+            if i % 2 == 0 {
+                item = item.with_user("alice");
+            }
+            if i % 4 == 1 {
+                item = item.with_expires_at(at(1_000_000_000));
+            }
+            item
+        })
+        .collect();
+    s.upsert_many(items).await.unwrap();
+    for (query, filter) in [
+        ("alpha beta gamma", Filter::new()),
+        ("alpha beta", Filter::new()),
+        ("gamma beta delta", Filter::new()),
+        ("gamma delta", Filter::new().user("alice")),
+        ("alpha beta gamma", Filter::new().user("alice")),
+    ] {
+        let full = s
+            .search(
+                &ctx.ns,
+                &SearchRequest::keyword(query)
+                    .with_filter(filter.clone())
+                    .with_limit(100),
+            )
+            .await
+            .unwrap();
+        assert!(!full.hits.is_empty(), "{query}");
+        for limit in [1, 2, 3, 5, 10, 17, full.hits.len()] {
+            let head = s
+                .search(
+                    &ctx.ns,
+                    &SearchRequest::keyword(query)
+                        .with_filter(filter.clone())
+                        .with_limit(limit),
+                )
+                .await
+                .unwrap();
+            let want: Vec<String> = hit_ids(&full).into_iter().take(limit).collect();
+            assert_eq!(hit_ids(&head), want, "{query} at limit {limit}");
+            for (h, f) in head.hits.iter().zip(&full.hits) {
+                assert!(
+                    (h.score - f.score).abs() <= 1e-5 * f.score.abs().max(1.0),
+                    "{query} at limit {limit}: {} scored {} and {}",
+                    h.item.id,
+                    h.score,
+                    f.score
+                );
+            }
+        }
+    }
+}
+
 /// 13. Keyword search never matches on %, _, * or other syntax: they are literal.
 pub async fn search_keyword_syntax_is_literal(ctx: Ctx) {
     let s = &ctx.store;

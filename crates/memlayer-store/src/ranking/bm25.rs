@@ -39,6 +39,89 @@ pub fn idf(n: f32, df: f32) -> f32 {
     (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
 }
 
+/// Reads a top-k keyword query's documents in rounds, rarest terms first, and says when no
+/// document left unread could still enter the top k (the MaxScore idea).
+///
+/// For backends that can only ask their engine for "the documents holding any of these
+/// terms" and score them client-side (Chroma): a query's common terms hold most of the
+/// namespace, yet can add at most `idf * (k1 + 1)` each to a document's score. So the first
+/// round reads the documents of the rare terms only (and scores each fully, from its own term
+/// counts). A document not read yet holds none of the terms read so far, so it scores at most
+/// the sum of the unread terms' bounds; once that is below the k-th best score found, the
+/// answer is final, exactly the one a read of every document gives. Otherwise the next round
+/// reads the fewest further terms that bring the bound below it (all of them while fewer
+/// than k documents are known).
+#[derive(Debug, Clone)]
+pub struct TermRounds {
+    /// Term indexes, rarest (highest idf) first.
+    order: Vec<usize>,
+    /// `rest[i]`: the bound of every term from `order[i]` on; `rest[len] = 0`.
+    rest: Vec<f32>,
+    /// How many of `order` have been handed out.
+    next: usize,
+    /// Terms in at most this many documents go in the first round.
+    rare_df: f32,
+    /// Each term's document frequency, by index.
+    df: Vec<f32>,
+}
+
+/// How much larger than the k-th best score a bound must stay below, so that float rounding
+/// in summing a document's terms can never let a document at the bound tie or pass it.
+const BOUND_SLACK: f32 = 1.0e-3;
+
+/// The first round takes the terms found in at most this share of the documents (and always
+/// the rarest term).
+const RARE_SHARE: f32 = 0.05;
+
+impl TermRounds {
+    /// Rounds over terms with these idfs and document frequencies, in a namespace of `n`
+    /// documents.
+    pub fn new(params: Bm25Params, idf: &[f32], df: &[f32], n: f32) -> Self {
+        let mut order: Vec<usize> = (0..idf.len()).collect();
+        order.sort_by(|a, b| idf[*b].total_cmp(&idf[*a]).then(a.cmp(b)));
+        let mut rest = vec![0.0f32; order.len() + 1];
+        for i in (0..order.len()).rev() {
+            rest[i] = rest[i + 1] + idf[order[i]] * (params.k1 + 1.0);
+        }
+        TermRounds {
+            order,
+            rest,
+            next: 0,
+            rare_df: n * RARE_SHARE,
+            df: df.to_vec(),
+        }
+    }
+
+    /// The terms (indexes into the slices given to [`TermRounds::new`]) whose documents to
+    /// read next, given the k-th best score among the documents read so far (`None` while
+    /// fewer than k are known); `None` when the answer is final.
+    pub fn next_terms(&mut self, kth_best: Option<f32>) -> Option<Vec<usize>> {
+        let len = self.order.len();
+        if self.next >= len {
+            return None;
+        }
+        let safe = |bound: f32, kth: f32| bound * (1.0 + BOUND_SLACK) < kth;
+        let end = if self.next == 0 {
+            let rare = self
+                .order
+                .iter()
+                .take_while(|i| self.df[**i] <= self.rare_df);
+            rare.count().max(1)
+        } else {
+            match kth_best {
+                Some(kth) if safe(self.rest[self.next], kth) => return None,
+                Some(kth) => (self.next + 1..=len)
+                    .find(|end| safe(self.rest[*end], kth))
+                    .unwrap_or(len),
+                None => len,
+            }
+        };
+        let terms = self.order[self.next..end].to_vec();
+        self.next = end;
+        Some(terms)
+    }
+}
+
 /// The index's own `u32` slots, hashed by one multiplication.
 type SlotMap<V> = IntMap<u32, V>;
 
@@ -242,6 +325,98 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(s["b"] > s["a"]);
         assert!(!s.contains_key("c"));
+    }
+
+    /// Reads `docs` (each a list of (term index, tf) and a length) in rounds and returns the
+    /// top k, and how many rounds it took.
+    fn top_k_in_rounds(
+        docs: &[(Vec<(usize, f32)>, f32)],
+        terms: usize,
+        k: usize,
+    ) -> (Vec<(f32, usize)>, usize) {
+        let params = Bm25Params::default();
+        let n = docs.len() as f32;
+        let avg = docs.iter().map(|d| d.1).sum::<f32>() / n;
+        let df: Vec<f32> = (0..terms)
+            .map(|t| {
+                docs.iter()
+                    .filter(|d| d.0.iter().any(|(i, _)| *i == t))
+                    .count() as f32
+            })
+            .collect();
+        let idf: Vec<f32> = df.iter().map(|d| idf(n, *d)).collect();
+        let score = |d: &(Vec<(usize, f32)>, f32)| -> f32 {
+            d.0.iter()
+                .map(|(t, tf)| params.term_score(idf[*t], *tf, d.1, avg))
+                .sum()
+        };
+        let mut rounds = TermRounds::new(params, &idf, &df, n);
+        let mut seen: HashMap<usize, f32> = HashMap::new();
+        let mut kth = None;
+        let mut count = 0;
+        while let Some(read) = rounds.next_terms(kth) {
+            count += 1;
+            for (i, d) in docs.iter().enumerate() {
+                if d.0.iter().any(|(t, _)| read.contains(t)) {
+                    seen.insert(i, score(d));
+                }
+            }
+            let mut best: Vec<f32> = seen.values().copied().collect();
+            best.sort_by(|a, b| b.total_cmp(a));
+            kth = best.get(k - 1).copied();
+        }
+        let mut top: Vec<(f32, usize)> = seen.into_iter().map(|(i, s)| (s, i)).collect();
+        top.sort_by(crate::ranking::vector::best_first);
+        top.truncate(k);
+        let mut all: Vec<(f32, usize)> = docs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.0.is_empty())
+            .map(|(i, d)| (score(d), i))
+            .collect();
+        all.sort_by(crate::ranking::vector::best_first);
+        all.truncate(k);
+        assert_eq!(top, all, "rounds must give the full read's top {k}");
+        (top, count)
+    }
+
+    #[test]
+    fn rounds_give_the_full_answer_and_skip_common_terms() {
+        // 200 documents: term 0 common (every document), term 1 in 40, term 2 in 5, term 3
+        // in 3, with term frequencies and lengths that vary.
+        let docs: Vec<(Vec<(usize, f32)>, f32)> = (0..200usize)
+            .map(|i| {
+                let mut t = vec![(0, 1.0 + (i % 3) as f32)];
+                if i % 5 == 0 {
+                    t.push((1, 1.0 + (i % 2) as f32));
+                }
+                if i % 40 == 0 {
+                    t.push((2, 2.0));
+                }
+                if i % 67 == 1 {
+                    t.push((3, 1.0));
+                }
+                (t, 5.0 + (i % 11) as f32)
+            })
+            .collect();
+        let (_, rounds) = top_k_in_rounds(&docs, 4, 3);
+        // Round 1 reads terms 2 and 3 (8 documents); their top 3 already beat terms 0 and 1.
+        assert_eq!(rounds, 1);
+        // Asking for more than the rare terms hold takes further rounds, same answer.
+        let (top, rounds) = top_k_in_rounds(&docs, 4, 20);
+        assert_eq!(top.len(), 20);
+        assert!(rounds > 1);
+        // Every document matches only common terms: one round reads the rarest, then the rest.
+        let flat: Vec<(Vec<(usize, f32)>, f32)> =
+            (0..50usize).map(|i| (vec![(i % 2, 1.0)], 4.0)).collect();
+        let (top, _) = top_k_in_rounds(&flat, 2, 10);
+        assert_eq!(top.len(), 10);
+    }
+
+    #[test]
+    fn rounds_end_at_once_without_terms() {
+        let mut rounds = TermRounds::new(Bm25Params::default(), &[], &[], 10.0);
+        assert_eq!(rounds.next_terms(None), None);
     }
 
     #[test]
