@@ -163,8 +163,7 @@ pub async fn search_keyword_ranks_by_bm25(ctx: Ctx) {
     assert_eq!(hits.hits.len(), 3);
 }
 
-/// 13. A keyword search's hits at any limit are the head of its full ranking, with the same
-/// scores, also when most items hold the query's common terms and under an owner filter.
+/// 13. A keyword search's hits at any limit are the head of its full ranking, with the same scores, also when most items hold the query's common terms and under an owner filter.
 pub async fn search_keyword_top_k_is_the_ranking_head(ctx: Ctx) {
     let s = &ctx.store;
     // 48 items: "alpha" in all (1-4 times), "beta" in every third, "delta" three times in
