@@ -891,24 +891,47 @@ impl RedisStore {
         let n = stat(next()?);
         let total_len = stat(next()?);
         let mut weighted: Vec<(&str, f32)> = Vec::new();
+        let mut dfs: Vec<f32> = Vec::new();
         for term in terms {
             let (df, _) = parse_search(next()?, false)?;
             if df > 0 && n > 0.0 {
                 weighted.push((term.as_str(), bm25::idf(n as f32, df as f32)));
+                dfs.push(df as f32);
             }
         }
         if weighted.is_empty() {
             return Ok(Vec::new());
         }
         let avg_len = (total_len / n).max(1.0) as f32;
-        let tags: Vec<String> = weighted.iter().map(|(term, _)| token(term)).collect();
-        let query = format!("{} @t_terms:{{{}}}", t.query, tags.join("|"));
-        let scored = if t.residual.is_empty() {
-            self.bm25_in_redis(&query, &weighted, avg_len, k).await?
-        } else {
-            self.bm25_here(&query, &weighted, avg_len, &t.residual, k)
-                .await?
-        };
+        // The rarest terms' candidates first; each round's best k are scored on every query
+        // term, and a round is the last once no candidate holding only unread terms could
+        // pass the k-th best score found (see `TermRounds`).
+        let idfs: Vec<f32> = weighted.iter().map(|(_, idf)| *idf).collect();
+        let mut rounds = bm25::TermRounds::new(bm25::Bm25Params::default(), &idfs, &dfs, n as f32);
+        let mut scored: Vec<(f32, String)> = Vec::new();
+        let mut kth_best = None;
+        while let Some(round) = rounds.next_terms(kth_best) {
+            let tags: Vec<String> = round
+                .iter()
+                .filter_map(|i| weighted.get(*i))
+                .map(|(term, _)| token(term))
+                .collect();
+            let query = format!("{} @t_terms:{{{}}}", t.query, tags.join("|"));
+            let best = if t.residual.is_empty() {
+                self.bm25_in_redis(&query, &weighted, avg_len, k).await?
+            } else {
+                self.bm25_here(&query, &weighted, avg_len, &t.residual, k)
+                    .await?
+            };
+            for hit in best {
+                if !scored.iter().any(|(_, id)| *id == hit.1) {
+                    scored.push(hit);
+                }
+            }
+            scored.sort_by(memlayer_store::ranking::vector::best_first);
+            scored.truncate(k);
+            kth_best = scored.get(k - 1).map(|(score, _)| *score);
+        }
         if scored.is_empty() {
             return Ok(Vec::new());
         }
