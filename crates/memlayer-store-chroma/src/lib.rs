@@ -1035,7 +1035,6 @@ impl ChromaStore {
     }
 }
 
-/// The `k` best of `hits`, best first, ties by id.
 /// The k-th best of `scores`, if there are k.
 fn kth(scores: impl Iterator<Item = f32>, k: usize) -> Option<f32> {
     let mut all: Vec<f32> = scores.collect();
@@ -1047,6 +1046,7 @@ fn kth(scores: impl Iterator<Item = f32>, k: usize) -> Option<f32> {
     Some(*kth)
 }
 
+/// The `k` best of `hits`, best first, ties by id.
 fn best(mut hits: Vec<SearchHit>, k: usize) -> Vec<SearchHit> {
     sort_hits(&mut hits);
     hits.truncate(k);
