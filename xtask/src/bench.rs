@@ -1098,10 +1098,10 @@ async fn store_rows(
         }
     }
 
-    // Postgres at bulk sizes: recall and latency of the graph alone (no exact ranking of
-    // narrow filters) at `ef_search` 100 (memlayer's default until 2026-11-23), the default
-    // 200 and wider ones, on the same data and queries, one client.
-    if let Some(pg) = bulk
+    // Postgres at every size: recall and latency of the graph alone (no exact ranking of
+    // narrow filters) at `ef_search` 100, 200 and wider, on the same data and queries, one
+    // client, side by side with the default's rows above.
+    if let Some(pg) = guard.postgres()
         && modes.iter().any(|m| m == "vector")
     {
         for ef in [100u32, 200, 400, 800] {
@@ -1679,11 +1679,12 @@ pub async fn bench(args: &BenchArgs) -> Result<Vec<Value>> {
             save(&rows, &runs)?;
         }
     }
-    // The server on SQLite at the run's first size, in runs that measure SQLite, unless that
-    // size is beyond 100k (a 1M run measures the stores' search, not HTTP).
-    let server_n = sizes.first().copied().unwrap_or(10_000);
-    if server_n <= 100_000 && args.backends.iter().any(|b| b == "sqlite") {
-        rows.extend(server_rows(&data_at(server_n), args.quick).await?);
+    // The server on SQLite at each of the run's sizes up to 100k, in runs that measure SQLite
+    // (a 1M run measures the stores' search, not HTTP).
+    if args.backends.iter().any(|b| b == "sqlite") {
+        for &n in sizes.iter().filter(|&&n| n <= 100_000) {
+            rows.extend(server_rows(&data_at(n), args.quick).await?);
+        }
     }
     runs.push(json!({
         "command": command,
