@@ -58,12 +58,13 @@ pub struct PostgresConfig {
     pub hnsw_m: u32,
     /// HNSW `ef_construction`.
     pub hnsw_ef_construction: u32,
-    /// HNSW `ef_search` for queries. The default is 200 (pgvector's own is 40; memlayer's was
-    /// 100): on 1M bulk-loaded vectors, builds of the graph gave recall@10 0.900 and 0.9031
-    /// at 100, 0.9938 and 0.9656 at 200, for about 1 ms more at the median (`cargo xtask
-    /// bench --sizes 1000000 --backend postgres --modes vector`, the `vector_ef_search_*`
-    /// rows).
-    pub ef_search: u32,
+    /// HNSW `ef_search` for queries. `None` (the default) picks it by the graph's size,
+    /// [`ef_search_at`]: 100 up to 100k vectors, 200 from 1M. `cargo xtask bench --sizes
+    /// 10000,100000 --backend postgres --modes vector` (the `vector_ef_search_*` rows) gave
+    /// recall@10 0.9938 and 1.0 at 100 (p50 1.60 and 1.69 ms), 1.0 and 1.0 at 200 (2.72 and
+    /// 4.09 ms); on 1M bulk-loaded vectors builds of the graph gave 0.900 and 0.9031 at 100,
+    /// 0.9938 and 0.9656 at 200. pgvector's own default is 40.
+    pub ef_search: Option<u32>,
     /// A vector search whose filter the planner expects to pass fewer than this share of
     /// the namespace's items ranks those items exactly instead of walking the HNSW graph,
     /// which finds the few passing neighbours poorly (as the in-process backends do below a
@@ -80,8 +81,8 @@ pub struct PostgresConfig {
 }
 
 impl PostgresConfig {
-    /// Defaults for `url`: schema `memlayer`, 16 connections, HNSW m 16 / ef_construction 64 /
-    /// ef_search 200, BM25 keyword ranking.
+    /// Defaults for `url`: schema `memlayer`, 16 connections, HNSW m 16 / ef_construction 64,
+    /// `ef_search` by the graph's size, BM25 keyword ranking.
     pub fn new(url: impl Into<String>) -> Self {
         PostgresConfig {
             url: url.into(),
@@ -91,7 +92,7 @@ impl PostgresConfig {
             connect_timeout: Duration::from_secs(5),
             hnsw_m: 16,
             hnsw_ef_construction: 64,
-            ef_search: 200,
+            ef_search: None,
             exact_filter_rate: 0.02,
             keyword_ranking: KeywordRanking::Bm25,
             expected_pin: None,
@@ -125,9 +126,9 @@ impl PostgresConfig {
         self
     }
 
-    /// Sets `ef_search`.
+    /// Fixes `ef_search` at every graph size.
     pub fn ef_search(mut self, ef: u32) -> Self {
-        self.ef_search = ef.max(1);
+        self.ef_search = Some(ef);
         self
     }
 
@@ -192,10 +193,22 @@ fn postings_of(content: &str) -> (Vec<String>, Vec<i32>, i32) {
     (terms, counts, len)
 }
 
+/// The default `ef_search` for an HNSW graph of `vectors` vectors: 100 up to 100,000, 200
+/// from 1,000,000, and log-linear between (148 at 300,000), as the in-process backends widen
+/// their graph search with the set's size (`AnnConfig::expansion_at`).
+pub fn ef_search_at(vectors: f64) -> u32 {
+    const SMALL: f64 = 100_000.0;
+    if vectors.is_nan() || vectors <= SMALL {
+        return 100;
+    }
+    let t = (vectors / SMALL).log10().min(1.0);
+    (100.0 + 100.0 * t).round() as u32
+}
+
 /// pgvector's limits on the HNSW settings, checked before they reach the server.
 fn check_hnsw(config: &PostgresConfig) -> Result<()> {
     let bad = |msg: String| Err(Error::new(ErrorKind::ConfigInvalid, msg));
-    let (m, efc, ef) = (config.hnsw_m, config.hnsw_ef_construction, config.ef_search);
+    let (m, efc) = (config.hnsw_m, config.hnsw_ef_construction);
     if !(2..=100).contains(&m) {
         return bad(format!("hnsw_m is {m}; pgvector takes 2 to 100"));
     }
@@ -204,7 +217,9 @@ fn check_hnsw(config: &PostgresConfig) -> Result<()> {
             "hnsw_ef_construction is {efc}; pgvector takes 4 to 1000 and at least twice hnsw_m ({m})"
         ));
     }
-    if !(1..=1000).contains(&ef) {
+    if let Some(ef) = config.ef_search
+        && !(1..=1000).contains(&ef)
+    {
         return bad(format!("ef_search is {ef}; pgvector takes 1 to 1000"));
     }
     Ok(())
@@ -234,12 +249,9 @@ impl PostgresStore {
             )
         })?;
         pg.connect_timeout(config.connect_timeout);
-        // Session settings for every pooled connection: HNSW search breadth, and iterative
-        // index scans so that a filtered vector query keeps scanning until it has its limit.
-        pg.options(format!(
-            "-c hnsw.ef_search={} -c hnsw.iterative_scan=strict_order",
-            config.ef_search
-        ));
+        // Iterative index scans for every pooled connection, so that a filtered vector query
+        // keeps scanning until it has its limit. `ef_search` is set with each graph search.
+        pg.options("-c hnsw.iterative_scan=strict_order");
         pg.application_name("memlayer");
         let mc = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -317,47 +329,64 @@ impl PostgresStore {
         &self.config.schema
     }
 
-    /// Whether the planner expects the conditions of `q` (a vector search's filter, with no
-    /// other parameters bound yet) to pass fewer than [`PostgresConfig::exact_filter_rate`]
-    /// of the namespace's items, so that the search should rank the passing items exactly.
-    /// The estimate is the planner's row count (one `EXPLAIN`, planned with the filter's
-    /// values), against the item count `namespace_stats` keeps; both run in one round trip.
-    async fn narrow_filter(
+    /// How a vector search with the conditions of `q` (its filter, with no other parameters
+    /// bound yet) runs: `None` ranks the passing items exactly, because the planner expects
+    /// them to be fewer than [`PostgresConfig::exact_filter_rate`] of the namespace's items;
+    /// `Some(ef)` walks the graph with that `ef_search`, the configured one or
+    /// [`ef_search_at`] the graph's size. The planner's row count (one `EXPLAIN`, planned
+    /// with the filter's values), the namespace's item count (`namespace_stats`) and the
+    /// table's row estimate (`pg_class.reltuples`, which a build, vacuum or analyse
+    /// refreshes; never below the namespace's count) come in one round trip.
+    async fn vector_plan(
         &self,
         c: &deadpool_postgres::Client,
         namespace: &str,
         q: &Query,
-    ) -> Result<bool> {
+    ) -> Result<Option<u32>> {
         let rate = self.config.exact_filter_rate;
-        if rate <= 0.0 {
-            return Ok(false);
+        if rate <= 0.0
+            && let Some(ef) = self.config.ef_search
+        {
+            return Ok(Some(ef));
         }
         let s = self.s();
-        let explain = format!(
-            "EXPLAIN (FORMAT JSON) SELECT 1 FROM {s}.items i {}",
-            q.where_sql()
+        let sizes = format!(
+            "SELECT (SELECT items FROM {s}.namespace_stats WHERE namespace = $1),
+                    (SELECT reltuples::float8 FROM pg_class WHERE oid = '{s}.items'::regclass)"
         );
-        let count = format!("SELECT items FROM {s}.namespace_stats WHERE namespace = $1");
-        let (explain, count) =
-            tokio::try_join!(c.prepare_cached(&explain), c.prepare_cached(&count))
-                .map_err(map_pg)?;
-        let params = q.refs();
+        let sizes = c.prepare_cached(&sizes).await.map_err(map_pg)?;
         let ns: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&namespace];
-        let (plan, items) =
-            tokio::try_join!(c.query_one(&explain, &params), c.query_opt(&count, &ns))
-                .map_err(map_pg)?;
-        let items: i64 = match items {
-            Some(row) => row.try_get(0).map_err(|e| error::corrupt("items", e))?,
-            None => return Ok(false),
+        let (sizes, expected) = if rate > 0.0 {
+            let explain = format!(
+                "EXPLAIN (FORMAT JSON) SELECT 1 FROM {s}.items i {}",
+                q.where_sql()
+            );
+            let explain = c.prepare_cached(&explain).await.map_err(map_pg)?;
+            let params = q.refs();
+            let (sizes, plan) =
+                tokio::try_join!(c.query_one(&sizes, &ns), c.query_one(&explain, &params))
+                    .map_err(map_pg)?;
+            let plan: serde_json::Value = plan.try_get(0).map_err(|e| error::corrupt("plan", e))?;
+            let expected = plan
+                .pointer("/0/Plan/Plan Rows")
+                .and_then(serde_json::Value::as_f64);
+            (sizes, expected)
+        } else {
+            (c.query_one(&sizes, &ns).await.map_err(map_pg)?, None)
         };
-        let plan: serde_json::Value = plan.try_get(0).map_err(|e| error::corrupt("plan", e))?;
-        let Some(expected) = plan
-            .pointer("/0/Plan/Plan Rows")
-            .and_then(serde_json::Value::as_f64)
-        else {
-            return Ok(false);
-        };
-        Ok(expected < rate * items as f64)
+        let items: Option<i64> = sizes.try_get(0).map_err(|e| error::corrupt("items", e))?;
+        let rows: Option<f64> = sizes
+            .try_get(1)
+            .map_err(|e| error::corrupt("reltuples", e))?;
+        if let (Some(items), Some(expected)) = (items, expected)
+            && expected < rate * items as f64
+        {
+            return Ok(None);
+        }
+        let graph = rows.unwrap_or(0.0).max(items.unwrap_or(0) as f64);
+        Ok(Some(
+            self.config.ef_search.unwrap_or_else(|| ef_search_at(graph)),
+        ))
     }
 
     /// The configuration the store was opened with.
@@ -938,10 +967,10 @@ impl SearchLegs for PostgresStore {
         let mut q = Query::default();
         q.filter(namespace, filter, filter.effective_now());
         q.and("i.embedding IS NOT NULL".into());
-        let exact = self.narrow_filter(&client, namespace, &q).await?;
+        let plan = self.vector_plan(&client, namespace, &q).await?;
         let v = q.bind(pgvector::Vector::from(vector.to_vec()));
         let lim = q.bind(k as i64);
-        let sql = if exact {
+        let sql = if plan.is_none() {
             // `+ 0` keeps the planner off the HNSW index: the passing rows, found through
             // the filter's own indexes, are ranked exactly.
             format!(
@@ -961,7 +990,18 @@ impl SearchLegs for PostgresStore {
             )
         };
         let stmt = client.prepare_cached(&sql).await.map_err(map_pg)?;
-        let rows = client.query(&stmt, &q.refs()).await.map_err(map_pg)?;
+        let params = q.refs();
+        let rows = match plan {
+            None => client.query(&stmt, &params).await,
+            // The setting and the search are sent together (tokio-postgres pipelines requests
+            // in the order they are polled), so setting it costs no round trip.
+            Some(ef) => {
+                let set = format!("SET hnsw.ef_search = {ef}");
+                tokio::try_join!(client.batch_execute(&set), client.query(&stmt, &params))
+                    .map(|(_, rows)| rows)
+            }
+        }
+        .map_err(map_pg)?;
         let mut hits = rows
             .iter()
             .map(|r| {

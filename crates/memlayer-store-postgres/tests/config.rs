@@ -49,3 +49,26 @@ async fn good_hnsw_settings_get_as_far_as_the_server() {
         Err(e) => assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}"),
     }
 }
+
+#[test]
+fn ef_search_grows_with_the_graph() {
+    use memlayer_store_postgres::ef_search_at;
+    assert_eq!(ef_search_at(0.0), 100);
+    assert_eq!(
+        ef_search_at(-1.0),
+        100,
+        "reltuples of a table never analysed"
+    );
+    assert_eq!(ef_search_at(f64::NAN), 100);
+    assert_eq!(ef_search_at(10_000.0), 100);
+    assert_eq!(ef_search_at(100_000.0), 100);
+    assert_eq!(ef_search_at(300_000.0), 148);
+    assert_eq!(ef_search_at(1_000_000.0), 200);
+    assert_eq!(ef_search_at(50_000_000.0), 200);
+    let mut last = 100;
+    for n in (100_000..=1_000_000).step_by(50_000) {
+        let ef = ef_search_at(n as f64);
+        assert!(ef >= last, "{ef} at {n} after {last}");
+        last = ef;
+    }
+}
