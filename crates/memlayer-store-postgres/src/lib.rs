@@ -333,7 +333,7 @@ impl PostgresStore {
     /// bound yet) runs: `None` ranks the passing items exactly, because the planner expects
     /// them to be fewer than [`PostgresConfig::exact_filter_rate`] of the namespace's items;
     /// `Some(ef)` walks the graph with that `ef_search`, the configured one or
-    /// [`ef_search_at`] the graph's size. The planner's row count (one `EXPLAIN`, planned
+    /// [`ef_search_at`] of the graph's size. The planner's row count (one `EXPLAIN`, planned
     /// with the filter's values), the namespace's item count (`namespace_stats`) and the
     /// table's row estimate (`pg_class.reltuples`, which a build, vacuum or analyse
     /// refreshes; never below the namespace's count) come in one round trip.
@@ -354,14 +354,15 @@ impl PostgresStore {
             "SELECT (SELECT items FROM {s}.namespace_stats WHERE namespace = $1),
                     (SELECT reltuples::float8 FROM pg_class WHERE oid = '{s}.items'::regclass)"
         );
-        let sizes = c.prepare_cached(&sizes).await.map_err(map_pg)?;
         let ns: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&namespace];
         let (sizes, expected) = if rate > 0.0 {
             let explain = format!(
                 "EXPLAIN (FORMAT JSON) SELECT 1 FROM {s}.items i {}",
                 q.where_sql()
             );
-            let explain = c.prepare_cached(&explain).await.map_err(map_pg)?;
+            let (sizes, explain) =
+                tokio::try_join!(c.prepare_cached(&sizes), c.prepare_cached(&explain))
+                    .map_err(map_pg)?;
             let params = q.refs();
             let (sizes, plan) =
                 tokio::try_join!(c.query_one(&sizes, &ns), c.query_one(&explain, &params))
@@ -372,6 +373,7 @@ impl PostgresStore {
                 .and_then(serde_json::Value::as_f64);
             (sizes, expected)
         } else {
+            let sizes = c.prepare_cached(&sizes).await.map_err(map_pg)?;
             (c.query_one(&sizes, &ns).await.map_err(map_pg)?, None)
         };
         let items: Option<i64> = sizes.try_get(0).map_err(|e| error::corrupt("items", e))?;
