@@ -17,7 +17,7 @@ use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_ite
 use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
 use memlayer_store::ranking::bm25::{self, Bm25Params, TermRounds};
 use memlayer_store::ranking::fusion::sort_hits;
-use memlayer_store::ranking::vector::{best_first, cosine};
+use memlayer_store::ranking::vector::{TopK, cosine};
 use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search, sort_page};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
@@ -821,9 +821,9 @@ impl SearchLegs for ChromaStore {
         // holding nothing rarer could still enter the top k (each is scored on every query
         // term from its own terms document, so the answer is the full read's).
         let mut rounds = TermRounds::new(params, &idf, &df, n);
-        let mut scored: HashMap<String, f32> = HashMap::new();
-        let mut kth_best = None;
-        while let Some(round) = rounds.next_terms(kth_best) {
+        let mut read: HashSet<String> = HashSet::new();
+        let mut top: TopK<String> = TopK::new(k);
+        while let Some(round) = rounds.next_terms(top.kth()) {
             let probes = round
                 .iter()
                 .filter_map(|i| present.get(*i))
@@ -853,7 +853,7 @@ impl SearchLegs for ChromaStore {
                 .chain(expiring.into_iter().map(|r| (r, false)))
                 .chain(others.into_iter().map(|r| (r, false)));
             for ((id, row), exact) in rows {
-                if scored.contains_key(&id) {
+                if !read.insert(id.clone()) {
                     continue;
                 }
                 if !exact {
@@ -870,13 +870,10 @@ impl SearchLegs for ChromaStore {
                     .filter(|(tf, _)| **tf > 0.0)
                     .map(|(tf, idf)| params.term_score(*idf, *tf, len, avg_len))
                     .sum();
-                scored.insert(id, score);
+                top.offer(score, id);
             }
-            kth_best = kth(scored.values().copied(), k);
         }
-        let mut scored: Vec<(f32, String)> = scored.into_iter().map(|(id, s)| (s, id)).collect();
-        scored.sort_by(best_first);
-        scored.truncate(k);
+        let scored = top.into_sorted();
         let ids: Vec<&str> = scored.iter().map(|(_, id)| id.as_str()).collect();
         let mut winners = self.rows_by_id(&ids).await?;
         let mut hits = Vec::with_capacity(scored.len());
@@ -1033,17 +1030,6 @@ impl ChromaStore {
     ) -> Result<Vec<SearchHit>> {
         Ok(best(self.scored(namespace, ids, vector, filter).await?, k))
     }
-}
-
-/// The k-th best of `scores`, if there are k.
-fn kth(scores: impl Iterator<Item = f32>, k: usize) -> Option<f32> {
-    let mut all: Vec<f32> = scores.collect();
-    let i = k.checked_sub(1)?;
-    if all.len() <= i {
-        return None;
-    }
-    let (_, kth, _) = all.select_nth_unstable_by(i, |a, b| b.total_cmp(a));
-    Some(*kth)
 }
 
 /// The `k` best of `hits`, best first, ties by id.

@@ -908,9 +908,9 @@ impl RedisStore {
         // pass the k-th best score found (see `TermRounds`).
         let idfs: Vec<f32> = weighted.iter().map(|(_, idf)| *idf).collect();
         let mut rounds = bm25::TermRounds::new(bm25::Bm25Params::default(), &idfs, &dfs, n as f32);
-        let mut scored: Vec<(f32, String)> = Vec::new();
-        let mut kth_best = None;
-        while let Some(round) = rounds.next_terms(kth_best) {
+        let mut read: HashSet<String> = HashSet::new();
+        let mut top = memlayer_store::ranking::vector::TopK::new(k);
+        while let Some(round) = rounds.next_terms(top.kth()) {
             let tags: Vec<String> = round
                 .iter()
                 .filter_map(|i| weighted.get(*i))
@@ -923,15 +923,13 @@ impl RedisStore {
                 self.bm25_here(&query, &weighted, avg_len, &t.residual, k)
                     .await?
             };
-            for hit in best {
-                if !scored.iter().any(|(_, id)| *id == hit.1) {
-                    scored.push(hit);
+            for (score, id) in best {
+                if read.insert(id.clone()) {
+                    top.offer(score, id);
                 }
             }
-            scored.sort_by(memlayer_store::ranking::vector::best_first);
-            scored.truncate(k);
-            kth_best = scored.get(k - 1).map(|(score, _)| *score);
         }
+        let scored = top.into_sorted();
         if scored.is_empty() {
             return Ok(Vec::new());
         }

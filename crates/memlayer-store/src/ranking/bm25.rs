@@ -43,7 +43,7 @@ pub fn idf(n: f32, df: f32) -> f32 {
 /// document left unread could still enter the top k (the MaxScore idea).
 ///
 /// For backends that can only ask their engine for "the documents holding any of these
-/// terms" and score them client-side (Chroma): a query's common terms hold most of the
+/// terms" and score those outside its own ranking (Chroma, Redis): a query's common terms hold most of the
 /// namespace, yet can add at most `idf * (k1 + 1)` each to a document's score. So the first
 /// round reads the documents of the rare terms only (and scores each fully, from its own term
 /// counts). A document not read yet holds none of the terms read so far, so it scores at most
@@ -59,10 +59,8 @@ pub struct TermRounds {
     rest: Vec<f32>,
     /// How many of `order` have been handed out.
     next: usize,
-    /// Terms in at most this many documents go in the first round.
-    rare_df: f32,
-    /// Each term's document frequency, by index.
-    df: Vec<f32>,
+    /// How many of `order` the first round takes: the rare terms, at least one.
+    first: usize,
 }
 
 /// How much larger than the k-th best score a bound must stay below, so that float rounding
@@ -83,12 +81,15 @@ impl TermRounds {
         for i in (0..order.len()).rev() {
             rest[i] = rest[i + 1] + idf[order[i]] * (params.k1 + 1.0);
         }
+        let rare = order
+            .iter()
+            .take_while(|i| df.get(**i).is_some_and(|d| *d <= n * RARE_SHARE));
+        let first = rare.count().max(1);
         TermRounds {
             order,
             rest,
             next: 0,
-            rare_df: n * RARE_SHARE,
-            df: df.to_vec(),
+            first,
         }
     }
 
@@ -102,11 +103,7 @@ impl TermRounds {
         }
         let safe = |bound: f32, kth: f32| bound * (1.0 + BOUND_SLACK) < kth;
         let end = if self.next == 0 {
-            let rare = self
-                .order
-                .iter()
-                .take_while(|i| self.df[**i] <= self.rare_df);
-            rare.count().max(1)
+            self.first
         } else {
             match kth_best {
                 Some(kth) if safe(self.rest[self.next], kth) => return None,

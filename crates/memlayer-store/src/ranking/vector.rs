@@ -386,6 +386,15 @@ impl<K: Ord> TopK<K> {
                     }))
     }
 
+    /// The worst kept score once `k` pairs are kept (the k-th best so far), else `None`.
+    pub fn kth(&self) -> Option<f32> {
+        if self.k > 0 && self.heap.len() >= self.k {
+            self.heap.peek().map(|worst| worst.0)
+        } else {
+            None
+        }
+    }
+
     /// Offers one pair, replacing the worst kept pair when better.
     pub fn offer(&mut self, score: f32, key: K) {
         if !self.admits_pair(score, &key) {
@@ -507,6 +516,19 @@ mod tests {
             top.offer(s, k);
         }
         assert_eq!(top.into_sorted(), vec![(0.9, "b"), (0.9, "c"), (0.5, "a")]);
+    }
+
+    #[test]
+    fn kth_is_the_worst_kept_score_once_k_are_kept() {
+        let mut top = TopK::new(2);
+        assert_eq!(top.kth(), None);
+        top.offer(0.4, "a");
+        assert_eq!(top.kth(), None);
+        top.offer(0.7, "b");
+        assert_eq!(top.kth(), Some(0.4));
+        top.offer(0.9, "c");
+        assert_eq!(top.kth(), Some(0.7));
+        assert_eq!(TopK::<u32>::new(0).kth(), None);
     }
 
     #[test]
