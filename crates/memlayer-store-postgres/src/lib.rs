@@ -890,7 +890,6 @@ impl SearchLegs for PostgresStore {
                 let t = q.bind(terms.to_vec());
                 let ns_param = q.bind(namespace.to_owned());
                 q.filter(namespace, filter, filter.effective_now());
-                q.and("i.id = s.item_id".to_owned());
                 let lim = q.bind(k as i64);
                 // The query terms' postings are read once, by the primary key, each with its
                 // term's document frequency (a window over the same rows). Reading them twice,
@@ -901,6 +900,11 @@ impl SearchLegs for PostgresStore {
                 // The scored ids are walked best first and each is looked up and filtered on
                 // its own (LATERAL ... LIMIT 1), so the walk stops at the k-th passing item;
                 // a join of every scored id was planned as a scan of the whole namespace.
+                // The lookup is by the primary key behind a fence (OFFSET 0 keeps the filter
+                // out of it): left to the planner, a filter on a user was served by the user's
+                // index, which reads every item of the user for each scored id, whenever the
+                // statistics did not know the user's share yet (a table freshly loaded, before
+                // autovacuum analysed it): 10.5 ms against 1.4 ms a search at 10k, 1% filter.
                 format!(
                     "WITH st AS (SELECT COALESCE(max(items), 0)::float8 AS n,
                                    GREATEST(COALESCE(max(total_len)::float8 / NULLIF(max(items), 0), 1), 1) AS avgdl
@@ -918,7 +922,9 @@ impl SearchLegs for PostgresStore {
                             GROUP BY p.item_id)
                      SELECT i.*, s.score::float8
                      FROM (SELECT item_id, score FROM sc ORDER BY score DESC, item_id COLLATE \"C\" ASC) s
-                     CROSS JOIN LATERAL (SELECT {ITEM_COLUMNS} FROM {s}.items i {} LIMIT 1) i
+                     CROSS JOIN LATERAL (SELECT {ITEM_COLUMNS}
+                                         FROM (SELECT * FROM {s}.items WHERE id = s.item_id OFFSET 0) i
+                                         {} LIMIT 1) i
                      ORDER BY s.score DESC, s.item_id COLLATE \"C\" ASC LIMIT {lim}",
                     q.where_sql()
                 )
