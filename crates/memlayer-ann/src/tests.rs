@@ -704,8 +704,7 @@ fn a_stale_saved_graph_is_brought_in_line_with_the_vectors() {
     assert!(restored.has_unsaved_graph());
     assert_eq!(restored.len(), 3100);
     // Every current vector is found as its own nearest (the graph is approximate: at most
-    // one of the 3,100 may miss, as CI saw once); no removed
-    // key is ever returned.
+    // one of the 3,100 may miss, as CI saw once); no removed key is ever returned.
     let mut missed = Vec::new();
     for (key, v) in &now {
         let top = top_keys(&restored, v, 10);

@@ -904,7 +904,8 @@ impl SearchLegs for PostgresStore {
                 // out of it): left to the planner, a filter on a user was served by the user's
                 // index, which reads every item of the user for each scored id, whenever the
                 // statistics did not know the user's share yet (a table freshly loaded, before
-                // autovacuum analysed it): 10.5 ms against 1.4 ms a search at 10k, 1% filter.
+                // autovacuum analysed it): 10.7 ms p50 at 10k under a 1% filter, 1.96 ms with
+                // the fence (docs/benchmarks.md, "Postgres").
                 format!(
                     "WITH st AS (SELECT COALESCE(max(items), 0)::float8 AS n,
                                    GREATEST(COALESCE(max(total_len)::float8 / NULLIF(max(items), 0), 1), 1) AS avgdl
