@@ -43,14 +43,14 @@ pub fn idf(n: f32, df: f32) -> f32 {
 /// document left unread could still enter the top k (the MaxScore idea).
 ///
 /// For backends that can only ask their engine for "the documents holding any of these
-/// terms" and score those outside its own ranking (Chroma, Redis): a query's common terms hold most of the
-/// namespace, yet can add at most `idf * (k1 + 1)` each to a document's score. So the first
-/// round reads the documents of the rare terms only (and scores each fully, from its own term
-/// counts). A document not read yet holds none of the terms read so far, so it scores at most
-/// the sum of the unread terms' bounds; once that is below the k-th best score found, the
-/// answer is final, exactly the one a read of every document gives. Otherwise the next round
-/// reads the fewest further terms that bring the bound below it (all of them while fewer
-/// than k documents are known).
+/// terms" and score those outside its own ranking (Chroma, Redis): a query's common terms
+/// hold most of the namespace, yet can add at most `idf * (k1 + 1)` each to a document's
+/// score. So the first round reads the documents of the rare terms only (and scores each
+/// fully, from its own term counts). A document not read yet holds none of the terms read so
+/// far, so it scores at most the sum of the unread terms' bounds; once that is below the k-th
+/// best score found, the answer is final, exactly the one a read of every document gives.
+/// Otherwise the next round reads the fewest further terms that bring the bound below it (all
+/// of them while fewer than k documents are known).
 #[derive(Debug, Clone)]
 pub struct TermRounds {
     /// Term indexes, rarest (highest idf) first.
