@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use memlayer_store::files::{create_private, restrict_to_owner};
 use memlayer_store::{Error, ErrorKind, Result};
 use usearch::Index;
 
@@ -137,6 +138,7 @@ pub(crate) fn write(
 ) -> Result<()> {
     if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| io_error("creating the folder of", base, e))?;
+        restrict_to_owner(dir).map_err(|e| io_error("restricting the folder of", base, e))?;
     }
     let graph = with_suffix(base, ".usearch");
     let graph_tmp = with_suffix(base, ".usearch.tmp");
@@ -151,6 +153,7 @@ pub(crate) fn write(
     index
         .save(graph_tmp_str)
         .map_err(|e| crate::index_error("save", e))?;
+    restrict_to_owner(&graph_tmp).map_err(|e| io_error("restricting", &graph_tmp, e))?;
     let (graph_len, graph_crc) =
         crc_of_file(&graph_tmp).map_err(|e| io_error("reading back", &graph_tmp, e))?;
 
@@ -172,7 +175,7 @@ pub(crate) fn write(
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
-    let mut file = File::create(&keys_tmp).map_err(|e| io_error("creating", &keys_tmp, e))?;
+    let mut file = create_private(&keys_tmp).map_err(|e| io_error("creating", &keys_tmp, e))?;
     file.write_all(&out)
         .and_then(|()| file.sync_all())
         .map_err(|e| io_error("writing", &keys_tmp, e))?;

@@ -51,7 +51,33 @@ impl EmbeddingStore {
         &self.inner
     }
 
+    /// Validates the items, then embeds those that carry no vector.
+    ///
+    /// Validation comes first, so a refused item costs no embedding (a 1 MiB content is
+    /// refused before anything reads it). A vector the caller sends must come from this
+    /// layer's model and have its dimension: otherwise it would pin a new store to a model no
+    /// query is embedded with, or fail on a pinned one after the others were embedded.
     async fn fill(&self, items: &mut [MemoryItem]) -> Result<()> {
+        memlayer_store::limits::check_batch(items)?;
+        for item in items.iter() {
+            if let Some(e) = &item.embedding
+                && (e.model != self.embedder.model_id() || e.dim() != self.embedder.dimension())
+            {
+                return Err(Error::invalid(
+                    "embedding",
+                    format!(
+                        "comes from model {:?} with {} dimensions, but this store embeds with \
+                         {:?} ({} dimensions); send the item without a vector and it is \
+                         embedded here",
+                        e.model,
+                        e.dim(),
+                        self.embedder.model_id(),
+                        self.embedder.dimension()
+                    ),
+                )
+                .with_context("id", &item.id));
+            }
+        }
         let missing: Vec<usize> = items
             .iter()
             .enumerate()
@@ -187,6 +213,10 @@ impl MemoryStore for EmbeddingStore {
 
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
+    }
+
+    async fn scrub(&self, namespaces: &[String]) -> Result<Vec<String>> {
+        self.inner.scrub(namespaces).await
     }
 
     async fn close(&self) -> Result<()> {

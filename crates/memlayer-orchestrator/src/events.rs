@@ -332,6 +332,10 @@ impl MemoryStore for MemoryEventEmitter {
         self.inner.ping().await
     }
 
+    async fn scrub(&self, namespaces: &[String]) -> Result<Vec<String>> {
+        self.inner.scrub(namespaces).await
+    }
+
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }

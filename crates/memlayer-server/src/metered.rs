@@ -163,6 +163,10 @@ impl MemoryStore for MeteredStore {
         timed!(self, "ping", self.inner.ping().await)
     }
 
+    async fn scrub(&self, namespaces: &[String]) -> Result<Vec<String>> {
+        timed!(self, "scrub", self.inner.scrub(namespaces).await)
+    }
+
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }

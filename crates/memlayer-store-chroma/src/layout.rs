@@ -34,6 +34,13 @@ pub(crate) fn digest(s: &str) -> String {
     d[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The prefix of an item's record id: a 128-bit digest of its namespace, long enough that two
+/// namespaces never share one.
+pub(crate) fn namespace_key(namespace: &str) -> String {
+    let d = Sha256::digest(namespace.as_bytes());
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn owners(item: &MemoryItem) -> [(&'static str, Option<&String>); 4] {
     let m = &item.metadata;
     [

@@ -4,7 +4,7 @@
 mod error;
 mod layout;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,8 +13,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chromadb::client::{ChromaAuthMethod, ChromaClient, ChromaClientOptions};
 use chromadb::collection::{ChromaCollection, CollectionEntries, GetOptions, QueryOptions};
-use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
-use memlayer_store::limits::{self, check_id, check_item, check_namespace, check_pin};
+use memlayer_store::lifecycle::{
+    decay_item, is_idle, merge_upsert, reassign_conflict, reinforce_item, touch,
+};
+use memlayer_store::limits::{self, check_item, check_namespace, check_pin};
 use memlayer_store::ranking::bm25::{self, Bm25Params, TermRounds};
 use memlayer_store::ranking::fusion::sort_hits;
 use memlayer_store::ranking::vector::{TopK, cosine};
@@ -32,6 +34,8 @@ use layout::{any, decode, in_namespace, translate};
 
 const BACKEND: &str = "chroma";
 const PIN_ID: &str = "pin";
+/// The meta record saying the item records' ids hold their namespace (decisions/0007).
+const LAYOUT_ID: &str = "layout";
 
 /// How to reach Chroma and how to lay the store out there.
 #[derive(Clone, Debug)]
@@ -151,7 +155,7 @@ struct Inner {
 impl std::fmt::Debug for ChromaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChromaStore")
-            .field("url", &self.inner.config.url)
+            .field("url", &memlayer_store::redact_url(&self.inner.config.url))
             .field("prefix", &self.inner.config.prefix)
             .finish()
     }
@@ -195,6 +199,14 @@ where
         Ok(r) => r.map_err(map_chroma),
         Err(_) => Err(timed_out(what, timeout)),
     }
+}
+
+/// The record id of an item in the `items` and `index` collections: an item's identity is
+/// (namespace, id), so the id is prefixed with a fixed-length digest of its namespace
+/// (decisions/0007). Within one namespace the prefix is shared, so record ids sort as the
+/// item ids do.
+fn rid(namespace: &str, id: &str) -> String {
+    format!("{}/{id}", layout::namespace_key(namespace))
 }
 
 /// The id of a namespace's statistics record (item count and total length).
@@ -316,8 +328,47 @@ impl ChromaStore {
                 closed: AtomicBool::new(false),
             }),
         };
+        store.check_layout().await?;
         store.load_pin().await?;
         Ok(store)
+    }
+
+    /// Refuses a store whose item records predate record ids holding the namespace
+    /// (decisions/0007), which this version would not see; marks a new store as current.
+    async fn check_layout(&self) -> Result<()> {
+        let marker = self.rows_in(&self.inner.meta, &[LAYOUT_ID]).await?;
+        if marker.contains_key(LAYOUT_ID) {
+            return Ok(());
+        }
+        let held = timed(self.timeout(), "count", self.inner.items.count()).await?;
+        if held > 0 {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "the collections with prefix {:?} hold {held} records written before record \
+                     ids carried the namespace; export them with the memlayer that wrote them \
+                     and import into a new prefix (docs/decisions/0007-item-identity.md)",
+                    self.inner.config.prefix
+                ),
+            )
+            .with_backend(BACKEND));
+        }
+        let mut meta = Map::new();
+        meta.insert("kind".into(), json!("layout"));
+        meta.insert("ids".into(), json!("namespaced"));
+        let entries = CollectionEntries {
+            ids: vec![LAYOUT_ID],
+            metadatas: Some(vec![meta]),
+            documents: None,
+            embeddings: Some(vec![vec![0.0]]),
+        };
+        timed(
+            self.timeout(),
+            "layout",
+            self.inner.meta.upsert(entries, None),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Deletes the store's three collections and everything in them; the store is closed.
@@ -529,51 +580,56 @@ impl ChromaStore {
             if let Some((old, _)) = &c.old {
                 stats.add(old, -1);
             }
-            match &c.new {
-                Some(item) => {
-                    stats.add(item, 1);
-                    let record = layout::record(item)?;
-                    let record = match &c.old {
-                        Some((_, old_meta)) => layout::with_removals(record, old_meta),
-                        None => record,
-                    };
-                    put_ids.push(item.id.as_str());
-                    put_meta.push(record);
-                    put_docs.push(layout::terms_document(&item.content));
-                    put_emb.push(placeholder(&item.id));
-                    match layout::embedding_of(item) {
-                        Some(e) => {
-                            let fields = layout::filter_fields(item);
-                            let fields = match &c.old {
-                                Some((old, _)) if old.embedding.is_some() => {
-                                    layout::with_removals(fields, &layout::filter_fields(old))
-                                }
-                                _ => fields,
-                            };
-                            index_ids.push(item.id.as_str());
-                            index_meta.push(fields);
-                            index_emb.push(e.vector.clone());
-                        }
-                        None => {
-                            if c.old.as_ref().is_some_and(|(o, _)| o.embedding.is_some()) {
-                                index_removed.push(item.id.as_str());
+            // A move to another namespace (reassign) is a new record and the old one's
+            // removal: the record id holds the namespace.
+            let moved = match (&c.old, &c.new) {
+                (Some((old, _)), Some(new)) => old.namespace != new.namespace,
+                _ => false,
+            };
+            let same = if moved { None } else { c.old.as_ref() };
+            if let Some(item) = &c.new {
+                stats.add(item, 1);
+                let record = layout::record(item)?;
+                let record = match same {
+                    Some((_, old_meta)) => layout::with_removals(record, old_meta),
+                    None => record,
+                };
+                put_ids.push(rid(&item.namespace, &item.id));
+                put_meta.push(record);
+                put_docs.push(layout::terms_document(&item.content));
+                put_emb.push(placeholder(&item.id));
+                match layout::embedding_of(item) {
+                    Some(e) => {
+                        let fields = layout::filter_fields(item);
+                        let fields = match same {
+                            Some((old, _)) if old.embedding.is_some() => {
+                                layout::with_removals(fields, &layout::filter_fields(old))
                             }
+                            _ => fields,
+                        };
+                        index_ids.push(rid(&item.namespace, &item.id));
+                        index_meta.push(fields);
+                        index_emb.push(e.vector.clone());
+                    }
+                    None => {
+                        if same.is_some_and(|(o, _)| o.embedding.is_some()) {
+                            index_removed.push(rid(&item.namespace, &item.id));
                         }
                     }
                 }
-                None => {
-                    if let Some((old, _)) = &c.old {
-                        removed.push(old.id.as_str());
-                        if old.embedding.is_some() {
-                            index_removed.push(old.id.as_str());
-                        }
+            }
+            if c.new.is_none() || moved {
+                if let Some((old, _)) = &c.old {
+                    removed.push(rid(&old.namespace, &old.id));
+                    if old.embedding.is_some() {
+                        index_removed.push(rid(&old.namespace, &old.id));
                     }
                 }
             }
         }
         if !put_ids.is_empty() {
             let entries = CollectionEntries {
-                ids: put_ids,
+                ids: put_ids.iter().map(String::as_str).collect(),
                 metadatas: Some(put_meta),
                 documents: Some(put_docs.iter().map(String::as_str).collect()),
                 embeddings: Some(put_emb),
@@ -584,13 +640,17 @@ impl ChromaStore {
             timed(
                 t,
                 "delete",
-                self.inner.items.delete(Some(removed), None, None),
+                self.inner.items.delete(
+                    Some(removed.iter().map(String::as_str).collect()),
+                    None,
+                    None,
+                ),
             )
             .await?;
         }
         if !index_ids.is_empty() {
             let entries = CollectionEntries {
-                ids: index_ids,
+                ids: index_ids.iter().map(String::as_str).collect(),
                 metadatas: Some(index_meta),
                 documents: None,
                 embeddings: Some(index_emb),
@@ -601,7 +661,11 @@ impl ChromaStore {
             timed(
                 t,
                 "index delete",
-                self.inner.index.delete(Some(index_removed), None, None),
+                self.inner.index.delete(
+                    Some(index_removed.iter().map(String::as_str).collect()),
+                    None,
+                    None,
+                ),
             )
             .await?;
         }
@@ -673,7 +737,7 @@ impl ChromaStore {
         Ok(())
     }
 
-    /// Reads the items to change under the write lock.
+    /// Reads the items to change under the write lock, by record id ([`rid`]).
     async fn old_items(
         &self,
         ids: &[&str],
@@ -695,8 +759,9 @@ impl ChromaStore {
         f: impl FnOnce(&mut MemoryItem),
     ) -> Result<MemoryItem> {
         let _guard = self.inner.write.lock().await;
-        let mut old = self.old_items(&[id]).await?;
-        let Some((item, meta)) = old.remove(id) else {
+        let key = rid(namespace, id);
+        let mut old = self.old_items(&[&key]).await?;
+        let Some((item, meta)) = old.remove(&key) else {
             return Err(Error::not_found(namespace, id));
         };
         if item.namespace != namespace || item.deleted {
@@ -734,7 +799,11 @@ impl ChromaStore {
 fn unavailable(url: &str, e: reqwest::Error) -> Error {
     Error::new(
         ErrorKind::Unavailable,
-        format!("chroma at {url} does not answer: {e}"),
+        format!(
+            "chroma at {} does not answer: {}",
+            memlayer_store::redact_url(url),
+            e.without_url()
+        ),
     )
     .with_backend(BACKEND)
     .set_temporary(true)
@@ -1072,8 +1141,9 @@ impl MemoryStore for ChromaStore {
             check_item(item).map_err(|e| tag(e, op))?;
         }
         let _guard = self.inner.write.lock().await;
-        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-        let old = self.old_items(&ids).await.map_err(|e| tag(e, op))?;
+        let keys: Vec<String> = items.iter().map(|i| rid(&i.namespace, &i.id)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let old = self.old_items(&refs).await.map_err(|e| tag(e, op))?;
         let mut pin = self.load_pin().await.map_err(|e| tag(e, op))?;
         let mut new_pin = None;
         let now = Timestamp::now();
@@ -1094,14 +1164,13 @@ impl MemoryStore for ChromaStore {
                     }
                 }
             }
-            let existing = overlay
-                .get(&item.id)
-                .or_else(|| old.get(&item.id).map(|(i, _)| i));
+            let key = rid(&item.namespace, &item.id);
+            let existing = overlay.get(&key).or_else(|| old.get(&key).map(|(i, _)| i));
             let merged = merge_upsert(existing, item, now).map_err(|e| tag(e, op))?;
-            if !overlay.contains_key(&merged.id) {
-                order.push(merged.id.clone());
+            if !overlay.contains_key(&key) {
+                order.push(key.clone());
             }
-            overlay.insert(merged.id.clone(), merged.clone());
+            overlay.insert(key, merged.clone());
             out.push(merged);
         }
         if let Some(want) = new_pin {
@@ -1129,8 +1198,9 @@ impl MemoryStore for ChromaStore {
     }
 
     async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
-        let rows = self.rows_by_id(&[id]).await.map_err(|e| tag(e, "get"))?;
-        let item = match rows.get(id) {
+        let key = rid(namespace, id);
+        let rows = self.rows_by_id(&[&key]).await.map_err(|e| tag(e, "get"))?;
+        let item = match rows.get(&key) {
             Some(row) => row.item().map_err(|e| tag(e, "get"))?,
             None => return Err(tag(Error::not_found(namespace, id), "get")),
         };
@@ -1142,8 +1212,12 @@ impl MemoryStore for ChromaStore {
 
     async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
         let _guard = self.inner.write.lock().await;
-        let mut old = self.old_items(&[id]).await.map_err(|e| tag(e, "delete"))?;
-        match old.remove(id) {
+        let key = rid(namespace, id);
+        let mut old = self
+            .old_items(&[&key])
+            .await
+            .map_err(|e| tag(e, "delete"))?;
+        match old.remove(&key) {
             Some(o) if o.0.namespace == namespace => {
                 self.remove_all(vec![o])
                     .await
@@ -1163,8 +1237,9 @@ impl MemoryStore for ChromaStore {
             .items_where(namespace, &filter)
             .await
             .map_err(|e| tag(e, "clear"))?;
-        let ids: Vec<&str> = matched.iter().map(|i| i.id.as_str()).collect();
-        let old = self.old_items(&ids).await.map_err(|e| tag(e, "clear"))?;
+        let keys: Vec<String> = matched.iter().map(|i| rid(namespace, &i.id)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let old = self.old_items(&refs).await.map_err(|e| tag(e, "clear"))?;
         let stamp = Timestamp::now();
         let changes: Vec<Change> = old
             .into_values()
@@ -1258,11 +1333,12 @@ impl MemoryStore for ChromaStore {
     }
 
     async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
-        let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let unique: Vec<&str> = unique.into_iter().collect();
+        limits::check_ids("ids", ids).map_err(|e| tag(e, "reinforce"))?;
+        let keys: HashSet<String> = ids.iter().map(|id| rid(namespace, id)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let _guard = self.inner.write.lock().await;
         let old = self
-            .old_items(&unique)
+            .old_items(&refs)
             .await
             .map_err(|e| tag(e, "reinforce"))?;
         let changes: Vec<Change> = old
@@ -1348,8 +1424,9 @@ impl MemoryStore for ChromaStore {
     ) -> Result<()> {
         let op = "delete_if_expired_before";
         let _guard = self.inner.write.lock().await;
-        let mut old = self.old_items(&[id]).await.map_err(|e| tag(e, op))?;
-        match old.remove(id) {
+        let key = rid(namespace, id);
+        let mut old = self.old_items(&[&key]).await.map_err(|e| tag(e, op))?;
+        match old.remove(&key) {
             Some(o) if o.0.namespace == namespace && o.0.is_expired_at(cutoff) => {
                 self.remove_all(vec![o]).await.map_err(|e| tag(e, op))?;
                 Ok(())
@@ -1401,23 +1478,36 @@ impl MemoryStore for ChromaStore {
 
     async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
         check_namespace(to).map_err(|e| tag(e, "reassign"))?;
-        for id in ids {
-            check_id(id).map_err(|e| tag(e, "reassign"))?;
-        }
-        let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let unique: Vec<&str> = unique.into_iter().collect();
+        limits::check_ids("ids", ids).map_err(|e| tag(e, "reassign"))?;
+        let unique: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        let sources: Vec<String> = unique.iter().map(|id| rid(from, id)).collect();
+        let targets: Vec<String> = unique.iter().map(|id| rid(to, id)).collect();
         let _guard = self.inner.write.lock().await;
+        let refs: Vec<&str> = sources.iter().map(String::as_str).collect();
         let old = self
-            .old_items(&unique)
+            .old_items(&refs)
             .await
             .map_err(|e| tag(e, "reassign"))?;
-        let belonging: Vec<(MemoryItem, Map<String, Json>)> = old
+        let mut belonging: Vec<(MemoryItem, Map<String, Json>)> = old
             .into_values()
             .filter(|(i, _)| i.namespace == from)
             .collect();
+        belonging.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let n = belonging.len() as u64;
         if from == to {
             return Ok(n);
+        }
+        // All or nothing: an id the target already holds stops the move before any write.
+        let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+        let taken = self
+            .rows_by_id(&refs)
+            .await
+            .map_err(|e| tag(e, "reassign"))?;
+        if let Some((item, _)) = belonging
+            .iter()
+            .find(|(i, _)| taken.contains_key(&rid(to, &i.id)))
+        {
+            return Err(tag(reassign_conflict(&item.id, to), "reassign"));
         }
         let changes = belonging
             .into_iter()

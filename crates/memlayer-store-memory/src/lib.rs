@@ -1,17 +1,17 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use memlayer_ann::VectorSet;
 pub use memlayer_ann::{AnnConfig, Quantization, ScanSharing};
-use memlayer_store::lifecycle::{decay_item, is_idle, merge_upsert, reinforce_item, touch};
-use memlayer_store::limits::{
-    self, check_id, check_item, check_namespace, check_pin, check_query_dim,
+use memlayer_store::lifecycle::{
+    decay_item, is_idle, merge_upsert, reassign_conflict, reinforce_item, touch,
 };
+use memlayer_store::limits::{self, check_item, check_namespace, check_pin, check_query_dim};
 use memlayer_store::ranking::bm25::Bm25Index;
 use memlayer_store::ranking::vector::TopK;
 use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search, sort_page};
@@ -119,17 +119,25 @@ impl Namespace {
 
 #[derive(Debug, Default)]
 struct State {
-    items: HashMap<String, Stored>,
+    /// Items by namespace, then id: an item's identity is the pair, so the same id in two
+    /// namespaces is two items (decisions/0007).
+    items: HashMap<String, HashMap<String, Stored>>,
     namespaces: HashMap<String, Namespace>,
     pin: Option<EmbeddingPin>,
     ann: AnnConfig,
 }
 
 impl State {
+    fn stored(&self, namespace: &str, id: &str) -> Option<&Stored> {
+        self.items.get(namespace)?.get(id)
+    }
+
+    fn stored_mut(&mut self, namespace: &str, id: &str) -> Option<&mut Stored> {
+        self.items.get_mut(namespace)?.get_mut(id)
+    }
+
     fn live(&self, namespace: &str, id: &str) -> Option<&Stored> {
-        self.items
-            .get(id)
-            .filter(|s| s.item.namespace == namespace && !s.item.deleted)
+        self.stored(namespace, id).filter(|s| !s.item.deleted)
     }
 
     fn check_embedding(&self, item: &MemoryItem) -> Result<()> {
@@ -159,7 +167,7 @@ impl State {
         }
         let ann = self.ann;
         for (name, items) in by_namespace {
-            let ns = self.namespaces.entry(name).or_default();
+            let ns = self.namespaces.entry(name.clone()).or_default();
             if let Some(pin) = &self.pin
                 && ns.vectors.is_none()
                 && items.iter().any(|i| i.embedding.is_some())
@@ -174,24 +182,25 @@ impl State {
                     Some((i.id.clone(), i.embedding.as_ref()?.vector.as_slice()))
                 }))?;
             }
+            let stored = self.items.entry(name).or_default();
             for item in items {
-                if let Some(old) = self.items.get(&item.id) {
+                if let Some(old) = stored.get(&item.id) {
                     ns.unindex_owners(&old.item);
                 }
                 ns.index_owners(&item);
                 ns.ids.insert(item.id.clone());
                 ns.bm25.insert(item.id.clone(), &item.content);
-                self.items.insert(item.id.clone(), Stored { item });
+                stored.insert(item.id.clone(), Stored { item });
             }
         }
         Ok(())
     }
 
-    fn remove(&mut self, id: &str) -> Result<Option<Stored>> {
-        let Some(stored) = self.items.remove(id) else {
+    fn remove(&mut self, namespace: &str, id: &str) -> Result<Option<Stored>> {
+        let Some(stored) = self.items.get_mut(namespace).and_then(|m| m.remove(id)) else {
             return Ok(None);
         };
-        if let Some(ns) = self.namespaces.get_mut(&stored.item.namespace) {
+        if let Some(ns) = self.namespaces.get_mut(namespace) {
             ns.ids.remove(id);
             ns.unindex_owners(&stored.item);
             ns.bm25.remove(&stored.item.id);
@@ -199,7 +208,8 @@ impl State {
                 vectors.remove(&stored.item.id)?;
             }
             if ns.ids.is_empty() {
-                self.namespaces.remove(&stored.item.namespace);
+                self.namespaces.remove(namespace);
+                self.items.remove(namespace);
             }
         }
         Ok(Some(stored))
@@ -207,7 +217,7 @@ impl State {
 
     fn upsert_one(&mut self, item: MemoryItem, now: Timestamp) -> Result<MemoryItem> {
         self.check_embedding(&item)?;
-        let existing = self.items.get(&item.id).map(|s| &s.item);
+        let existing = self.stored(&item.namespace, &item.id).map(|s| &s.item);
         let merged = merge_upsert(existing, item, now)?;
         self.put_all(vec![merged.clone()])?;
         Ok(merged)
@@ -216,7 +226,7 @@ impl State {
     /// Items of a namespace passing the filter at `now`.
     fn visible<'a>(
         &'a self,
-        namespace: &str,
+        namespace: &'a str,
         filter: &'a Filter,
         now: Timestamp,
     ) -> impl Iterator<Item = &'a Stored> + 'a {
@@ -225,7 +235,7 @@ impl State {
             .and_then(|ns| ns.candidates(filter))
             .into_iter()
             .flatten()
-            .filter_map(|id| self.items.get(id))
+            .filter_map(move |id| self.stored(namespace, id))
             .filter(move |s| filter.matches(&s.item, now))
     }
 }
@@ -321,7 +331,7 @@ impl SearchLegs for InMemoryStore {
             if !top.admits_pair(score, id) {
                 continue;
             }
-            if let Some(s) = state.items.get(id)
+            if let Some(s) = state.stored(namespace, id)
                 && filter.matches(&s.item, now)
             {
                 top.offer(score, id.clone());
@@ -331,7 +341,7 @@ impl SearchLegs for InMemoryStore {
             .into_sorted()
             .into_iter()
             .filter_map(|(score, id)| {
-                let item = state.items.get(&id)?.item.clone();
+                let item = state.stored(namespace, &id)?.item.clone();
                 Some(leg_hit(item, score, RankedBy::Keyword))
             })
             .collect())
@@ -359,8 +369,7 @@ impl SearchLegs for InMemoryStore {
         let now = filter.effective_now();
         let passes = |id: &str| {
             state
-                .items
-                .get(id)
+                .stored(namespace, id)
                 .is_some_and(|s| filter.matches(&s.item, now))
         };
         let found = vectors.search(
@@ -381,7 +390,7 @@ impl SearchLegs for InMemoryStore {
             .hits
             .into_iter()
             .filter_map(|(score, id)| {
-                let item = state.items.get(&id)?.item.clone();
+                let item = state.stored(namespace, &id)?.item.clone();
                 Some(leg_hit(item, score, RankedBy::Vector))
             })
             .collect())
@@ -417,7 +426,7 @@ impl MemoryStore for InMemoryStore {
         let mut state = self.write()?;
         // All-or-nothing: apply to a scratch overlay first, then commit every row at once.
         let now = Timestamp::now();
-        let mut overlay: HashMap<String, MemoryItem> = HashMap::new();
+        let mut overlay: HashMap<(String, String), MemoryItem> = HashMap::new();
         let mut pin = state.pin.clone();
         let mut out = Vec::with_capacity(items.len());
         for item in items {
@@ -430,11 +439,12 @@ impl MemoryStore for InMemoryStore {
                     dim: e.dim(),
                 });
             }
+            let key = (item.namespace.clone(), item.id.clone());
             let existing = overlay
-                .get(&item.id)
-                .or_else(|| state.items.get(&item.id).map(|s| &s.item));
+                .get(&key)
+                .or_else(|| state.stored(&key.0, &key.1).map(|s| &s.item));
             let merged = merge_upsert(existing, item, now).map_err(|e| tag(e, "upsert_many"))?;
-            overlay.insert(merged.id.clone(), merged.clone());
+            overlay.insert(key, merged.clone());
             out.push(merged);
         }
         state
@@ -453,12 +463,9 @@ impl MemoryStore for InMemoryStore {
 
     async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
         let mut state = self.write()?;
-        match state.items.get(id) {
-            Some(s) if s.item.namespace == namespace => {
-                state.remove(id).map_err(|e| tag(e, "delete"))?;
-                Ok(())
-            }
-            _ => Err(tag(Error::not_found(namespace, id), "delete")),
+        match state.remove(namespace, id).map_err(|e| tag(e, "delete"))? {
+            Some(_) => Ok(()),
+            None => Err(tag(Error::not_found(namespace, id), "delete")),
         }
     }
 
@@ -473,7 +480,7 @@ impl MemoryStore for InMemoryStore {
             .collect();
         let stamp = Timestamp::now();
         for id in &ids {
-            if let Some(s) = state.items.get_mut(id) {
+            if let Some(s) = state.stored_mut(namespace, id) {
                 s.item.deleted = true;
                 touch(&mut s.item, stamp);
             }
@@ -489,7 +496,7 @@ impl MemoryStore for InMemoryStore {
         Ok(ns
             .ids
             .iter()
-            .filter_map(|id| state.items.get(id))
+            .filter_map(|id| state.stored(namespace, id))
             .filter(|s| options.include_deleted || !s.item.deleted)
             .count() as u64)
     }
@@ -513,8 +520,8 @@ impl MemoryStore for InMemoryStore {
             return Err(tag(Error::not_found(namespace, by), "supersede"));
         }
         let now = Timestamp::now();
-        match state.items.get_mut(id) {
-            Some(s) if s.item.namespace == namespace && !s.item.deleted => {
+        match state.stored_mut(namespace, id) {
+            Some(s) if !s.item.deleted => {
                 s.item.superseded_by = Some(by.to_owned());
                 s.item.valid_to = Some(now);
                 touch(&mut s.item, now);
@@ -526,8 +533,8 @@ impl MemoryStore for InMemoryStore {
 
     async fn restore(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
         let mut state = self.write()?;
-        match state.items.get_mut(id) {
-            Some(s) if s.item.namespace == namespace && !s.item.deleted => {
+        match state.stored_mut(namespace, id) {
+            Some(s) if !s.item.deleted => {
                 s.item.superseded_by = None;
                 s.item.valid_to = None;
                 touch(&mut s.item, Timestamp::now());
@@ -545,7 +552,7 @@ impl MemoryStore for InMemoryStore {
         let mut out: Vec<MemoryItem> = ns
             .ids
             .iter()
-            .filter_map(|i| state.items.get(i))
+            .filter_map(|i| state.stored(namespace, i))
             .filter(|s| !s.item.deleted && s.item.superseded_by.as_deref() == Some(id))
             .map(|s| s.item.clone())
             .collect();
@@ -558,12 +565,12 @@ impl MemoryStore for InMemoryStore {
     }
 
     async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
+        limits::check_ids("ids", ids).map_err(|e| tag(e, "reinforce"))?;
         let mut state = self.write()?;
         let mut n = 0;
         let unique: HashSet<&String> = ids.iter().collect();
         for id in unique {
-            if let Some(s) = state.items.get_mut(id.as_str())
-                && s.item.namespace == namespace
+            if let Some(s) = state.stored_mut(namespace, id)
                 && !s.item.deleted
             {
                 reinforce_item(&mut s.item, at);
@@ -588,7 +595,7 @@ impl MemoryStore for InMemoryStore {
         };
         let mut n = 0;
         for id in ids {
-            if let Some(s) = state.items.get_mut(&id)
+            if let Some(s) = state.stored_mut(namespace, &id)
                 && !s.item.deleted
                 && is_idle(&s.item, idle_before)
                 && decay_item(&mut s.item, factor, floor)
@@ -604,6 +611,7 @@ impl MemoryStore for InMemoryStore {
         let mut out: Vec<ExpiredItem> = state
             .items
             .values()
+            .flat_map(HashMap::values)
             .filter_map(|s| {
                 let at = s.item.expires_at.filter(|e| *e <= now)?;
                 Some(ExpiredItem {
@@ -629,10 +637,10 @@ impl MemoryStore for InMemoryStore {
         cutoff: Timestamp,
     ) -> Result<()> {
         let mut state = self.write()?;
-        match state.items.get(id) {
-            Some(s) if s.item.namespace == namespace && s.item.is_expired_at(cutoff) => {
+        match state.stored(namespace, id) {
+            Some(s) if s.item.is_expired_at(cutoff) => {
                 state
-                    .remove(id)
+                    .remove(namespace, id)
                     .map_err(|e| tag(e, "delete_if_expired_before"))?;
                 Ok(())
             }
@@ -655,38 +663,35 @@ impl MemoryStore for InMemoryStore {
         let Some(ns) = state.namespaces.remove(namespace) else {
             return Ok(0);
         };
-        for id in &ns.ids {
-            state.items.remove(id);
-        }
+        state.items.remove(namespace);
         Ok(ns.ids.len() as u64)
     }
 
     async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
         check_namespace(to).map_err(|e| tag(e, "reassign"))?;
-        for id in ids {
-            check_id(id).map_err(|e| tag(e, "reassign"))?;
-        }
+        limits::check_ids("ids", ids).map_err(|e| tag(e, "reassign"))?;
         let mut state = self.write()?;
-        let mut moved = 0;
-        let unique: HashSet<&String> = ids.iter().collect();
-        for id in unique {
-            let belongs = state
-                .items
-                .get(id.as_str())
-                .is_some_and(|s| s.item.namespace == from);
-            if belongs && from != to {
-                if let Some(mut stored) = state.remove(id).map_err(|e| tag(e, "reassign"))? {
-                    stored.item.namespace = to.to_owned();
-                    state
-                        .put_all(vec![stored.item])
-                        .map_err(|e| tag(e, "reassign"))?;
-                    moved += 1;
-                }
-            } else if belongs {
-                moved += 1;
+        let unique: BTreeSet<&String> = ids.iter().collect();
+        let present: Vec<&String> = unique
+            .into_iter()
+            .filter(|id| state.stored(from, id).is_some())
+            .collect();
+        if from == to {
+            return Ok(present.len() as u64);
+        }
+        // All or nothing: an id the target already holds stops the move before anything moves.
+        if let Some(id) = present.iter().find(|id| state.stored(to, id).is_some()) {
+            return Err(tag(reassign_conflict(id, to), "reassign"));
+        }
+        for id in &present {
+            if let Some(mut stored) = state.remove(from, id).map_err(|e| tag(e, "reassign"))? {
+                stored.item.namespace = to.to_owned();
+                state
+                    .put_all(vec![stored.item])
+                    .map_err(|e| tag(e, "reassign"))?;
             }
         }
-        Ok(moved)
+        Ok(present.len() as u64)
     }
 
     async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {

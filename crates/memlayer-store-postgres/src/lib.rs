@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use memlayer_store::lifecycle::{merge_upsert, reinforce_item};
-use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
+use memlayer_store::lifecycle::{merge_upsert, reassign_conflict, reinforce_item};
+use memlayer_store::limits::{self, check_namespace, check_pin};
 use memlayer_store::ranking::text;
 use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search};
 use memlayer_store::types::{MemoryItem, Timestamp};
@@ -641,16 +641,18 @@ impl PostgresStore {
             .into_iter()
             .map(|item| merge_upsert(None, item, now))
             .collect::<Result<Vec<_>>>()?;
-        // One statement per run of distinct ids (Postgres cannot update a row twice in one
-        // statement), in the batch's order, so a repeated id's later item wins.
+        // One statement per run of distinct (namespace, id) keys (Postgres cannot update a
+        // row twice in one statement), in the batch's order, so a repeated key's later item
+        // wins.
         let mut out = Vec::with_capacity(fresh.len());
         let mut run: Vec<MemoryItem> = Vec::new();
-        let mut ids = HashSet::new();
+        let mut keys = HashSet::new();
         for item in fresh {
-            if !ids.insert(item.id.clone()) {
+            let key = (item.namespace.clone(), item.id.clone());
+            if !keys.insert(key.clone()) {
                 out.extend(self.upsert_run(tx, std::mem::take(&mut run)).await?);
-                ids.clear();
-                ids.insert(item.id.clone());
+                keys.clear();
+                keys.insert(key);
             }
             run.push(item);
         }
@@ -728,7 +730,7 @@ impl PostgresStore {
                 user_id, session_id, task_id, agent_id, extra, tags, tier, expires_at, importance, confidence,
                 access_count, last_accessed_at, superseded_by, valid_from, valid_to, created_at, updated_at,
                 embedding_model, embedding, doc_len)
-             ON CONFLICT (id) DO UPDATE SET
+             ON CONFLICT (namespace, id) DO UPDATE SET
                 kind = EXCLUDED.kind, content = EXCLUDED.content, status = EXCLUDED.status,
                 tool_calls = EXCLUDED.tool_calls, tool_call_id = EXCLUDED.tool_call_id,
                 tool_name = EXCLUDED.tool_name, is_error = EXCLUDED.is_error, user_id = EXCLUDED.user_id,
@@ -741,17 +743,17 @@ impl PostgresStore {
                 version = i.version + 1, deleted = false,
                 embedding_model = EXCLUDED.embedding_model, embedding = EXCLUDED.embedding,
                 doc_len = EXCLUDED.doc_len
-             WHERE i.namespace = EXCLUDED.namespace
-               AND (i.deleted OR i.status = EXCLUDED.status OR i.status = 'draft'
-                    OR (i.status = 'accepted' AND EXCLUDED.status = 'discard'))
+             WHERE i.deleted OR i.status = EXCLUDED.status OR i.status = 'draft'
+                   OR (i.status = 'accepted' AND EXCLUDED.status = 'discard')
              RETURNING {ITEM_COLUMNS}"
         );
+        let namespaces = text(&|i| i.namespace.clone());
         let rows = tx
             .query(
                 &sql,
                 &[
                     &ids,
-                    &text(&|i| i.namespace.clone()),
+                    &namespaces,
                     &text(&|i| i.kind.as_str().to_owned()),
                     &text(&|i| i.content.clone()),
                     &text(&|i| i.status.as_str().to_owned()),
@@ -783,18 +785,22 @@ impl PostgresStore {
             )
             .await
             .map_err(map_pg)?;
-        let mut stored: HashMap<String, MemoryItem> = HashMap::with_capacity(rows.len());
+        let mut stored: HashMap<(String, String), MemoryItem> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let item = read_item(row)?;
-            stored.insert(item.id.clone(), item);
+            stored.insert((item.namespace.clone(), item.id.clone()), item);
         }
-        if let Some(refused) = run.iter().find(|i| !stored.contains_key(&i.id)) {
+        let key = |i: &MemoryItem| (i.namespace.clone(), i.id.clone());
+        if let Some(refused) = run.iter().find(|i| !stored.contains_key(&key(i))) {
             return Err(self.refusal(tx, refused).await);
         }
         // Postings: the run's old ones go, its new ones come in one statement.
         tx.execute(
-            &format!("DELETE FROM {s}.postings WHERE item_id = ANY($1)"),
-            &[&ids],
+            &format!(
+                "DELETE FROM {s}.postings WHERE (namespace, item_id) IN
+                 (SELECT * FROM unnest($1::text[], $2::text[]))"
+            ),
+            &[&namespaces, &ids],
         )
         .await
         .map_err(map_pg)?;
@@ -819,19 +825,18 @@ impl PostgresStore {
         .await
         .map_err(map_pg)?;
         // In the batch's order.
-        Ok(run.iter().filter_map(|i| stored.remove(&i.id)).collect())
+        Ok(run.iter().filter_map(|i| stored.remove(&key(i))).collect())
     }
 
-    /// Why the upsert guard refused `item`: another namespace owns the id, or the status move
-    /// is illegal.
+    /// Why the upsert guard refused `item`: the status move is illegal.
     async fn refusal(&self, tx: &tokio_postgres::Transaction<'_>, item: &MemoryItem) -> Error {
         let existing = match tx
             .query_opt(
                 &format!(
-                    "SELECT namespace, status FROM {}.items WHERE id = $1",
+                    "SELECT status FROM {}.items WHERE namespace = $1 AND id = $2",
                     self.s()
                 ),
-                &[&item.id],
+                &[&item.namespace, &item.id],
             )
             .await
         {
@@ -839,18 +844,11 @@ impl PostgresStore {
             Err(e) => return map_pg(e),
         };
         match existing {
-            Some(r) if r.get::<_, String>(0) != item.namespace => Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "id {:?} already exists in another namespace; upsert into {:?} refused",
-                    item.id, item.namespace
-                ),
-            ),
             Some(r) => Error::invalid(
                 "status",
                 format!(
                     "cannot move from {} to {}; legal moves are draft->accepted, draft->discard, accepted->discard",
-                    r.get::<_, String>(1),
+                    r.try_get::<_, String>(0).unwrap_or_default(),
                     item.status.as_str()
                 ),
             ),
@@ -924,7 +922,9 @@ impl SearchLegs for PostgresStore {
                      SELECT i.*, s.score::float8
                      FROM (SELECT item_id, score FROM sc ORDER BY score DESC, item_id COLLATE \"C\" ASC) s
                      CROSS JOIN LATERAL (SELECT {ITEM_COLUMNS}
-                                         FROM (SELECT * FROM {s}.items WHERE id = s.item_id OFFSET 0) i
+                                         FROM (SELECT * FROM {s}.items
+                                               WHERE namespace = {ns_param} AND id = s.item_id
+                                               OFFSET 0) i
                                          {} LIMIT 1) i
                      ORDER BY s.score DESC, s.item_id COLLATE \"C\" ASC LIMIT {lim}",
                     q.where_sql()
@@ -1092,7 +1092,7 @@ impl MemoryStore for PostgresStore {
         let now = q.bind(Timestamp::now().as_millis());
         let sql = format!(
             "UPDATE {s}.items SET deleted = true, updated_at = GREATEST({now}, updated_at + 1)
-             WHERE id IN (SELECT i.id FROM {s}.items i {})",
+             WHERE (namespace, id) IN (SELECT i.namespace, i.id FROM {s}.items i {})",
             q.where_sql(),
             s = self.s()
         );
@@ -1143,8 +1143,10 @@ impl MemoryStore for PostgresStore {
             .transaction()
             .await
             .map_err(|e| tag(map_pg(e), "supersede"))?;
+        // `by` is locked until the commit, so a concurrent delete cannot leave the item
+        // superseded by a row that no longer exists (as SQLite's and Redis's writes ensure).
         if self
-            .live_item(&*tx, namespace, by, false)
+            .live_item(&*tx, namespace, by, true)
             .await
             .map_err(|e| tag(e, "supersede"))?
             .is_none()
@@ -1204,6 +1206,7 @@ impl MemoryStore for PostgresStore {
     }
 
     async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
+        limits::check_ids("ids", ids).map_err(|e| tag(e, "reinforce"))?;
         let unique: HashSet<&String> = ids.iter().collect();
         let mut unique: Vec<&String> = unique.into_iter().collect();
         // A fixed lock order keeps concurrent reinforcements from deadlocking.
@@ -1225,13 +1228,15 @@ impl MemoryStore for PostgresStore {
             reinforce_item(&mut item, at);
             tx.execute(
                 &format!(
-                    "UPDATE {}.items SET access_count = $1, last_accessed_at = $2, expires_at = $3 WHERE id = $4",
+                    "UPDATE {}.items SET access_count = $1, last_accessed_at = $2, expires_at = $3
+                     WHERE namespace = $4 AND id = $5",
                     self.s()
                 ),
                 &[
                     &i64::try_from(item.access_count).unwrap_or(i64::MAX),
                     &at.as_millis(),
                     &item.expires_at.map(Timestamp::as_millis),
+                    &namespace,
                     &item.id,
                 ],
             )
@@ -1352,9 +1357,7 @@ impl MemoryStore for PostgresStore {
 
     async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
         check_namespace(to).map_err(|e| tag(e, "reassign"))?;
-        for id in ids {
-            check_id(id).map_err(|e| tag(e, "reassign"))?;
-        }
+        limits::check_ids("ids", ids).map_err(|e| tag(e, "reassign"))?;
         let ids: Vec<String> = ids
             .iter()
             .cloned()
@@ -1366,19 +1369,39 @@ impl MemoryStore for PostgresStore {
             .transaction()
             .await
             .map_err(|e| tag(map_pg(e), "reassign"))?;
+        if from != to {
+            // All or nothing: an id the target already holds stops the move and is named (a
+            // row written there concurrently still fails the statement on the primary key).
+            let taken = tx
+                .query_opt(
+                    &format!(
+                        "SELECT t.id FROM {s}.items t JOIN {s}.items f ON f.id = t.id
+                         WHERE t.namespace = $1 AND f.namespace = $2 AND t.id = ANY($3::text[])
+                         ORDER BY t.id COLLATE \"C\" LIMIT 1",
+                        s = self.s()
+                    ),
+                    &[&to, &from, &ids],
+                )
+                .await
+                .map_err(|e| tag(map_pg(e), "reassign"))?;
+            if let Some(row) = taken {
+                let id: String = row
+                    .try_get(0)
+                    .map_err(|e| tag(error::corrupt("id", e), "reassign"))?;
+                return Err(tag(reassign_conflict(&id, to), "reassign"));
+            }
+        }
+        // The postings follow their items through the foreign key's ON UPDATE CASCADE.
         let n = tx
             .execute(
-                &format!("UPDATE {}.items SET namespace = $1 WHERE id = ANY($2::text[]) AND namespace = $3", self.s()),
-                &[&to, &ids, &from],
+                &format!(
+                    "UPDATE {}.items SET namespace = $1 WHERE namespace = $2 AND id = ANY($3::text[])",
+                    self.s()
+                ),
+                &[&to, &from, &ids],
             )
             .await
             .map_err(|e| tag(map_pg(e), "reassign"))?;
-        tx.execute(
-            &format!("UPDATE {}.postings SET namespace = $1 WHERE item_id = ANY($2::text[]) AND namespace = $3", self.s()),
-            &[&to, &ids, &from],
-        )
-        .await
-        .map_err(|e| tag(map_pg(e), "reassign"))?;
         tx.commit().await.map_err(|e| tag(map_pg(e), "reassign"))?;
         Ok(n)
     }

@@ -115,6 +115,21 @@ fn migrations(s: &str) -> Vec<String> {
             FOR EACH STATEMENT EXECUTE FUNCTION {s}.namespace_stats_apply();
         "#
         ),
+        // 3: an item's identity is (namespace, id), so the same id in two namespaces is two
+        // items (decisions/0007). Postings follow their item's key, also when `reassign` moves
+        // it to another namespace.
+        format!(
+            r#"
+        ALTER TABLE {s}.postings DROP CONSTRAINT postings_item_id_fkey;
+        ALTER TABLE {s}.items DROP CONSTRAINT items_pkey;
+        ALTER TABLE {s}.items ADD PRIMARY KEY (namespace, id);
+        ALTER TABLE {s}.postings ADD CONSTRAINT postings_item_fkey
+            FOREIGN KEY (namespace, item_id) REFERENCES {s}.items (namespace, id)
+            ON DELETE CASCADE ON UPDATE CASCADE;
+        DROP INDEX {s}.postings_item;
+        CREATE INDEX postings_item ON {s}.postings (namespace, item_id);
+        "#
+        ),
     ]
 }
 

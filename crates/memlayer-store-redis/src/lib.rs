@@ -16,7 +16,8 @@ use fred::interfaces::{ClientLike, FredResult};
 use fred::prelude::Builder;
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::{CustomCommand, Value};
-use memlayer_store::limits::{self, check_id, check_namespace, check_pin};
+use memlayer_store::lifecycle::reassign_conflict;
+use memlayer_store::limits::{self, check_namespace, check_pin};
 use memlayer_store::ranking::{bm25, text};
 use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search};
 use memlayer_store::types::{Embedding, Kind, MemoryItem, Metadata, Status, Tier, Timestamp};
@@ -34,6 +35,8 @@ const BACKEND: &str = "redis";
 const NONE: &str = "none";
 const NO_ACCESS: f64 = -1e18;
 const OPEN_END: f64 = 1e18;
+/// Index fields for numeric metadata keys, at most, per store (see `may_add_numeric`).
+const MAX_NUMERIC_FIELDS: usize = 64;
 
 /// How to reach Redis.
 #[derive(Clone, Debug)]
@@ -328,6 +331,7 @@ impl RedisStore {
             closed: Arc::new(AtomicBool::new(false)),
         };
         store.ensure_index().await.map_err(|e| tag(e, "connect"))?;
+        store.migrate_keys().await.map_err(|e| tag(e, "connect"))?;
         if let (Some(want), Some(have)) = (&store.config.expected_pin, store.load_pin().await?)
             && *want != have
         {
@@ -345,8 +349,76 @@ impl RedisStore {
         Ok(store)
     }
 
-    fn key(&self, id: &str) -> String {
-        format!("{}i:{id}", self.config.prefix)
+    /// The hash of an item: its identity is (namespace, id), so the key holds both, the
+    /// namespace as a fixed-length digest so that no id can forge another namespace's key
+    /// (decisions/0007).
+    fn key(&self, namespace: &str, id: &str) -> String {
+        format!("{}i:{}:{id}", self.config.prefix, token(namespace))
+    }
+
+    /// Renames the hashes of a store written before keys held the namespace (`i:{id}`) to
+    /// their (namespace, id) keys, once; `meta.keys = ns` records that it is done. A rename
+    /// never overwrites a key, and a key already in place is left alone, so two processes
+    /// opening the same old store at once both finish with every item under its new key.
+    async fn migrate_keys(&self) -> Result<()> {
+        let done = self
+            .call("HGET", vec![self.meta_key().into(), "keys".into()])
+            .await?;
+        if string_of(&done).as_deref() == Some("ns") {
+            return Ok(());
+        }
+        let pattern = format!("{}i:*", self.config.prefix);
+        let mut cursor = "0".to_owned();
+        loop {
+            let reply = self
+                .call(
+                    "SCAN",
+                    vec![
+                        cursor.clone().into(),
+                        "MATCH".into(),
+                        pattern.clone().into(),
+                        "COUNT".into(),
+                        "1000".into(),
+                    ],
+                )
+                .await?
+                .into_array();
+            cursor = reply.first().and_then(string_of).unwrap_or_default();
+            let keys = reply
+                .into_iter()
+                .nth(1)
+                .map(Value::into_array)
+                .unwrap_or_default();
+            for key in keys.iter().filter_map(string_of) {
+                let owner = self
+                    .call(
+                        "HMGET",
+                        vec![key.clone().into(), "namespace".into(), "id".into()],
+                    )
+                    .await?
+                    .into_array();
+                let (Some(ns), Some(id)) = (
+                    owner.first().and_then(string_of),
+                    owner.get(1).and_then(string_of),
+                ) else {
+                    continue;
+                };
+                let target = self.key(&ns, &id);
+                if target != key {
+                    self.eval(scripts::MOVE_KEY, vec![key, target], Vec::new())
+                        .await?;
+                }
+            }
+            if cursor == "0" || cursor.is_empty() {
+                break;
+            }
+        }
+        self.call(
+            "HSET",
+            vec![self.meta_key().into(), "keys".into(), "ns".into()],
+        )
+        .await?;
+        Ok(())
     }
 
     fn index(&self) -> String {
@@ -596,6 +668,18 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Whether a write may add an index field for a numeric metadata key: known fields, and
+    /// new ones up to [`MAX_NUMERIC_FIELDS`] per store. The index schema is shared by every
+    /// tenant and RediSearch caps its fields, so tenants' keys must not grow it without bound;
+    /// conditions on keys past the cap are checked on the items.
+    fn may_add_numeric(&self, field: &str) -> bool {
+        let known = self
+            .numeric_fields
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.contains(field) || known.len() < MAX_NUMERIC_FIELDS
+    }
+
     fn knows_numeric(&self, field: &str) -> bool {
         self.numeric_fields
             .lock()
@@ -794,7 +878,9 @@ impl RedisStore {
                 (op, Json::Number(n)) => {
                     let field = numeric_field(&c.key);
                     if !self.knows_numeric(&field) {
-                        empty = true;
+                        // No index field for this key (past the cap, or added by another
+                        // process since this one connected): checked on the items instead.
+                        residual.push(c.clone());
                         continue;
                     }
                     let v = n.as_f64().unwrap_or(0.0);
@@ -1528,14 +1614,17 @@ impl MemoryStore for RedisStore {
         }
         for item in &fresh {
             for (k, v) in &item.metadata.extra {
-                if v.is_number() {
+                if v.is_number() && self.may_add_numeric(&numeric_field(k)) {
                     self.ensure_numeric_field(&numeric_field(k), k)
                         .await
                         .map_err(|e| tag(e, op))?;
                 }
             }
         }
-        let mut keys: Vec<String> = fresh.iter().map(|i| self.key(&i.id)).collect();
+        let mut keys: Vec<String> = fresh
+            .iter()
+            .map(|i| self.key(&i.namespace, &i.id))
+            .collect();
         keys.push(self.counts_key());
         keys.push(self.lens_key());
         let mut args: Vec<Value> = vec![now.as_millis().to_string().into()];
@@ -1565,19 +1654,6 @@ impl MemoryStore for RedisStore {
                     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
                     digits.parse::<usize>().ok()
                 };
-                if let Some(i) = index("CONFLICT ") {
-                    let item = &fresh[i.saturating_sub(1).min(fresh.len() - 1)];
-                    return Err(tag(
-                        Error::new(
-                            ErrorKind::Conflict,
-                            format!(
-                                "id {:?} already exists in another namespace; upsert into {:?} refused",
-                                item.id, item.namespace
-                            ),
-                        ),
-                        op,
-                    ));
-                }
                 if let Some(i) = index("STATUS ") {
                     let item = &fresh[i.saturating_sub(1).min(fresh.len() - 1)];
                     let old = msg
@@ -1621,7 +1697,7 @@ impl MemoryStore for RedisStore {
 
     async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
         let v = self
-            .call("HGETALL", vec![self.key(id).into()])
+            .call("HGETALL", vec![self.key(namespace, id).into()])
             .await
             .map_err(|e| tag(e, "get"))?;
         let arr = v.into_array();
@@ -1651,7 +1727,7 @@ impl MemoryStore for RedisStore {
         let n = self
             .eval(
                 scripts::DELETE,
-                vec![self.key(id), self.counts_key(), self.lens_key()],
+                vec![self.key(namespace, id), self.counts_key(), self.lens_key()],
                 vec![namespace.into(), "".into()],
             )
             .await
@@ -1681,7 +1757,7 @@ impl MemoryStore for RedisStore {
             let r = self
                 .eval(
                     scripts::SOFT_DELETE,
-                    vec![self.key(&item.id)],
+                    vec![self.key(namespace, &item.id)],
                     vec![namespace.into(), now.clone().into()],
                 )
                 .await
@@ -1733,7 +1809,7 @@ impl MemoryStore for RedisStore {
         let r = self
             .eval(
                 scripts::SUPERSEDE,
-                vec![self.key(id), self.key(by)],
+                vec![self.key(namespace, id), self.key(namespace, by)],
                 vec![namespace.into(), now.into(), by.into(), token(by).into()],
             )
             .await
@@ -1750,7 +1826,7 @@ impl MemoryStore for RedisStore {
         let r = self
             .eval(
                 scripts::SUPERSEDE,
-                vec![self.key(id), self.key(id)],
+                vec![self.key(namespace, id), self.key(namespace, id)],
                 vec![namespace.into(), now.into(), "".into(), NONE.into()],
             )
             .await
@@ -1788,12 +1864,13 @@ impl MemoryStore for RedisStore {
     }
 
     async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
+        limits::check_ids("ids", ids).map_err(|e| tag(e, "reinforce"))?;
         let unique: HashSet<&String> = ids.iter().collect();
         let mut n = 0;
         for id in unique {
             // The tier is needed for the TTL: read it, then the script re-checks everything.
             let tier = self
-                .call("HGET", vec![self.key(id).into(), "tier".into()])
+                .call("HGET", vec![self.key(namespace, id).into(), "tier".into()])
                 .await
                 .map_err(|e| tag(e, "reinforce"))?;
             let ttl = string_of(&tier)
@@ -1803,7 +1880,7 @@ impl MemoryStore for RedisStore {
             let r = self
                 .eval(
                     scripts::REINFORCE,
-                    vec![self.key(id)],
+                    vec![self.key(namespace, id)],
                     vec![
                         namespace.into(),
                         at.as_millis().to_string().into(),
@@ -1839,7 +1916,7 @@ impl MemoryStore for RedisStore {
             let r = self
                 .eval(
                     scripts::DECAY,
-                    vec![self.key(&id)],
+                    vec![self.key(namespace, &id)],
                     vec![
                         namespace.into(),
                         idle_before.as_millis().to_string().into(),
@@ -1900,7 +1977,7 @@ impl MemoryStore for RedisStore {
         let n = self
             .eval(
                 scripts::DELETE,
-                vec![self.key(id), self.counts_key(), self.lens_key()],
+                vec![self.key(namespace, id), self.counts_key(), self.lens_key()],
                 vec![namespace.into(), cutoff.as_millis().to_string().into()],
             )
             .await
@@ -1942,7 +2019,7 @@ impl MemoryStore for RedisStore {
             let r = self
                 .eval(
                     scripts::DELETE,
-                    vec![self.key(&id), self.counts_key(), self.lens_key()],
+                    vec![self.key(namespace, &id), self.counts_key(), self.lens_key()],
                     vec![namespace.into(), "".into()],
                 )
                 .await
@@ -1956,25 +2033,47 @@ impl MemoryStore for RedisStore {
 
     async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
         check_namespace(to).map_err(|e| tag(e, "reassign"))?;
-        for id in ids {
-            check_id(id).map_err(|e| tag(e, "reassign"))?;
+        limits::check_ids("ids", ids).map_err(|e| tag(e, "reassign"))?;
+        let unique: Vec<&String> = ids.iter().collect::<BTreeSet<_>>().into_iter().collect();
+        let mut keys = Vec::with_capacity(unique.len() * 2 + 2);
+        for id in &unique {
+            keys.push(self.key(from, id));
+            keys.push(self.key(to, id));
         }
-        let unique: HashSet<&String> = ids.iter().collect();
-        let mut n = 0;
-        for id in unique {
-            let r = self
-                .eval(
-                    scripts::REASSIGN,
-                    vec![self.key(id), self.counts_key(), self.lens_key()],
-                    vec![from.into(), to.into(), token(to).into()],
-                )
-                .await
-                .map_err(|e| tag(e, "reassign"))?;
-            if r.as_i64() == Some(1) {
-                n += 1;
+        keys.push(self.counts_key());
+        keys.push(self.lens_key());
+        // One script, so the move is all or nothing: a conflict moves no item.
+        let moved = match self
+            .eval(
+                scripts::REASSIGN,
+                keys,
+                vec![from.into(), to.into(), token(to).into()],
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                let conflicting = e
+                    .to_string()
+                    .split("CONFLICT ")
+                    .nth(1)
+                    .map(|rest| {
+                        rest.chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect::<String>()
+                    })
+                    .and_then(|digits| digits.parse::<usize>().ok())
+                    .and_then(|i| unique.get(i.wrapping_sub(1)).copied());
+                return Err(tag(
+                    match conflicting {
+                        Some(id) => reassign_conflict(id, to),
+                        None => e,
+                    },
+                    "reassign",
+                ));
             }
-        }
-        Ok(n)
+        };
+        Ok(moved.as_i64().map_or(0, |n| n.max(0) as u64))
     }
 
     async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {

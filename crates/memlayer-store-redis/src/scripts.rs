@@ -7,7 +7,7 @@
 /// the n pairs.
 /// All items are checked before any is written; returns per item
 /// {version, created_at, updated_at, access_count, last_accessed_at or ""}, or an error
-/// `CONFLICT <i>` / `STATUS <i> <old>`.
+/// `STATUS <i> <old>`. Keys hold the namespace, so a stored row is always the same item's.
 pub(crate) const UPSERT: &str = r#"
 local now = tonumber(ARGV[1])
 local nkeys = #KEYS - 2
@@ -32,7 +32,6 @@ for i = 1, nkeys do
   if old == nil then
     row = {ns = ns, status = status, deleted = '0', version = 1, created = created, updated = math.max(now, tonumber(created)), count = new_count, accessed = new_accessed}
   else
-    if old.ns ~= ns then return redis.error_reply('CONFLICT ' .. i) end
     if old.deleted ~= '1' and not (old.status == status or old.status == 'draft' or (old.status == 'accepted' and status == 'discard')) then
       return redis.error_reply('STATUS ' .. i .. ' ' .. old.status)
     end
@@ -144,21 +143,39 @@ end
 return 1
 "#;
 
-/// Moves KEYS[1] from ARGV[1] to ARGV[2] (ARGV[3] = the new namespace's tag). KEYS[2] and
-/// KEYS[3] are the namespace count and length hashes. Returns 1 or 0.
+/// Moves items between namespaces, all or nothing. KEYS: per id its key in the source
+/// namespace and its key in the target, then the namespace-count and namespace-length hashes.
+/// ARGV[1] = from, ARGV[2] = to, ARGV[3] = the target's tag. Ids not live or soft-deleted in
+/// the source are skipped. Returns how many moved, or the error `CONFLICT <i>` (nothing
+/// moved) when the target already holds the i-th id.
 pub(crate) const REASSIGN: &str = r#"
-local v = redis.call('HMGET', KEYS[1], 'namespace', 'doc_len')
-if v[1] ~= ARGV[1] then return 0 end
-local len = tonumber(v[2] or '0')
-redis.call('HSET', KEYS[1], 'namespace', ARGV[2], 't_ns', ARGV[3])
-redis.call('HINCRBY', KEYS[3], ARGV[1], -len)
-redis.call('HINCRBY', KEYS[3], ARGV[2], len)
-if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1])
+local n = (#KEYS - 2) / 2
+local counts, lens = KEYS[#KEYS - 1], KEYS[#KEYS]
+local present = {}
+for i = 1, n do
+  local src, dst = KEYS[2 * i - 1], KEYS[2 * i]
+  if redis.call('HGET', src, 'namespace') == ARGV[1] then
+    if src ~= dst and redis.call('EXISTS', dst) == 1 then
+      return redis.error_reply('CONFLICT ' .. i)
+    end
+    present[#present + 1] = i
+  end
 end
-redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-return 1
+if ARGV[1] == ARGV[2] then return #present end
+for _, i in ipairs(present) do
+  local src, dst = KEYS[2 * i - 1], KEYS[2 * i]
+  local len = tonumber(redis.call('HGET', src, 'doc_len') or '0')
+  redis.call('RENAME', src, dst)
+  redis.call('HSET', dst, 'namespace', ARGV[2], 't_ns', ARGV[3])
+  redis.call('HINCRBY', lens, ARGV[1], -len)
+  redis.call('HINCRBY', lens, ARGV[2], len)
+  if redis.call('HINCRBY', counts, ARGV[1], -1) <= 0 then
+    redis.call('HDEL', counts, ARGV[1])
+    redis.call('HDEL', lens, ARGV[1])
+  end
+  redis.call('HINCRBY', counts, ARGV[2], 1)
+end
+return #present
 "#;
 
 /// Decays KEYS[1] if it lives in ARGV[1], is not deleted and is idle before ARGV[2] (last
@@ -182,4 +199,10 @@ local i1, c1 = decayed(i0), decayed(c0)
 if i1 == i0 and c1 == c0 then return 0 end
 redis.call('HSET', KEYS[1], 'importance', string.format('%.9g', i1), 'imp', string.format('%.17g', i1), 'confidence', string.format('%.9g', c1))
 return 1
+"#;
+
+/// Renames KEYS[1] to KEYS[2] unless KEYS[1] is gone or KEYS[2] exists. Returns 1 or 0.
+pub(crate) const MOVE_KEY: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('RENAMENX', KEYS[1], KEYS[2]) end
+return 0
 "#;

@@ -47,6 +47,24 @@ fn set_durability(conn: &Connection, busy_timeout: Duration, sync: Synchronous) 
         .map_err(map_sqlite)
 }
 
+/// Creates the database file owner-only before SQLite opens it (SQLite gives its WAL and
+/// shared-memory files the database's permissions); an existing file is left as it is.
+fn private_file(path: &str) -> Result<()> {
+    let file = std::path::Path::new(path);
+    if file.exists() || path.starts_with("file:") {
+        return Ok(());
+    }
+    memlayer_store::files::create_private(file)
+        .map(drop)
+        .map_err(|e| {
+            memlayer_store::Error::new(
+                memlayer_store::ErrorKind::Unavailable,
+                format!("cannot create the database file {path}: {e}"),
+            )
+            .with_backend(crate::BACKEND)
+        })
+}
+
 /// Registers sqlite-vec and memlayer's SQL functions on a connection that reads or writes
 /// items, and sets its pragmas.
 pub(crate) fn prepare(conn: &Connection, busy_timeout: Duration, sync: Synchronous) -> Result<()> {
@@ -54,9 +72,11 @@ pub(crate) fn prepare(conn: &Connection, busy_timeout: Duration, sync: Synchrono
     set_durability(conn, busy_timeout, sync)?;
     // Pages are read through a memory map of the file (shared with the other connections
     // through the OS page cache) rather than copied by a read call each: a search reads its
-    // candidates' rows at random.
+    // candidates' rows at random. Deleted content is overwritten with zeros as it is freed, so
+    // a forgotten memory leaves no copy in the file (docs/security.md).
     conn.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = {MMAP_BYTES};"
+        "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = {MMAP_BYTES}; \
+         PRAGMA secure_delete = ON;"
     ))
     .map_err(map_sqlite)?;
     // A search's statements differ by filter and by how many ids they name.
@@ -133,7 +153,9 @@ struct ReaderPool {
 
 /// The connections of one store.
 pub(crate) struct Db {
-    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<mpsc::SyncSender<Job>>>,
+    /// Writes queued for the writer thread and not yet started.
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
     thread: Mutex<Option<JoinHandle<()>>>,
     readers: Option<Arc<ReaderPool>>,
 }
@@ -147,6 +169,19 @@ impl std::fmt::Debug for Db {
             )
             .finish()
     }
+}
+
+/// Writes that may wait for the writer thread at once; the next is refused with a temporary
+/// `Unavailable` (a server answers 503), so a burst cannot queue without bound in memory.
+pub(crate) const WRITE_QUEUE: usize = 1024;
+
+fn queue_full() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!("{WRITE_QUEUE} writes are already waiting for the database; retry shortly"),
+    )
+    .with_backend(BACKEND)
+    .set_temporary(true)
 }
 
 fn closed() -> Error {
@@ -170,17 +205,19 @@ impl Db {
         sync: Synchronous,
         init: impl FnOnce(&mut Connection) -> Result<()> + Send + 'static,
     ) -> Result<Db> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::sync_channel::<Job>(WRITE_QUEUE);
         let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
         let writer_path = path.clone();
         let thread = std::thread::Builder::new()
             .name("memlayer-sqlite-writer".into())
             .spawn(move || {
                 let opened = match &writer_path {
-                    Some(p) => Connection::open(p),
-                    None => Connection::open_in_memory(),
+                    Some(p) => {
+                        private_file(p).and_then(|()| Connection::open(p).map_err(map_sqlite))
+                    }
+                    None => Connection::open_in_memory().map_err(map_sqlite),
                 };
-                let mut conn = match opened.map_err(map_sqlite) {
+                let mut conn = match opened {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -253,27 +290,48 @@ impl Db {
         };
         Ok(Db {
             writer: Mutex::new(Some(tx)),
+            backlog: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             thread: Mutex::new(Some(thread)),
             readers,
         })
     }
 
-    /// Runs `f` on the writer thread. The job runs to completion even if the caller goes away,
+    /// Runs `f` on the writer thread (refused at once when [`WRITE_QUEUE`] writes already
+    /// wait). The job runs to completion even if the caller goes away,
     /// so a transaction is either committed or rolled back, never left half-done.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
+        let backlog = self.backlog.clone();
         let job: Job = Box::new(move |conn| {
+            backlog.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
             let _ = tx.send(f(conn));
         });
         {
             let guard = lock(&self.writer);
             let sender = guard.as_ref().ok_or_else(closed)?;
-            sender.send(job).map_err(|_| closed())?;
+            self.backlog
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            let sent = sender.try_send(job);
+            if sent.is_err() {
+                self.backlog
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
+            match sent {
+                Ok(()) => {}
+                Err(mpsc::TrySendError::Full(_)) => return Err(queue_full()),
+                Err(mpsc::TrySendError::Disconnected(_)) => return Err(closed()),
+            }
         }
         rx.await.map_err(|_| closed())?
+    }
+
+    /// Writes waiting for the writer thread.
+    #[cfg(test)]
+    pub(crate) fn writer_backlog(&self) -> usize {
+        self.backlog.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Runs `f` on a reader connection (or on the writer when there are none).
@@ -332,5 +390,61 @@ impl Db {
                 .map_err(|_| Error::new(ErrorKind::Unexpected, "the writer thread panicked"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the writer busy and [`WRITE_QUEUE`] writes waiting, the next write is refused at
+    /// once with a temporary `Unavailable`, and the waiting ones all run.
+    #[tokio::test]
+    async fn a_full_write_queue_refuses_the_next_write() {
+        let db = Arc::new(
+            Db::open(None, 0, Duration::from_secs(1), Synchronous::Normal, |_| {
+                Ok(())
+            })
+            .await
+            .unwrap(),
+        );
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |_| {
+                    let _ = started.send(());
+                    let _ = hold.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        // The blocking job runs on the writer thread, so the queue behind it starts empty.
+        tokio::task::spawn_blocking(move || running.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut waiting = Vec::new();
+        for _ in 0..WRITE_QUEUE {
+            let db = db.clone();
+            waiting.push(tokio::spawn(async move { db.write(|_| Ok(1u32)).await }));
+        }
+        // Each spawned write enqueues on its first poll; wait until every one has.
+        while db.writer_backlog() < WRITE_QUEUE {
+            tokio::task::yield_now().await;
+        }
+        let refused = db.write(|_| Ok(0u32)).await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Unavailable);
+        assert!(refused.is_temporary());
+        assert!(refused.to_string().contains("1024"), "{refused}");
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        let mut done = 0;
+        for w in waiting {
+            done += w.await.unwrap().unwrap();
+        }
+        assert_eq!(done as usize, WRITE_QUEUE);
     }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use memlayer_ann::{AnnConfig, Origin, VectorSet};
@@ -49,15 +50,57 @@ struct State {
     texts: HashMap<String, Bm25Index<String>>,
     /// How each namespace's vector set was last loaded (kept across resets).
     origins: HashMap<String, Origin>,
+    /// When each namespace with an index was last searched (a tick of [`SearchIndex`]'s
+    /// clock), for dropping the least recently used past the budget.
+    used: HashMap<String, AtomicU64>,
 }
 
 impl State {
     fn reset(&mut self, generation: i64) {
         self.sets.clear();
         self.texts.clear();
+        self.used.clear();
         self.generation = generation;
     }
+
+    /// About how many bytes a namespace's indexes take: each vector's components and graph
+    /// links, each text's postings and keys (estimates, for the cache budget).
+    fn bytes_of(&self, namespace: &str) -> usize {
+        let vectors = self
+            .sets
+            .get(namespace)
+            .map_or(0, |s| s.len() * (s.dim() * 4 + VECTOR_OVERHEAD));
+        let texts = self
+            .texts
+            .get(namespace)
+            .map_or(0, |t| t.len() * TEXT_BYTES);
+        vectors + texts
+    }
+
+    /// Drops the least recently searched namespaces' indexes, never `keep`'s, until the
+    /// estimate is within `budget`.
+    fn evict(&mut self, budget: usize, keep: &str) {
+        let mut total: usize = self.used.keys().map(|ns| self.bytes_of(ns)).sum();
+        while total > budget {
+            let oldest = self
+                .used
+                .iter()
+                .filter(|(ns, _)| ns.as_str() != keep)
+                .min_by_key(|(_, tick)| tick.load(Ordering::Relaxed))
+                .map(|(ns, _)| ns.clone());
+            let Some(ns) = oldest else { return };
+            total = total.saturating_sub(self.bytes_of(&ns));
+            self.sets.remove(&ns);
+            self.texts.remove(&ns);
+            self.used.remove(&ns);
+        }
+    }
 }
+
+/// Graph links, key and bookkeeping of one indexed vector, beyond its components (estimate).
+const VECTOR_OVERHEAD: usize = 256;
+/// One indexed text's postings, key and length (estimate for short memories).
+const TEXT_BYTES: usize = 512;
 
 /// The per-namespace indexes of one store.
 #[derive(Debug)]
@@ -65,6 +108,10 @@ pub(crate) struct SearchIndex {
     config: AnnConfig,
     /// Where graphs are saved (`<file>.graphs`), if they are.
     graphs: Option<PathBuf>,
+    /// The estimated bytes the indexes may take (see [`State::evict`]).
+    budget: usize,
+    /// A clock for [`State::used`].
+    clock: AtomicU64,
     state: RwLock<State>,
 }
 
@@ -162,6 +209,7 @@ fn apply_to(state: &mut State, generation: i64, changes: Vec<Change>) -> Result<
                 Change::Reload { namespace } => {
                     state.sets.remove(&namespace);
                     state.texts.remove(&namespace);
+                    state.used.remove(&namespace);
                     puts.remove(&namespace);
                 }
             }
@@ -176,12 +224,35 @@ fn apply_to(state: &mut State, generation: i64, changes: Vec<Change>) -> Result<
 }
 
 impl SearchIndex {
-    pub(crate) fn new(config: AnnConfig, graphs: Option<PathBuf>) -> Self {
+    pub(crate) fn new(config: AnnConfig, graphs: Option<PathBuf>, budget: usize) -> Self {
         SearchIndex {
             config,
             graphs,
+            budget,
+            clock: AtomicU64::new(0),
             state: RwLock::new(State::default()),
         }
+    }
+
+    /// Notes a search of `namespace` (under the read lock: the tick is atomic).
+    fn touch(&self, state: &State, namespace: &str) {
+        if let Some(tick) = state.used.get(namespace) {
+            tick.store(
+                self.clock.fetch_add(1, Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Records a load of `namespace` and keeps the indexes within the budget.
+    fn loaded_now(&self, state: &mut State, namespace: &str) {
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        state
+            .used
+            .entry(namespace.to_owned())
+            .or_insert_with(|| AtomicU64::new(tick))
+            .store(tick, Ordering::Relaxed);
+        state.evict(self.budget, namespace);
     }
 
     /// Where the graph of `namespace` is saved, if graphs are.
@@ -230,6 +301,12 @@ impl SearchIndex {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How many namespaces have an index in memory (vector sets, keyword indexes).
+    pub(crate) fn loaded(&self) -> (usize, usize) {
+        let state = self.read();
+        (state.sets.len(), state.texts.len())
+    }
+
     /// Whether large namespaces are searched through a graph.
     pub(crate) fn approximate(&self) -> bool {
         self.config.threshold != usize::MAX
@@ -263,10 +340,13 @@ impl SearchIndex {
                 if state.generation >= seen
                     && let Some(set) = state.sets.get(namespace)
                 {
+                    self.touch(&state, namespace);
                     return search_set(conn, set, namespace, query, filter, k, rows);
                 }
             }
-            self.load(conn, namespace, query.len())?;
+            if !self.load(conn, namespace, query.len())? {
+                return Ok(Vec::new());
+            }
         }
     }
 
@@ -286,12 +366,14 @@ impl SearchIndex {
     }
 
     /// Loads `namespace` from the file, in one read transaction taken while holding the write
-    /// lock (so this store's writers cannot commit in between).
-    fn load(&self, conn: &Connection, namespace: &str, dim: usize) -> Result<()> {
+    /// lock (so this store's writers cannot commit in between). A namespace without vectors
+    /// gets no set (a search of any name must not grow memory): returns whether it has one.
+    fn load(&self, conn: &Connection, namespace: &str, dim: usize) -> Result<bool> {
         let (mut state, tx) = self.lock_at_file_generation(conn)?;
         if state.sets.contains_key(namespace) {
-            return Ok(());
+            return Ok(true);
         }
+        let mut any = false;
         let mut loader = VectorSet::loader(dim, self.config);
         {
             let mut stmt = tx
@@ -303,6 +385,7 @@ impl SearchIndex {
             let mut rows = stmt.query([namespace]).map_err(map_sqlite)?;
             let mut batch: Vec<(String, Vec<f32>)> = Vec::with_capacity(4096);
             while let Some(row) = rows.next().map_err(map_sqlite)? {
+                any = true;
                 let id: String = row.get(0).map_err(map_sqlite)?;
                 let blob = row.get_ref(1).map_err(map_sqlite)?;
                 if let Ok(bytes) = blob.as_blob() {
@@ -316,6 +399,9 @@ impl SearchIndex {
             loader.add_many(batch.iter().map(|(id, v)| (id.clone(), v.as_slice())))?;
         }
         tx.finish().map_err(map_sqlite)?;
+        if !any {
+            return Ok(false);
+        }
         let base = self.graph_base(namespace);
         let (mut set, origin) = loader.finish(base.as_deref())?;
         if let Some(base) = &base {
@@ -323,7 +409,8 @@ impl SearchIndex {
         }
         state.origins.insert(namespace.to_owned(), origin);
         state.sets.insert(namespace.to_owned(), set);
-        Ok(())
+        self.loaded_now(&mut state, namespace);
+        Ok(true)
     }
 
     /// The `k` best (BM25 score, id) of `namespace` for the analysed query `terms`, passing
@@ -346,6 +433,7 @@ impl SearchIndex {
                 if state.generation >= seen
                     && let Some(text) = state.texts.get(namespace)
                 {
+                    self.touch(&state, namespace);
                     let mut ranked: Vec<(f32, &String)> = text
                         .score_refs(terms)
                         .into_iter()
@@ -354,23 +442,28 @@ impl SearchIndex {
                     return top_passing(conn, namespace, &mut ranked, filter, k, rows);
                 }
             }
-            self.load_text(conn, namespace)?;
+            if !self.load_text(conn, namespace)? {
+                return Ok(Vec::new());
+            }
         }
     }
 
-    /// Loads the contents of `namespace`, as [`SearchIndex::load`] loads its vectors.
-    fn load_text(&self, conn: &Connection, namespace: &str) -> Result<()> {
+    /// Loads the contents of `namespace`, as [`SearchIndex::load`] loads its vectors: an
+    /// empty namespace gets no index, and the answer says whether it has one.
+    fn load_text(&self, conn: &Connection, namespace: &str) -> Result<bool> {
         let (mut state, tx) = self.lock_at_file_generation(conn)?;
         if state.texts.contains_key(namespace) {
-            return Ok(());
+            return Ok(true);
         }
         let mut text = Bm25Index::default();
+        let mut any = false;
         {
             let mut stmt = tx
                 .prepare_cached("SELECT id, content FROM items WHERE namespace = ?1")
                 .map_err(map_sqlite)?;
             let mut rows = stmt.query([namespace]).map_err(map_sqlite)?;
             while let Some(row) = rows.next().map_err(map_sqlite)? {
+                any = true;
                 let id: String = row.get(0).map_err(map_sqlite)?;
                 let content = row.get_ref(1).map_err(map_sqlite)?;
                 text.insert(
@@ -383,8 +476,12 @@ impl SearchIndex {
             }
         }
         tx.finish().map_err(map_sqlite)?;
+        if !any {
+            return Ok(false);
+        }
         state.texts.insert(namespace.to_owned(), text);
-        Ok(())
+        self.loaded_now(&mut state, namespace);
+        Ok(true)
     }
 }
 

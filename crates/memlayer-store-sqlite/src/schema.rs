@@ -108,6 +108,55 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX items_live_session ON items (namespace, session_id, created_at)
         WHERE deleted = 0 AND session_id IS NOT NULL;
     "#,
+    // 6: an item's identity is (namespace, id), so the same id in two namespaces is two items
+    // (decisions/0007). SQLite cannot drop a column's UNIQUE, so the table is rebuilt with the
+    // same columns (in the same order, `embedding` last as migration 4 added it) and rowids.
+    r#"
+    CREATE TABLE items_v6 (
+        rowid            INTEGER PRIMARY KEY,
+        id               TEXT NOT NULL,
+        namespace        TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        content          TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        tool_calls       TEXT NOT NULL DEFAULT '[]',
+        tool_call_id     TEXT,
+        tool_name        TEXT,
+        is_error         INTEGER,
+        user_id          TEXT,
+        session_id       TEXT,
+        task_id          TEXT,
+        agent_id         TEXT,
+        extra            TEXT NOT NULL DEFAULT '{}',
+        tags             TEXT NOT NULL DEFAULT '[]',
+        tier             TEXT NOT NULL,
+        expires_at       INTEGER,
+        importance       REAL NOT NULL,
+        confidence       REAL NOT NULL,
+        access_count     INTEGER NOT NULL DEFAULT 0,
+        last_accessed_at INTEGER,
+        superseded_by    TEXT,
+        valid_from       INTEGER,
+        valid_to         INTEGER,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        version          INTEGER NOT NULL,
+        deleted          INTEGER NOT NULL DEFAULT 0,
+        embedding_model  TEXT,
+        embedding        BLOB,
+        UNIQUE (namespace, id)
+    );
+    INSERT INTO items_v6 SELECT * FROM items;
+    DROP TABLE items;
+    ALTER TABLE items_v6 RENAME TO items;
+    CREATE INDEX items_ns_created ON items (namespace, created_at, id);
+    CREATE INDEX items_live_user ON items (namespace, user_id, created_at)
+        WHERE deleted = 0 AND user_id IS NOT NULL;
+    CREATE INDEX items_live_session ON items (namespace, session_id, created_at)
+        WHERE deleted = 0 AND session_id IS NOT NULL;
+    CREATE INDEX items_expiring ON items (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX items_superseded ON items (namespace, superseded_by) WHERE superseded_by IS NOT NULL;
+    "#,
 ];
 
 /// After migration 4's column exists: copies every vector of a pinned file's `items_vec`
@@ -211,6 +260,56 @@ mod tests {
 
     use super::*;
     use crate::vectors::{from_blob, to_blob};
+
+    /// A version-5 file (ids unique across the file) keeps every row, rowid and vector through
+    /// migration 6, after which the same id may live in two namespaces but not twice in one.
+    #[test]
+    fn migration_6_keys_items_by_namespace_and_id() -> Result<()> {
+        let mut conn = Connection::open_in_memory().map_err(map_sqlite)?;
+        crate::vec_ext::register(&conn)?;
+        migrate_to(&mut conn, 5)?;
+        let insert = "INSERT INTO items (rowid, id, namespace, kind, content, status, tier, \
+                      importance, confidence, created_at, updated_at, version, embedding) \
+                      VALUES (?1, ?2, ?3, 'fact', ?4, 'accepted', 'semantic', 0.5, 1.0, 1, 1, 1, ?5)";
+        conn.execute(
+            insert,
+            params![7, "a", "ns1", "first", to_blob(&[1.0, 2.0])],
+        )
+        .map_err(map_sqlite)?;
+        conn.execute(insert, params![9, "b", "ns1", "second", None::<Vec<u8>>])
+            .map_err(map_sqlite)?;
+        assert!(
+            conn.execute(insert, params![11, "a", "ns2", "x", None::<Vec<u8>>])
+                .is_err(),
+            "before migration 6 an id is unique across namespaces"
+        );
+        migrate_to(&mut conn, 6)?;
+        let rows: Vec<(i64, String, String, Option<Vec<u8>>)> = conn
+            .prepare("SELECT rowid, id, content, embedding FROM items ORDER BY rowid")
+            .map_err(map_sqlite)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(map_sqlite)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(map_sqlite)?;
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].0, rows[0].1.as_str(), rows[0].2.as_str()),
+            (7, "a", "first")
+        );
+        assert_eq!(
+            from_blob(rows[0].3.as_deref().unwrap_or_default()),
+            vec![1.0, 2.0]
+        );
+        assert_eq!((rows[1].0, rows[1].3.is_none()), (9, true));
+        conn.execute(insert, params![11, "a", "ns2", "x", None::<Vec<u8>>])
+            .map_err(map_sqlite)?;
+        assert!(
+            conn.execute(insert, params![12, "a", "ns1", "y", None::<Vec<u8>>])
+                .is_err(),
+            "an id stays unique within its namespace"
+        );
+        Ok(())
+    }
 
     /// A version-3 file (vectors in `items_vec`) keeps every vector, and its rows without one,
     /// through migration 4.

@@ -293,3 +293,139 @@ async fn graphs_are_not_saved_when_saving_is_off() {
         memlayer_store_sqlite::Origin::Built
     );
 }
+
+/// Searching namespaces that hold nothing (any name a client makes up) loads no index, so it
+/// cannot grow the process's memory; a namespace with items gets its indexes as before.
+#[tokio::test]
+async fn searching_empty_namespaces_loads_no_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("s.db"), usize::MAX).await;
+    store.upsert(item(1)).await.unwrap();
+    for i in 0..200 {
+        let ns = format!("made-up-{i}");
+        for request in [
+            SearchRequest::keyword("item"),
+            SearchRequest::vector(vector(1)),
+            SearchRequest::hybrid("item").with_vector(vector(1)),
+        ] {
+            assert!(store.search(&ns, &request).await.unwrap().hits.is_empty());
+        }
+    }
+    assert_eq!(store.loaded_indexes(), (0, 0));
+    let hits = store
+        .search("ns", &SearchRequest::hybrid("item").with_vector(vector(1)))
+        .await
+        .unwrap();
+    assert_eq!(hits.hits.len(), 1);
+    assert_eq!(store.loaded_indexes(), (1, 1));
+}
+
+/// Files that hold memories are their owner's alone: the database (and its write-ahead log)
+/// and the saved graphs.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_its_graphs_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+    let store = open(&path, 1).await;
+    for i in 0..50 {
+        store.upsert(item(i)).await.unwrap();
+    }
+    store
+        .search("ns", &SearchRequest::vector(vector(3)))
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    let graphs = std::path::PathBuf::from(format!("{}.graphs", path.display()));
+    assert_eq!(mode(&graphs), 0o700);
+    let mut saved = 0;
+    for entry in std::fs::read_dir(&graphs).unwrap() {
+        assert_eq!(mode(&entry.unwrap().path()), 0o600);
+        saved += 1;
+    }
+    assert!(saved > 0, "a graph was saved");
+}
+
+/// `scrub` after a forget leaves no saved graph of the namespace and an empty write-ahead log.
+#[tokio::test]
+async fn scrub_drops_saved_graphs_and_truncates_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scrub.db");
+    let store = open(&path, 1).await;
+    for i in 0..50 {
+        store.upsert(item(i)).await.unwrap();
+    }
+    store
+        .search("ns", &SearchRequest::vector(vector(3)))
+        .await
+        .unwrap();
+    let graphs = std::path::PathBuf::from(format!("{}.graphs", path.display()));
+    assert!(std::fs::read_dir(&graphs).unwrap().count() > 0);
+    for i in 0..50 {
+        store.delete("ns", &format!("i{i:04}")).await.unwrap();
+    }
+    let cleaned = store.scrub(&["ns".to_owned()]).await.unwrap();
+    assert!(
+        cleaned.iter().any(|l| l.contains("truncated")),
+        "{cleaned:?}"
+    );
+    assert_eq!(std::fs::read_dir(&graphs).unwrap().count(), 0);
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+    // Nothing of the deleted contents is left in the database file.
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(
+        !bytes.windows(b"item 17".len()).any(|w| w == b"item 17"),
+        "secure_delete zeroed the deleted rows"
+    );
+    assert!(
+        store
+            .search("ns", &SearchRequest::keyword("item"))
+            .await
+            .unwrap()
+            .hits
+            .is_empty()
+    );
+    store.close().await.unwrap();
+}
+
+/// The indexes stay within their budget: past it, the least recently searched namespaces'
+/// indexes are dropped, and a search of one of them loads it again with the same answer.
+#[tokio::test]
+async fn indexes_past_the_budget_drop_the_least_recently_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("budget.db");
+    let store = SqliteStore::open_with(config(&path, usize::MAX).index_cache_bytes(1))
+        .await
+        .unwrap();
+    for ns in ["n1", "n2", "n3"] {
+        for i in 0..5 {
+            let mut it = item(i);
+            it.namespace = ns.to_owned();
+            store.upsert(it).await.unwrap();
+        }
+    }
+    let mut first = Vec::new();
+    for ns in ["n1", "n2", "n3"] {
+        let hits = store
+            .search(ns, &SearchRequest::keyword("item"))
+            .await
+            .unwrap();
+        first.push(hits.hits.len());
+        assert_eq!(
+            store.loaded_indexes(),
+            (0, 1),
+            "only the last searched stays"
+        );
+    }
+    assert_eq!(first, [5, 5, 5]);
+    let again = store
+        .search("n1", &SearchRequest::hybrid("item").with_vector(vector(2)))
+        .await
+        .unwrap();
+    assert_eq!(again.hits.len(), 5);
+    assert_eq!(again.hits[0].item.id, "i0002");
+}

@@ -3,11 +3,13 @@
 
 mod capabilities;
 mod error;
+pub mod files;
 mod filter;
 pub mod lifecycle;
 pub mod limits;
 mod matching;
 pub mod ranking;
+mod redact;
 mod request;
 pub mod search;
 mod store;
@@ -17,6 +19,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use filter::{FieldMatch, Filter, MetaCondition, MetaOp, TimeRange};
 pub use matching::{compare_scalars, is_superseded, meta_condition_holds};
 pub use memlayer_types as types;
+pub use redact::redact_url;
 pub use request::{
     ClearRequest, CountOptions, Cursor, DEFAULT_KEYWORD_WEIGHT, DEFAULT_LIMIT, DEFAULT_POOL_DEPTH,
     ExpiredItem, Fusion, HybridOptions, ListRequest, MAX_LIMIT, MAX_OFFSET, Order, Page, RankedBy,

@@ -7,7 +7,8 @@ use crate::{Error, ErrorKind, Result};
 
 /// Builds the row to store for `incoming`, given the row stored under the same id (if any).
 ///
-/// - Another namespace owning the id is `Conflict`.
+/// - `existing` is the row of the same namespace and id: an item's identity is the pair, so
+///   another namespace's row under the same id is a different item (decisions/0007).
 /// - A live row may change status only along the legal moves; a soft-deleted row is revived
 ///   with whatever status the caller sends.
 /// - Version is 1 on insert and +1 otherwise; `created_at` and access bookkeeping of an
@@ -15,7 +16,7 @@ use crate::{Error, ErrorKind, Result};
 /// - A missing `expires_at` is the tier's default time to live from now.
 ///
 /// # Errors
-/// `Conflict` or `InvalidInput` as above.
+/// `InvalidInput` as above; `Unexpected` when `existing` is another namespace's row.
 pub fn merge_upsert(
     existing: Option<&MemoryItem>,
     mut incoming: MemoryItem,
@@ -36,14 +37,12 @@ pub fn merge_upsert(
         }
         Some(old) => {
             if old.namespace != incoming.namespace {
+                // Identity is (namespace, id): a backend that hands over another namespace's
+                // row has a bug, and writing over it would break the tenant wall.
                 return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "id {:?} already exists in another namespace; upsert into {:?} refused",
-                        incoming.id, incoming.namespace
-                    ),
+                    ErrorKind::Unexpected,
+                    "the stored row under this id belongs to another namespace",
                 )
-                .with_context("id", &incoming.id)
                 .with_context("namespace", &incoming.namespace));
             }
             if !old.deleted && !old.status.can_become(incoming.status) {
@@ -67,6 +66,17 @@ pub fn merge_upsert(
             Ok(incoming)
         }
     }
+}
+
+/// The error of a `reassign` whose target namespace already holds one of the moved ids: the
+/// caller owns both namespaces, so naming the id reveals nothing of another tenant.
+pub fn reassign_conflict(id: &str, to: &str) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("namespace {to:?} already holds id {id:?}; nothing was moved"),
+    )
+    .with_context("id", id)
+    .with_context("namespace", to)
 }
 
 /// Stamps a write that is not an upsert (soft delete, supersede, restore): `updated_at`
@@ -151,11 +161,11 @@ mod tests {
     }
 
     #[test]
-    fn cross_namespace_and_illegal_status_are_refused() {
+    fn another_namespace_row_and_illegal_status_are_refused() {
         let now = Timestamp::now();
         let first = merge_upsert(None, item("a"), now).unwrap();
         let e = merge_upsert(Some(&first), item("b"), now).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(e.kind(), ErrorKind::Unexpected);
         let e = merge_upsert(Some(&first), item("a").with_status(Status::Draft), now).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
     }

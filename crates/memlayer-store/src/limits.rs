@@ -25,6 +25,30 @@ pub const MAX_DIMENSION: usize = 8192;
 pub const MAX_BATCH: usize = 10_000;
 /// Most distinct terms taken from a keyword query; the rest are ignored, never an error.
 pub const MAX_QUERY_TERMS: usize = 64;
+/// Most entries in each list of a filter (kinds, statuses, tags, metadata conditions): a
+/// filter is pushed down into the backend's query, whose size every engine bounds.
+pub const MAX_FILTER_LIST: usize = 64;
+/// Most ids in one list of ids (a filter's `exclude_ids`, a `reinforce` or `reassign`).
+pub const MAX_ID_LIST: usize = 1_000;
+
+fn check_list_len(field: &'static str, len: usize, limit: usize) -> Result<()> {
+    if len > limit {
+        return Err(Error::invalid(
+            field,
+            format!("holds {len} entries, the limit is {limit}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a list of ids given to one call (`reinforce`, `reassign`).
+///
+/// # Errors
+/// `InvalidInput` naming `field` above [`MAX_ID_LIST`] ids, or `id` for a bad one.
+pub fn check_ids(field: &'static str, ids: &[String]) -> Result<()> {
+    check_list_len(field, ids.len(), MAX_ID_LIST)?;
+    ids.iter().try_for_each(|id| check_id(id))
+}
 
 fn check_key(field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() {
@@ -225,9 +249,26 @@ pub fn check_pin(pin: &EmbeddingPin, model: &str, dim: usize) -> Result<()> {
 /// Validates a filter.
 ///
 /// # Errors
-/// `InvalidInput` naming `filter.metadata` for a condition whose value is not a scalar, or an
-/// ordering on a boolean.
+/// `InvalidInput` naming the list above its limit ([`MAX_FILTER_LIST`], [`MAX_ID_LIST`]), or
+/// `filter.metadata` for a condition whose value is not a scalar, or an ordering on a boolean.
 pub fn check_filter(filter: &Filter) -> Result<()> {
+    check_list_len("filter.kinds", filter.kinds.len(), MAX_FILTER_LIST)?;
+    check_list_len("filter.statuses", filter.statuses.len(), MAX_FILTER_LIST)?;
+    check_list_len("filter.tags", filter.tags.len(), MAX_FILTER_LIST)?;
+    check_list_len("filter.metadata", filter.metadata.len(), MAX_FILTER_LIST)?;
+    check_list_len("filter.exclude_ids", filter.exclude_ids.len(), MAX_ID_LIST)?;
+    if filter.tags.iter().any(|t| t.len() > MAX_TAG_BYTES) {
+        return Err(Error::invalid(
+            "filter.tags",
+            format!("each tag must be at most {MAX_TAG_BYTES} bytes"),
+        ));
+    }
+    if filter.exclude_ids.iter().any(|id| id.len() > MAX_KEY_BYTES) {
+        return Err(Error::invalid(
+            "filter.exclude_ids",
+            format!("each id must be at most {MAX_KEY_BYTES} bytes"),
+        ));
+    }
     for cond in &filter.metadata {
         if cond.key.is_empty() || cond.key.len() > MAX_TAG_BYTES {
             return Err(Error::invalid(

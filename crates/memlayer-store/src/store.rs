@@ -190,6 +190,25 @@ pub trait MemoryStore: Send + Sync + Debug + 'static {
     /// The pinned embedding model, if any vector was ever stored.
     async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>>;
 
+    /// Erases what deleted items may have left in the backend's own files: saved indexes,
+    /// freed pages, a write-ahead log. Run after hard deletes that must leave no copy (a
+    /// `forget --user`); returns one line per thing cleaned, for the caller to report.
+    ///
+    /// # Behavior
+    /// The provided implementation cleans nothing and says so: a backend that writes no copy
+    /// of its own keeps it. Copies an engine keeps in its own logs (Postgres WAL, Redis AOF)
+    /// are the engine's (`docs/security.md`).
+    ///
+    /// # Errors
+    /// `Unavailable` and friends.
+    async fn scrub(&self, namespaces: &[String]) -> Result<Vec<String>> {
+        let _ = namespaces;
+        Ok(vec![format!(
+            "{}: no copies of its own to clean",
+            self.backend()
+        )])
+    }
+
     /// Checks the backend answers.
     ///
     /// # Errors

@@ -160,6 +160,10 @@ impl MemoryStore for LazyStore {
         self.connected().await?.ping().await
     }
 
+    async fn scrub(&self, namespaces: &[String]) -> Result<Vec<String>> {
+        self.connected().await?.scrub(namespaces).await
+    }
+
     /// Closes the store if it was ever connected.
     async fn close(&self) -> Result<()> {
         match self.inner.get() {

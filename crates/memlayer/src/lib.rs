@@ -105,7 +105,10 @@ impl Config {
 }
 
 fn invalid_url(url: &str, why: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::ConfigInvalid, format!("{url:?}: {why}"))
+    Error::new(
+        ErrorKind::ConfigInvalid,
+        format!("{:?}: {why}", redact_url(url)),
+    )
 }
 
 /// The backend a URL names, checked for shape without connecting.

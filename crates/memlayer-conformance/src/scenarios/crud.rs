@@ -168,27 +168,84 @@ pub async fn crud_version_and_created_at(ctx: Ctx) {
     assert_eq!(got.created_at, first.created_at);
 }
 
-/// 5. Upserting an id that exists in namespace A while naming namespace B is Conflict; A is unchanged and B gets nothing.
-pub async fn crud_cross_namespace_conflict(ctx: Ctx) {
+/// 5. The same id written in two namespaces is two items: each namespace's writes, reads, versions, searches and deletes see only its own.
+pub async fn crud_same_id_in_two_namespaces(ctx: Ctx) {
     let s = &ctx.store;
     let b = ctx.other_ns("b");
-    s.upsert(fact(&ctx.ns, "shared", "owned by A"))
+    let a1 = s
+        .upsert(fact(&ctx.ns, "shared", "owned by tenant alpha").with_embedding(MODEL, axis(0)))
         .await
         .unwrap();
-    expect_err(
-        s.upsert(fact(&b, "shared", "stolen by B")).await,
-        ErrorKind::Conflict,
+    let b1 = s
+        .upsert(fact(&b, "shared", "owned by tenant beta").with_embedding(MODEL, axis(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (a1.version, b1.version),
+        (1, 1),
+        "each namespace's item is new"
     );
-    expect_err(
-        s.upsert_many(vec![fact(&b, "fresh", "x"), fact(&b, "shared", "y")])
-            .await,
-        ErrorKind::Conflict,
-    );
+    let b2 = s
+        .upsert_many(vec![
+            fact(&b, "fresh", "beta only"),
+            fact(&b, "shared", "owned by tenant beta, again").with_embedding(MODEL, axis(1)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(b2[1].version, 2, "the batch updated beta's own item");
     let a = s.get(&ctx.ns, "shared").await.unwrap();
-    assert_eq!(a.content, "owned by A");
-    assert_eq!(a.version, 1);
-    assert_eq!(s.count(&b, CountOptions::all()).await.unwrap(), 0);
+    assert_eq!(
+        (a.content.as_str(), a.version),
+        ("owned by tenant alpha", 1)
+    );
+    let b_item = s.get(&b, "shared").await.unwrap();
+    assert_eq!(b_item.content, "owned by tenant beta, again");
+    assert_eq!(s.count(&ctx.ns, CountOptions::all()).await.unwrap(), 1);
+    assert_eq!(s.count(&b, CountOptions::all()).await.unwrap(), 2);
+    for (ns, axis_i, content) in [
+        (&ctx.ns, 0, "owned by tenant alpha"),
+        (&b, 1, "owned by tenant beta, again"),
+    ] {
+        for request in [
+            SearchRequest::keyword("owned tenant"),
+            SearchRequest::vector(axis(axis_i)),
+            SearchRequest::hybrid("owned tenant").with_vector(axis(axis_i)),
+            SearchRequest::recent(),
+        ] {
+            let found = s.search(ns, &request).await.unwrap();
+            let shared: Vec<_> = found
+                .hits
+                .iter()
+                .filter(|h| h.item.id == "shared")
+                .collect();
+            assert_eq!(
+                shared.len(),
+                1,
+                "{ns}: one hit for its own item ({request:?})"
+            );
+            assert_eq!(shared[0].item.content, content, "{ns}: its own content");
+            assert_eq!(&shared[0].item.namespace, ns);
+        }
+    }
+    s.delete(&b, "shared").await.unwrap();
     expect_err(s.get(&b, "shared").await, ErrorKind::NotFound);
+    let a = s.get(&ctx.ns, "shared").await.unwrap();
+    assert_eq!(
+        (a.content.as_str(), a.version),
+        ("owned by tenant alpha", 1)
+    );
+    let hits = s
+        .search(&ctx.ns, &SearchRequest::vector(axis(0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        hit_ids(&hits),
+        ["shared"],
+        "alpha's vector survived beta's delete"
+    );
+    // Re-creating beta's id starts a new item at version 1, whatever alpha holds.
+    let again = s.upsert(fact(&b, "shared", "beta anew")).await.unwrap();
+    assert_eq!(again.version, 1);
 }
 
 /// 6. Delete then get is NotFound; a second delete is NotFound.

@@ -33,7 +33,7 @@ macro_rules! __for_each_scenario {
             crud_upsert_replaces_in_place ["vector_search"] "3. Upserting an existing id replaces it in place: one row, count unchanged, one vector hit.";
             crud_batch_repeats_an_id [] "3. A batch that names an id twice, or an id already stored, applies its items in order: as many upserts one after another.";
             crud_version_and_created_at [] "4. Version is 1 after insert and grows by exactly 1 per upsert; created_at is kept even if the caller sends another; updated_at advances.";
-            crud_cross_namespace_conflict [] "5. Upserting an id that exists in namespace A while naming namespace B is Conflict; A is unchanged and B gets nothing.";
+            crud_same_id_in_two_namespaces ["keyword_search", "vector_search", "hybrid_search"] "5. The same id written in two namespaces is two items: each namespace's writes, reads, versions, searches and deletes see only its own.";
             crud_delete_twice_is_not_found [] "6. Delete then get is NotFound; a second delete is NotFound.";
             crud_persists_across_reopen [] "7. File and server stores keep items, vectors and the model pin across close and reopen; a closed store answers Unavailable.";
             crud_invalid_input_names_field [] "Bad input is InvalidInput naming the field and the limit, and never alters stored data.";
@@ -71,6 +71,7 @@ macro_rules! __for_each_scenario {
             tenancy_users_never_mix [] "25. A search scoped to alice never returns bob's items; items with no user are invisible to named users and vice versa.";
             namespace_delete_counts [] "26. Namespace delete returns the number deleted and leaves siblings untouched; an unknown namespace returns 0.";
             namespace_list_and_reassign [] "26. list namespaces lists each once; reassign moves only listed ids present in the source, vectors included.";
+            tenancy_no_cross_namespace_oracle ["vector_search"] "26. No answer in one namespace depends on what another holds: write, get, delete, supersede, restore, predecessors, reinforce, expiry and reassign treat another namespace's ids exactly as free ones.";
             lifecycle_expired_hidden [] "27. Expired items are hidden by default and shown with include_expired; now overrides the clock.";
             lifecycle_delete_if_expired_before [] "28. delete-if-expired-before deletes only if still expired at the cutoff; NotFound otherwise.";
             lifecycle_reinforce [] "29. Reinforce adds 1 to access_count, sets last_accessed_at, slides only expiring items, ignores missing ids.";

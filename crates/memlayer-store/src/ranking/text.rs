@@ -149,13 +149,23 @@ fn stemmer() -> &'static Stemmer {
     STEMMER.get_or_init(|| Stemmer::create(Algorithm::English))
 }
 
-/// Lower-cased words of `text` that are not stopwords, in order, unstemmed.
+/// The longest word kept whole, in characters; a longer run of letters and digits (a hash, a
+/// base64 blob, a 1 MiB "word") is cut to its first this many, so that analysing a content and
+/// embedding it with character trigrams stay linear and small.
+pub const MAX_TERM_CHARS: usize = 64;
+
+/// Lower-cased words of `text` that are not stopwords, in order, unstemmed (each at most
+/// [`MAX_TERM_CHARS`] characters).
 ///
 /// Backends with their own stemming (SQLite FTS5 porter, Postgres `english`) build their
 /// queries from these words, each quoted as a literal.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
+        .map(|w| match w.char_indices().nth(MAX_TERM_CHARS) {
+            Some((end, _)) => &w[..end],
+            None => w,
+        })
         .map(str::to_lowercase)
         .filter(|w| !stopwords().contains(w.as_str()))
 }
@@ -225,6 +235,19 @@ mod tests {
             ["100", "x", "star", "near", "col", "v"]
         );
         assert!(query_words("%_*()'\"").is_empty());
+    }
+
+    #[test]
+    fn cuts_unbroken_words() {
+        let huge = "a".repeat(1 << 20);
+        let t: Vec<_> = words(&huge).collect();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].chars().count(), MAX_TERM_CHARS);
+        let accents = "é".repeat(100);
+        assert_eq!(
+            words(&accents).next().map(|w| w.chars().count()),
+            Some(MAX_TERM_CHARS)
+        );
     }
 
     #[test]
