@@ -4,6 +4,10 @@ use memlayer_store::ranking::text;
 
 use crate::{Embedder, normalize};
 
+/// Inputs up to this many bytes in all are hashed on the calling task (a query, a message);
+/// more go to the blocking pool.
+const INLINE_BYTES: usize = 16 << 10;
+
 /// A deterministic embedder that needs no model: signed feature hashing of BM25 terms and of
 /// character trigrams, L2-normalised.
 ///
@@ -84,7 +88,22 @@ impl Embedder for HashEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        Ok(texts.iter().map(|t| self.embed_one(t)).collect())
+        // Large inputs are hashed on the blocking pool: on the async workers, a few of them at
+        // once would stall every other request of a server (`/health` included).
+        let bytes: usize = texts.iter().map(String::len).sum();
+        if bytes < INLINE_BYTES {
+            return Ok(texts.iter().map(|t| self.embed_one(t)).collect());
+        }
+        let this = self.clone();
+        let texts = texts.to_vec();
+        tokio::task::spawn_blocking(move || texts.iter().map(|t| this.embed_one(t)).collect())
+            .await
+            .map_err(|e| {
+                memlayer_store::Error::new(
+                    memlayer_store::ErrorKind::Unexpected,
+                    format!("the hash embedder's task failed: {e}"),
+                )
+            })
     }
 }
 

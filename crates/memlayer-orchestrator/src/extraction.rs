@@ -243,11 +243,11 @@ impl MemoryOrchestrator {
                         .await
                 }
                 Some((key, Extracted::Failed(error, attempts))) => {
-                    self.fail(&key, batch, attempts, error).await
+                    self.fail(scope, &key, batch, attempts, error).await
                 }
                 None => {
                     let key = Self::key_of(scope, batch);
-                    self.fail(&key, batch, 0, "the extraction task died".into())
+                    self.fail(scope, &key, batch, 0, "the extraction task died".into())
                         .await
                 }
             };
@@ -329,7 +329,7 @@ impl MemoryOrchestrator {
                 pause = pause.saturating_mul(2);
             }
         }
-        self.fail(&key, batch, attempts, last).await
+        self.fail(scope, &key, batch, attempts, last).await
     }
 
     async fn store(
@@ -366,6 +366,7 @@ impl MemoryOrchestrator {
 
     async fn fail(
         &self,
+        scope: &Scope,
         key: &str,
         batch: &[MemoryItem],
         attempts: u32,
@@ -379,7 +380,9 @@ impl MemoryOrchestrator {
         };
         // Kept in the store too, so a restart still knows (best effort: the in-memory list
         // always has it).
-        let record = MemoryItem::new(
+        // Stamped with the scope like the task records, so that forgetting the user also
+        // erases the letter (it names the user's messages).
+        let mut record = MemoryItem::new(
             self.memory.namespace(),
             Kind::Custom(DEAD_KIND.into()),
             format!("extraction failed after {attempts} attempts: {error}"),
@@ -389,6 +392,7 @@ impl MemoryOrchestrator {
         .with_extra("task", key)
         .with_extra("messages", letter.message_ids.join(","))
         .with_extra("attempts", attempts);
+        scope.stamp(&mut record);
         let _ = self.memory.store().upsert(record).await;
         if let Ok(mut d) = self.dead.lock() {
             d.push(letter);

@@ -188,6 +188,17 @@ async fn retries_concurrency_and_dead_letters() {
         .await
         .unwrap();
     assert_eq!(stored.len(), 2);
+    // The letters carry the batch's scope, so erasing the session's data finds them too.
+    let scoped = store
+        .list_all(
+            "dl",
+            Filter::new()
+                .session("s")
+                .kind(Kind::Custom("extraction_dead_letter".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scoped.len(), 2, "dead letters are stamped with the scope");
 }
 
 /// A local OpenAI-compatible chat server answering from a script.
