@@ -89,10 +89,37 @@ impl From<Error> for ApiError {
             .iter()
             .find(|(k, _)| *k == "field")
             .map(|(_, v)| v.clone());
+        // A client sees memlayer's own words, never a driver's: an error with a cause from
+        // the driver, or one on the server's side (the backend down, slow or failing), is
+        // logged whole and answered with its kind and where it happened.
+        let servers_side = matches!(
+            e.kind(),
+            ErrorKind::Unavailable
+                | ErrorKind::Timeout
+                | ErrorKind::ConfigInvalid
+                | ErrorKind::Unexpected
+        );
+        let message = if servers_side || std::error::Error::source(&e).is_some() {
+            tracing::error!(error = %e, "request failed");
+            let mut m = format!("{} error", e.kind());
+            if !e.backend().is_empty() {
+                m.push_str(&format!(" in the {} backend", e.backend()));
+            }
+            if !e.operation().is_empty() {
+                m.push_str(&format!(" ({})", e.operation()));
+            }
+            m.push_str("; the server log has the detail");
+            if e.is_temporary() {
+                m.push_str("; retry later");
+            }
+            m
+        } else {
+            e.to_string()
+        };
         ApiError {
             status,
             kind,
-            message: e.to_string(),
+            message,
             field,
         }
     }

@@ -2,7 +2,9 @@
 #![warn(missing_docs)]
 
 mod ams;
+mod auth;
 mod error;
+mod guard;
 mod metered;
 mod metrics;
 mod openapi;
@@ -31,78 +33,8 @@ use memlayer::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use auth::{Auth, TokenEntry};
 pub use error::ApiError;
-
-/// Who may touch which namespaces.
-#[derive(Clone, Debug, Default)]
-pub enum Auth {
-    /// No check at all: for local use, chosen explicitly.
-    #[default]
-    Disabled,
-    /// Bearer token -> the namespaces it may touch (`*` for all).
-    Tokens(HashMap<String, Vec<String>>),
-}
-
-impl Auth {
-    /// Parses `token=ns1,ns2;token2=*`.
-    ///
-    /// # Errors
-    /// A message naming the malformed entry.
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let mut map = HashMap::new();
-        for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-            let (token, namespaces) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("token entry {entry:?} is not token=namespace,..."))?;
-            let namespaces: Vec<String> = namespaces
-                .split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned)
-                .collect();
-            if token.trim().is_empty() || namespaces.is_empty() {
-                return Err(format!(
-                    "token entry {entry:?} needs a token and a namespace"
-                ));
-            }
-            map.insert(token.trim().to_owned(), namespaces);
-        }
-        if map.is_empty() {
-            return Err("no tokens given".into());
-        }
-        Ok(Auth::Tokens(map))
-    }
-
-    /// The namespaces the request's token may touch (`None` = all).
-    fn scope_of(&self, headers: &HeaderMap) -> Result<Option<Vec<String>>, ApiError> {
-        match self {
-            Auth::Disabled => Ok(None),
-            Auth::Tokens(map) => {
-                let token = headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .map(str::trim)
-                    .ok_or_else(ApiError::unauthorized)?;
-                let namespaces = map.get(token).ok_or_else(ApiError::unauthorized)?;
-                if namespaces.iter().any(|n| n == "*") {
-                    Ok(None)
-                } else {
-                    Ok(Some(namespaces.clone()))
-                }
-            }
-        }
-    }
-
-    /// Checks the request may touch `namespace`.
-    fn check(&self, headers: &HeaderMap, namespace: &str) -> Result<(), ApiError> {
-        match self.scope_of(headers)? {
-            None => Ok(()),
-            Some(allowed) if allowed.iter().any(|n| n == namespace) => Ok(()),
-            Some(_) => Err(ApiError::forbidden(namespace)),
-        }
-    }
-}
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -112,8 +44,37 @@ pub struct ServerConfig {
     pub auth: Auth,
     /// The largest request body, in bytes (413 above).
     pub max_body_bytes: usize,
-    /// The longest a request may take (504 after).
+    /// The longest a request may take (504 after; the write may still have landed, see
+    /// `docs/security.md`).
     pub request_timeout: Duration,
+    /// Host names an unauthenticated server answers besides the loopback ones (`localhost`,
+    /// `127.0.0.0/8`, `[::1]`), which is what stops DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Whether `/metrics` carries item counts per namespace (off by default: they name every
+    /// tenant and cost two counts per namespace per scrape).
+    pub namespace_gauges: bool,
+    /// Connection limits.
+    pub connections: ConnectionLimits,
+}
+
+/// Limits on the connections themselves, so slow or idle clients cannot hold the server.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct ConnectionLimits {
+    /// Most connections open at once; the next waits in the listen backlog.
+    pub max_connections: usize,
+    /// The longest a client may take to send a request's headers, and the longest an idle
+    /// keep-alive connection stays open.
+    pub header_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -122,6 +83,9 @@ impl Default for ServerConfig {
             auth: Auth::Disabled,
             max_body_bytes: 8 << 20,
             request_timeout: Duration::from_secs(30),
+            allowed_hosts: Vec::new(),
+            namespace_gauges: false,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -233,6 +197,17 @@ pub fn router(store: DynStore, config: ServerConfig) -> Router {
         .route("/ns/{ns}/conversations/window", post(window))
         .route("/ns/{ns}/memories", post(remember))
         .merge(ams::routes())
+        // Layers run outside in: the request timeout and log, then the browser guard, then
+        // authentication, all before a handler reads the body.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::authenticate,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::browser,
+        ))
+        .layer(middleware::from_fn(guard::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), limits))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -274,15 +249,18 @@ async fn limits(State(st): State<AppState>, request: Request, next: Next) -> Res
     response
 }
 
-async fn metrics_text(State(st): State<AppState>) -> Response {
-    // Item counts per namespace, live and all, computed at scrape time.
+async fn metrics_text(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    st.config.auth.check_admin(&headers)?;
     let mut extra = String::new();
     let backend = st.store.backend();
-    extra.push_str(
-        "# HELP memlayer_items Items per namespace (live, or every one not hard-deleted).\n",
-    );
-    extra.push_str("# TYPE memlayer_items gauge\n");
-    if let Ok(namespaces) = st.store.list_namespaces().await {
+    // Item counts per namespace, live and all, computed at scrape time when asked for.
+    if st.config.namespace_gauges
+        && let Ok(namespaces) = st.store.list_namespaces().await
+    {
+        extra.push_str(
+            "# HELP memlayer_items Items per namespace (live, or every one not hard-deleted).\n",
+        );
+        extra.push_str("# TYPE memlayer_items gauge\n");
         for ns in namespaces {
             let mut all = CountOptions::default();
             all.include_deleted = true;
@@ -301,11 +279,11 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
             ));
         }
     }
-    (
+    Ok((
         [("content-type", "text/plain; version=0.0.4")],
         st.metrics.render(&extra),
     )
-        .into_response()
+        .into_response())
 }
 
 async fn openapi_json() -> Json<Value> {
@@ -335,9 +313,11 @@ async fn export(State(st): State<AppState>, Ns(ns): Ns) -> ApiResult<Response> {
     Ok(([("content-type", "application/x-ndjson")], body).into_response())
 }
 
-/// JSON lines of items into a namespace, in batches the store accepts; all lines are checked
-/// before anything is written. Import is an upsert: an id new to the store starts at version
-/// 1 with its `created_at` kept; soft-deleted items are not revived but skipped, and counted.
+/// JSON lines of items into a namespace, all or nothing: every line is checked, then the items
+/// are written in one atomic batch, so a failure stores none of them. An import larger than
+/// the store's batch is refused (413) before anything is written; the CLI's `import` splits
+/// files of any size. Import is an upsert: an id new to the namespace starts at version 1 with
+/// its `created_at` kept; soft-deleted items are not revived but skipped, and counted.
 async fn import(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_json(format!("the body is not UTF-8: {e}")))?;
@@ -362,11 +342,23 @@ async fn import(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResul
         }
         items.push(item);
     }
-    let step = st.store.capabilities().max_batch.max(1);
-    let mut n = 0;
-    for chunk in items.chunks(step) {
-        n += st.store.upsert_many(chunk.to_vec()).await?.len();
+    let max = st.store.capabilities().max_batch;
+    if items.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "lines: {} items in one import, the limit is {max} (one atomic batch); split \
+                 the file, or use `memlayer import`, which does",
+                items.len()
+            ),
+        ));
     }
+    let n = if items.is_empty() {
+        0
+    } else {
+        st.store.upsert_many(items).await?.len()
+    };
     Ok(Json(
         json!({ "imported": n, "skipped_deleted": skipped_deleted }),
     ))
@@ -415,19 +407,76 @@ async fn delete_namespace(State(st): State<AppState>, Ns(ns): Ns) -> ApiResult<J
     Ok(Json(json!({ "deleted": n })))
 }
 
+/// The id an `Idempotency-Key` stands for: a retry of the same add names the same item.
+fn idempotent_id(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(key) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 256)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Idempotency-Key",
+                "must be 1..=256 visible ASCII characters",
+            )
+        })?;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(format!("idem-{hex}")))
+}
+
+/// Adds an item (201), or replaces the one of the body's id (200). With an `Idempotency-Key`
+/// header and no id in the body, the item's id comes from the key, and a retry of an add that
+/// landed (after a timeout, say) answers the stored item without writing it again.
 async fn create_item(
     State(st): State<AppState>,
     Ns(ns): Ns,
+    headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<MemoryItem>)> {
-    let item = item_from(&body, &ns, None)?;
+) -> ApiResult<Response> {
+    let mut value: Value = parse(&body)?;
+    let keyed = match idempotent_id(&headers)? {
+        Some(id) if value.get("id").is_none_or(Value::is_null) => {
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("id".into(), json!(id));
+            }
+            Some(id)
+        }
+        _ => None,
+    };
+    let item = item_from_value(value, &ns, None)?;
+    if let Some(id) = &keyed {
+        match st.store.get(&ns, id).await {
+            Ok(stored) => {
+                return Ok((
+                    StatusCode::OK,
+                    [("idempotent-replayed", "true")],
+                    Json(without_vector(stored)),
+                )
+                    .into_response());
+            }
+            Err(e) if e.kind() == memlayer::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let stored = st.store.upsert(item).await?;
     let status = if stored.version == 1 {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(stored)))
+    Ok((status, Json(without_vector(stored))).into_response())
+}
+
+/// An item as a write answers it: without its vector, as searches leave them out (at 384
+/// dimensions a vector is most of an item's bytes, and the caller sent or does not need it).
+fn without_vector(mut item: MemoryItem) -> MemoryItem {
+    item.embedding = None;
+    item
 }
 
 async fn put_item(
@@ -437,7 +486,7 @@ async fn put_item(
     body: Bytes,
 ) -> ApiResult<Json<MemoryItem>> {
     let item = item_from(&body, &ns, Some(&id))?;
-    Ok(Json(st.store.upsert(item).await?))
+    Ok(Json(without_vector(st.store.upsert(item).await?)))
 }
 
 async fn batch(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult<Json<Value>> {
@@ -454,7 +503,13 @@ async fn batch(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiResult
     for v in values {
         items.push(item_from_value(v, &ns, None)?);
     }
-    let stored = st.store.upsert_many(items).await?;
+    let stored: Vec<MemoryItem> = st
+        .store
+        .upsert_many(items)
+        .await?
+        .into_iter()
+        .map(without_vector)
+        .collect();
     Ok(Json(json!({ "items": stored })))
 }
 
@@ -682,6 +737,10 @@ async fn remember(State(st): State<AppState>, Ns(ns): Ns, body: Bytes) -> ApiRes
 /// Serves `router(store, config)` on `listener` until `shutdown` resolves, then drains the
 /// requests in flight.
 ///
+/// Each connection is HTTP/1.1 with the configured limits: at most `max_connections` at once
+/// (the next waits in the listen backlog), and `header_timeout` both for a request's headers
+/// and for an idle keep-alive connection, so slow or idle clients cannot hold the server.
+///
 /// # Errors
 /// The listener's IO errors.
 pub async fn serve(
@@ -690,9 +749,42 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store, config))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = config.connections;
+    let app = router(store, config);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A connection's end (a client gone, a timeout) is no server error.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// How to serve, as command-line arguments: shared by `memlayer-server` and `memlayer serve`.
@@ -701,16 +793,29 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "MEMLAYER_BIND", default_value = "127.0.0.1:8000")]
     pub bind: std::net::SocketAddr,
-    /// Bearer tokens and their namespaces: `token=ns1,ns2;admin=*`.
-    #[arg(long, env = "MEMLAYER_TOKENS")]
+    /// Bearer tokens and their namespaces: `token=ns1,ns2;admin=*`. Prefer the environment
+    /// variable or `--tokens-file`: a command line is visible to every user of the machine.
+    #[arg(long, env = "MEMLAYER_TOKENS", hide_env_values = true)]
     pub tokens: Option<String>,
+    /// A file of tokens, one `token=ns1,ns2` per line (`#` starts a comment).
+    #[arg(long, env = "MEMLAYER_TOKENS_FILE", conflicts_with = "tokens")]
+    pub tokens_file: Option<std::path::PathBuf>,
     /// Serve a non-loopback address without authentication (loopback without tokens is
     /// unauthenticated already).
     #[arg(long)]
     pub no_auth: bool,
+    /// A host name an unauthenticated server answers besides the loopback ones (repeatable).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 8 << 20)]
     pub max_body_bytes: usize,
+    /// Most connections open at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Item counts per namespace in `/metrics` (they name every tenant to whoever scrapes).
+    #[arg(long)]
+    pub metrics_namespaces: bool,
 }
 
 impl ServeArgs {
@@ -720,18 +825,31 @@ impl ServeArgs {
     /// # Errors
     /// A one-line message: bad tokens, the store, the address.
     pub async fn run(&self, url: &str) -> Result<(), String> {
-        let auth = auth_for(self.tokens.as_deref(), self.no_auth, self.bind)?;
+        let spec = match &self.tokens_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("--tokens-file {}: {e}", path.display()))?,
+            ),
+            None => self.tokens.clone(),
+        };
+        let auth = auth_for(spec.as_deref(), self.no_auth, self.bind)?;
+        let shown = memlayer::redact_url(url);
         let (store, embedder) = open_store(url).await?;
         tracing::info!("{embedder}");
         let listener = tokio::net::TcpListener::bind(self.bind)
             .await
             .map_err(|e| format!("binding {}: {e}", self.bind))?;
+        let mut connections = ConnectionLimits::default();
+        connections.max_connections = self.max_connections;
         let config = ServerConfig {
             auth,
             max_body_bytes: self.max_body_bytes,
+            allowed_hosts: self.allow_hosts.clone(),
+            namespace_gauges: self.metrics_namespaces,
+            connections,
             ..ServerConfig::default()
         };
-        tracing::info!(url, backend = store.backend(), bind = %self.bind, "memlayer-server listening");
+        tracing::info!(url = %shown, backend = store.backend(), bind = %self.bind, "memlayer-server listening");
         serve(listener, store.clone(), config, shutdown_signal())
             .await
             .map_err(|e| format!("serving: {e}"))?;
@@ -751,7 +869,7 @@ pub fn auth_for(
     bind: std::net::SocketAddr,
 ) -> Result<Auth, String> {
     match (tokens, no_auth) {
-        (Some(spec), _) => Auth::parse(spec).map_err(|e| format!("--tokens: {e}")),
+        (Some(spec), _) => Auth::parse(spec).map_err(|e| format!("tokens: {e}")),
         (None, true) => Ok(Auth::Disabled),
         (None, false) if bind.ip().is_loopback() => {
             tracing::warn!(
@@ -760,7 +878,7 @@ pub fn auth_for(
             Ok(Auth::Disabled)
         }
         (None, false) => Err(format!(
-            "{bind} is not a loopback address: give --tokens (or MEMLAYER_TOKENS), or --no-auth to serve it unauthenticated"
+            "{bind} is not a loopback address: give --tokens-file (or MEMLAYER_TOKENS), or --no-auth to serve it unauthenticated"
         )),
     }
 }
@@ -772,18 +890,19 @@ pub fn auth_for(
 /// # Errors
 /// A one-line message naming the URL.
 pub async fn open_store(url: &str) -> Result<(DynStore, String), String> {
+    let shown = memlayer::redact_url(url);
     let raw = memlayer::open(url)
         .await
-        .map_err(|e| format!("opening {url}: {e}"))?;
+        .map_err(|e| format!("opening {shown}: {e}"))?;
     let pin = raw
         .embedding_pin()
         .await
-        .map_err(|e| format!("opening {url}: {e}"))?;
+        .map_err(|e| format!("opening {shown}: {e}"))?;
     let (embedder, what) =
         memlayer::embed::embedder_for(pin.as_ref()).map_err(|e| e.to_string())?;
     let store = memlayer::embed::EmbeddingStore::new(raw, embedder)
         .await
-        .map_err(|e| format!("opening {url}: {e}"))?;
+        .map_err(|e| format!("opening {shown}: {e}"))?;
     Ok((Arc::new(store), what))
 }
 

@@ -67,10 +67,15 @@ impl Metrics {
         }
     }
 
-    /// Records one request.
+    /// Records one request. Methods outside the standard set count as `other`, so a client
+    /// inventing methods cannot grow the series without bound (routes are templates already).
     pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
         let class = format!("{}xx", status / 100);
         let secs = took.as_secs_f64();
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "other",
+        };
         if let Ok(mut map) = self.requests.lock() {
             map.entry((route.to_owned(), method.to_owned(), class))
                 .or_default()

@@ -2,8 +2,6 @@
 //! a real HTTP client.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::collections::HashMap;
-
 use memlayer_server::{Auth, ServerConfig, serve};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
@@ -24,14 +22,18 @@ impl Drop for Server {
 }
 
 async fn start(auth: Auth, max_body_bytes: usize) -> Server {
+    let mut config = ServerConfig::default();
+    config.auth = auth;
+    config.max_body_bytes = max_body_bytes;
+    start_with(config).await
+}
+
+async fn start_with(config: ServerConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("api.db").display());
     let store = memlayer::open(&url).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut config = ServerConfig::default();
-    config.auth = auth;
-    config.max_body_bytes = max_body_bytes;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         serve(listener, store, config, async {
@@ -376,11 +378,8 @@ async fn conversations_and_memories_over_http() {
 
 #[tokio::test]
 async fn tokens_confine_requests_to_their_namespaces() {
-    let mut tokens = HashMap::new();
-    tokens.insert("token-a".to_owned(), vec!["ns-a".to_owned()]);
-    tokens.insert("token-b".to_owned(), vec!["ns-b".to_owned()]);
-    tokens.insert("admin".to_owned(), vec!["*".to_owned()]);
-    let s = start(Auth::Tokens(tokens), 8 << 20).await;
+    let auth = Auth::parse("token-a=ns-a;token-b=ns-b;admin=*").unwrap();
+    let s = start(auth, 8 << 20).await;
     let item = json!({"id": "x", "kind": "fact", "content": "secret of b"});
     let (st, _) = s
         .call(
@@ -552,7 +551,9 @@ async fn batches_above_the_store_limit_are_413() {
 
 #[tokio::test]
 async fn metrics_openapi_and_export_import() {
-    let s = start(Auth::Disabled, 8 << 20).await;
+    let mut config = ServerConfig::default();
+    config.namespace_gauges = true;
+    let s = start_with(config).await;
     for i in 0..3 {
         s.call(
             Method::PUT,
@@ -589,12 +590,12 @@ async fn metrics_openapi_and_export_import() {
     assert_eq!(lines.len(), 3);
     assert!(lines.iter().any(|l| l["deleted"] == true));
     assert!(lines.iter().all(|l| l["embedding"]["model"] == "m"));
-    // Into another server (ids are unique per store: the same ids in another namespace of
-    // the same store would be a 409 Conflict).
+    // Into another server.
     let other = start(Auth::Disabled, 8 << 20).await;
     let resp = other
         .http
         .post(other.url("/ns/dst/import"))
+        .header("content-type", "application/x-ndjson")
         .body(text.clone())
         .send()
         .await
@@ -615,6 +616,7 @@ async fn metrics_openapi_and_export_import() {
     let resp = s
         .http
         .post(s.url("/ns/bad/import"))
+        .header("content-type", "application/x-ndjson")
         .body(bad)
         .send()
         .await

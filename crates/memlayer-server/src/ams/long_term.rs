@@ -300,6 +300,7 @@ async fn store_records(
     }
     let now = Timestamp::now();
     let mut items = Vec::with_capacity(records.len());
+    let mut moved_from = Vec::new();
     let mut seen_hashes: HashMap<(String, String), ()> = HashMap::new();
     for r in records {
         let existing = match &r.id {
@@ -309,11 +310,9 @@ async fn store_records(
         if let Some(old) = &existing
             && old.namespace != r.namespace
         {
-            // Overwrite by id into another namespace: the record moves.
-            st.store
-                .delete(&old.namespace, &old.id)
-                .await
-                .map_err(from_store)?;
+            // Overwrite by id into another namespace: the record moves, its old copy removed
+            // only once the new one is stored.
+            moved_from.push((old.namespace.clone(), old.id.clone()));
         }
         if deduplicate && existing.is_none() {
             let mut twin = Filter::new().meta_eq("memory_hash", r.hash());
@@ -340,7 +339,22 @@ async fn store_records(
         return Ok(Vec::new());
     }
     let stored = st.store.upsert_many(items).await.map_err(from_store)?;
+    remove_moved(st, moved_from).await?;
     Ok(stored.into_iter().map(|i| i.id).collect())
+}
+
+/// Removes the old copies of records that moved namespace, after their new copies were
+/// stored: a failure between the two leaves a record twice, never nowhere, and a retry of the
+/// same call finishes the move.
+async fn remove_moved(st: &AppState, moved_from: Vec<(String, String)>) -> Result<(), Response> {
+    for (namespace, id) in moved_from {
+        match st.store.delete(&namespace, &id).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(from_store(e)),
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -435,13 +449,12 @@ async fn edit(
         // An edit keeps when the memory was made and last used.
         item.created_at = old.created_at;
         item.last_accessed_at = old.last_accessed_at;
+        // The edit is stored first; a move's old copy goes only after it (see `remove_moved`).
+        let stored = st.store.upsert(item).await.map_err(from_store)?;
         if record.namespace != old.namespace {
-            st.store
-                .delete(&old.namespace, &old.id)
-                .await
-                .map_err(from_store)?;
+            remove_moved(&st, vec![(old.namespace.clone(), old.id.clone())]).await?;
         }
-        st.store.upsert(item).await.map_err(from_store)
+        Ok(stored)
     }
     .await;
     match result {

@@ -29,7 +29,7 @@ use crate::{ApiError, AppState};
 const DEFAULT_NAMESPACE: &str = "default";
 
 /// AMS answers errors as `{"detail": ...}`, which its client reads.
-fn detail(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn detail(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "detail": message.into() }))).into_response()
 }
 

@@ -47,7 +47,9 @@ fn allowed(st: &AppState, headers: &HeaderMap, q: &SessionQuery) -> Result<Strin
     Ok(namespace)
 }
 
-/// The item id of a session: unique per (namespace, session, user), as ids are per store.
+/// The item id of a session, one per (session, user) in its namespace. The namespace is in
+/// the digest too, which keeps the ids of sessions stored before item identity included the
+/// namespace (decisions/0007); another tenant computing the id writes into its own namespace.
 fn session_item_id(namespace: &str, session: &str, user: Option<&str>) -> String {
     let key = json!([namespace, session, user]).to_string();
     format!("wm-{}", &hex_digest(&key)[..32])
