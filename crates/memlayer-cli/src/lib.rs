@@ -52,6 +52,10 @@ pub enum Command {
         /// The namespace tools use when a call names none.
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// The namespaces a call may name, comma-separated (`*` for every one); only
+        /// `--namespace` by default, so a prompt-injected model cannot reach another tenant.
+        #[arg(long, value_delimiter = ',')]
+        allow: Vec<String>,
     },
     /// Store an item.
     Add {
@@ -201,6 +205,27 @@ pub enum Command {
 /// A one-line error for the command line.
 type Outcome = Result<(), String>;
 
+/// `n thing` or `n things`.
+fn plural(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// The error of a forget that stopped part way, after its counts were printed.
+fn stopped(done: &forget::Forgetting) -> Outcome {
+    match &done.failure {
+        None => Ok(()),
+        Some(e) => Err(format!(
+            "forget stopped after deleting {} (counted above): {e}; the rest is still stored, \
+             run the same command again to finish",
+            plural(done.items() as usize, "item")
+        )),
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -272,9 +297,10 @@ pub async fn run(cli: Cli) -> Outcome {
     let url = cli.url;
     match cli.command {
         Command::Serve(args) => args.run(&url).await,
-        Command::Mcp { namespace } => {
+        Command::Mcp { namespace, allow } => {
             let store = embedded(&url).await?;
-            mcp::serve_stdio(store.clone(), namespace).await?;
+            let allowed = mcp::Allowed::new(&namespace, allow);
+            mcp::serve_stdio(store.clone(), namespace, allowed).await?;
             store.close().await.map_err(err)
         }
         Command::Add {
@@ -567,14 +593,16 @@ pub async fn run(cli: Cli) -> Outcome {
                 None => None,
             };
             let namespaces = namespaces_of(&store, namespace.into_iter().collect()).await?;
-            let report = forget::forget_user(&store, &user, &namespaces)
-                .await
-                .map_err(err)?;
-            let total: u64 = report.values().map(|f| f.items).sum();
+            let done = forget::forget_user(&store, &user, &namespaces).await;
+            let report = &done.report;
+            let total = done.items();
+            // What the deletes may have left in the backend's own files goes too.
+            let touched: Vec<String> = report.keys().cloned().collect();
+            let cleaned = store.scrub(&touched).await.map_err(err)?;
             let vectors: u64 = report.values().map(|f| f.vectors).sum();
             #[cfg(feature = "redis")]
             let event_count = match &log {
-                Some(log) => Some(forget::forget_events(log, &report).await?),
+                Some(log) => Some(forget::forget_events(log, report).await?),
                 None => None,
             };
             #[cfg(not(feature = "redis"))]
@@ -584,9 +612,12 @@ pub async fn run(cli: Cli) -> Outcome {
                     .iter()
                     .map(|(ns, f)| json!({"namespace": ns, "items": f.items, "vectors": f.vectors, "messages": f.messages, "summaries": f.summaries, "other": f.other}))
                     .collect();
-                return print_json(
-                    &json!({ "user": user, "items": total, "vectors": vectors, "events": event_count, "namespaces": per }),
-                );
+                print_json(&json!({
+                    "user": user, "items": total, "vectors": vectors, "events": event_count,
+                    "namespaces": per, "cleaned": cleaned,
+                    "error": done.failure.as_ref().map(ToString::to_string),
+                }))?;
+                return stopped(&done);
             }
             let rows: Vec<Vec<String>> = report
                 .iter()
@@ -617,12 +648,16 @@ pub async fn run(cli: Cli) -> Outcome {
                 )
             );
             println!(
-                "forgot user {user}: {total} items and {vectors} vectors deleted in {} namespaces",
-                report.len()
+                "forgot user {user}: {total} items and {vectors} vectors deleted in {}",
+                plural(report.len(), "namespace")
             );
             if let Some(n) = event_count {
                 println!("and {n} events deleted from the event log");
             }
+            for line in &cleaned {
+                println!("cleaned {line}");
+            }
+            stopped(&done)?;
             Ok(())
         }
         Command::Export { namespaces, out } => {
@@ -636,7 +671,7 @@ pub async fn run(cli: Cli) -> Outcome {
                 let mut w = std::io::BufWriter::new(std::io::stdout().lock());
                 transfer::export(&store, &namespaces, &mut w, &bar).await
             } else {
-                let file = std::fs::File::create(PathBuf::from(&out))
+                let file = memlayer::files::create_private(&PathBuf::from(&out))
                     .map_err(|e| format!("creating {out}: {e}"))?;
                 let mut w = std::io::BufWriter::new(file);
                 transfer::export(&store, &namespaces, &mut w, &bar).await

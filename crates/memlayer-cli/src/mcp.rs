@@ -12,11 +12,48 @@ use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, t
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// The MCP server: its tools act on `store`, in `namespace` unless a call names another.
+/// The namespaces a tool call may name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Allowed {
+    /// Every namespace of the store.
+    All,
+    /// Only these.
+    Only(Vec<String>),
+}
+
+impl Allowed {
+    /// `allow` as given on the command line (`*` for every namespace); empty allows only the
+    /// default namespace.
+    pub fn new(default: &str, allow: Vec<String>) -> Self {
+        let allow: Vec<String> = allow
+            .into_iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if allow.iter().any(|n| n == "*") {
+            Allowed::All
+        } else if allow.is_empty() {
+            Allowed::Only(vec![default.to_owned()])
+        } else {
+            Allowed::Only(allow)
+        }
+    }
+
+    fn admits(&self, namespace: &str) -> bool {
+        match self {
+            Allowed::All => true,
+            Allowed::Only(names) => names.iter().any(|n| n == namespace),
+        }
+    }
+}
+
+/// The MCP server: its tools act on `store`, in `namespace` unless a call names another of
+/// the allowed ones.
 #[derive(Clone)]
 pub struct MemoryTools {
     store: DynStore,
     namespace: String,
+    allowed: Allowed,
     tool_router: ToolRouter<Self>,
 }
 
@@ -133,19 +170,33 @@ fn brief(item: &MemoryItem) -> Value {
 
 #[tool_router]
 impl MemoryTools {
-    /// Tools over `store`, in `namespace` by default.
-    pub fn new(store: DynStore, namespace: impl Into<String>) -> Self {
+    /// Tools over `store`, in `namespace` by default, reaching only the `allowed` namespaces.
+    pub fn new(store: DynStore, namespace: impl Into<String>, allowed: Allowed) -> Self {
         MemoryTools {
             store,
             namespace: namespace.into(),
+            allowed,
             tool_router: Self::tool_router(),
         }
     }
 
-    fn ns(&self, given: Option<String>) -> String {
-        given
+    /// The namespace a call acts on, if this server may reach it; else the tool error the
+    /// model sees.
+    fn ns(&self, given: Option<String>) -> Result<String, CallToolResult> {
+        let ns = given
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| self.namespace.clone())
+            .unwrap_or_else(|| self.namespace.clone());
+        if self.allowed.admits(&ns) {
+            Ok(ns)
+        } else {
+            Err(CallToolResult::error(vec![ContentBlock::text(format!(
+                "namespace {ns:?} is not open to this server; it serves {:?}",
+                match &self.allowed {
+                    Allowed::All => vec!["*".to_owned()],
+                    Allowed::Only(n) => n.clone(),
+                }
+            ))]))
+        }
     }
 
     #[tool(
@@ -173,7 +224,11 @@ impl MemoryTools {
             session: a.session,
             ..Scope::default()
         };
-        let ltm = LongTermMemory::new(self.store.clone(), self.ns(a.namespace));
+        let ns = match self.ns(a.namespace) {
+            Ok(ns) => ns,
+            Err(refused) => return Ok(refused),
+        };
+        let ltm = LongTermMemory::new(self.store.clone(), ns);
         match ltm.add(&scope, memory).await {
             Ok(outcome) => {
                 let (what, item) = match &outcome {
@@ -223,7 +278,11 @@ impl MemoryTools {
             .with_query(a.query)
             .with_filter(filter)
             .with_limit(a.limit.unwrap_or(5));
-        match self.store.search(&self.ns(a.namespace), &request).await {
+        let ns = match self.ns(a.namespace) {
+            Ok(ns) => ns,
+            Err(refused) => return Ok(refused),
+        };
+        match self.store.search(&ns, &request).await {
             Ok(results) => {
                 let hits: Vec<Value> = results
                     .hits
@@ -249,21 +308,24 @@ impl MemoryTools {
         &self,
         Parameters(a): Parameters<ForgetArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let ns = self.ns(a.namespace);
+        let ns = match self.ns(a.namespace) {
+            Ok(ns) => ns,
+            Err(refused) => return Ok(refused),
+        };
         match (a.id, a.user) {
             (Some(id), None) => match self.store.delete(&ns, &id).await {
                 Ok(()) => ok(json!({ "deleted": 1 })),
                 Err(e) => failed(e),
             },
             (None, Some(user)) => {
-                match crate::forget::forget_user(&self.store, &user, std::slice::from_ref(&ns))
-                    .await
-                {
-                    Ok(report) => {
-                        let n: u64 = report.values().map(|f| f.items).sum();
-                        ok(json!({ "deleted": n }))
-                    }
-                    Err(e) => failed(e),
+                let done =
+                    crate::forget::forget_user(&self.store, &user, std::slice::from_ref(&ns)).await;
+                match &done.failure {
+                    None => ok(json!({ "deleted": done.items() })),
+                    Some(e) => failed(format!(
+                        "forget stopped after deleting {} items: {e}; call it again to finish",
+                        done.items()
+                    )),
                 }
             }
             _ => failed("give exactly one of id and user"),
@@ -286,7 +348,10 @@ impl MemoryTools {
                 ));
             }
         };
-        let ns = self.ns(a.namespace);
+        let ns = match self.ns(a.namespace) {
+            Ok(ns) => ns,
+            Err(refused) => return Ok(refused),
+        };
         let scope = Scope {
             user: a.user,
             session: Some(a.session),
@@ -309,7 +374,10 @@ impl MemoryTools {
         &self,
         Parameters(a): Parameters<WindowArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let ns = self.ns(a.namespace);
+        let ns = match self.ns(a.namespace) {
+            Ok(ns) => ns,
+            Err(refused) => return Ok(refused),
+        };
         let scope = Scope {
             user: a.user,
             session: Some(a.session),
@@ -343,8 +411,12 @@ impl ServerHandler for MemoryTools {
 ///
 /// # Errors
 /// A one-line message when the protocol fails.
-pub async fn serve_stdio(store: DynStore, namespace: String) -> Result<(), String> {
-    let running = MemoryTools::new(store, namespace)
+pub async fn serve_stdio(
+    store: DynStore,
+    namespace: String,
+    allowed: Allowed,
+) -> Result<(), String> {
+    let running = MemoryTools::new(store, namespace, allowed)
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| format!("mcp: {e}"))?;

@@ -16,7 +16,7 @@ def payload(result):
 
 
 async def main(binary: str, url: str) -> None:
-    params = StdioServerParameters(command=binary, args=["--url", url, "mcp", "--namespace", "agent"])
+    params = StdioServerParameters(command=binary, args=["--url", url, "mcp", "--namespace", "agent", "--allow", "agent,elsewhere"])
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as s:
             await s.initialize()
@@ -48,6 +48,19 @@ async def main(binary: str, url: str) -> None:
             assert r["memories"] == [], ("namespaces are walls", r)
             bad = await s.call_tool("recall", {"query": "x", "mode": "psychic"})
             assert bad.is_error and "psychic" in bad.content[0].text, bad
+
+            # A namespace outside --allow is refused by every tool, and nothing is written.
+            for tool, args in [
+                ("remember", {"content": "planted by a prompt injection"}),
+                ("recall", {"query": "window seats"}),
+                ("forget", {"user": "carol"}),
+                ("conversation_append", {"session": "s9", "role": "human", "content": "x"}),
+                ("conversation_window", {"session": "s9"}),
+            ]:
+                refused = await s.call_tool(tool, {**args, "namespace": "other-tenant"})
+                assert refused.is_error and "not open to this server" in refused.content[0].text, (tool, refused)
+            r = payload(await s.call_tool("recall", {"query": "window seats", "namespace": "elsewhere"}))
+            assert r["memories"][0]["content"] == "Carol prefers window seats", ("forget was refused", r)
 
             # A conversation and its window: whole rounds, newest last.
             for role, text in [("human", "hi"), ("ai", "hello!"), ("human", "book a table"), ("ai", "done")]:
