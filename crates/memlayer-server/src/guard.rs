@@ -31,10 +31,11 @@ pub(crate) async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if st.config.auth.is_enabled() && !is_public(path) {
-        if let Err(e) = st.config.auth.scope_of(request.headers()) {
-            return refuse(path, e);
-        }
+    if st.config.auth.is_enabled()
+        && !is_public(path)
+        && let Err(e) = st.config.auth.scope_of(request.headers())
+    {
+        return refuse(path, e);
     }
     next.run(request).await
 }
@@ -185,6 +186,44 @@ pub(crate) async fn browser(State(st): State<AppState>, request: Request, next: 
     next.run(request).await
 }
 
+/// Answers axum's own refusals (a bad query string or path, a body over the limit, an
+/// unknown route or method) in the same JSON shape as every other error, instead of plain
+/// text: clients parse one error format.
+pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json);
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned()
+    } else {
+        text
+    };
+    let kind = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "unexpected",
+        _ => "bad_request",
+    };
+    refuse(&path, ApiError::new(status, kind, message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,42 +262,4 @@ mod tests {
             assert!(!is_json(t), "{t}");
         }
     }
-}
-
-/// Answers axum's own refusals (a bad query string or path, a body over the limit, an
-/// unknown route or method) in the same JSON shape as every other error, instead of plain
-/// text: clients parse one error format.
-pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(is_json);
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let text = axum::body::to_bytes(response.into_body(), 4096)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
-        .unwrap_or_default();
-    let message = if text.is_empty() {
-        status
-            .canonical_reason()
-            .unwrap_or("request refused")
-            .to_owned()
-    } else {
-        text
-    };
-    let kind = match status {
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        s if s.is_server_error() => "unexpected",
-        _ => "bad_request",
-    };
-    refuse(&path, ApiError::new(status, kind, message))
 }

@@ -839,8 +839,10 @@ impl ServeArgs {
         let listener = tokio::net::TcpListener::bind(self.bind)
             .await
             .map_err(|e| format!("binding {}: {e}", self.bind))?;
-        let mut connections = ConnectionLimits::default();
-        connections.max_connections = self.max_connections;
+        let connections = ConnectionLimits {
+            max_connections: self.max_connections,
+            ..ConnectionLimits::default()
+        };
         let config = ServerConfig {
             auth,
             max_body_bytes: self.max_body_bytes,

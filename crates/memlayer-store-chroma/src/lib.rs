@@ -618,12 +618,12 @@ impl ChromaStore {
                     }
                 }
             }
-            if c.new.is_none() || moved {
-                if let Some((old, _)) = &c.old {
-                    removed.push(rid(&old.namespace, &old.id));
-                    if old.embedding.is_some() {
-                        index_removed.push(rid(&old.namespace, &old.id));
-                    }
+            if (c.new.is_none() || moved)
+                && let Some((old, _)) = &c.old
+            {
+                removed.push(rid(&old.namespace, &old.id));
+                if old.embedding.is_some() {
+                    index_removed.push(rid(&old.namespace, &old.id));
                 }
             }
         }

@@ -71,7 +71,7 @@ macro_rules! __for_each_scenario {
             tenancy_users_never_mix [] "25. A search scoped to alice never returns bob's items; items with no user are invisible to named users and vice versa.";
             namespace_delete_counts [] "26. Namespace delete returns the number deleted and leaves siblings untouched; an unknown namespace returns 0.";
             namespace_list_and_reassign [] "26. list namespaces lists each once; reassign moves only listed ids present in the source, vectors included.";
-            tenancy_no_cross_namespace_oracle ["vector_search"] "26. No answer in one namespace depends on what another holds: write, get, delete, supersede, restore, predecessors, reinforce, expiry and reassign treat another namespace's ids exactly as free ones.";
+            tenancy_no_cross_namespace_oracle ["vector_search"] "26a. No answer in one namespace depends on what another holds: write, get, delete, supersede, restore, predecessors, reinforce, expiry and reassign treat another namespace's ids exactly as free ones.";
             lifecycle_expired_hidden [] "27. Expired items are hidden by default and shown with include_expired; now overrides the clock.";
             lifecycle_delete_if_expired_before [] "28. delete-if-expired-before deletes only if still expired at the cutoff; NotFound otherwise.";
             lifecycle_reinforce [] "29. Reinforce adds 1 to access_count, sets last_accessed_at, slides only expiring items, ignores missing ids.";

@@ -154,7 +154,7 @@ fn observed<T: std::fmt::Debug>(r: memlayer_store::Result<T>) -> String {
     }
 }
 
-/// 26. No answer in one namespace depends on what another holds: write, get, delete, supersede, restore, predecessors, reinforce, expiry and reassign treat another namespace's ids exactly as free ones.
+/// 26a. No answer in one namespace depends on what another holds: write, get, delete, supersede, restore, predecessors, reinforce, expiry and reassign treat another namespace's ids exactly as free ones.
 pub async fn tenancy_no_cross_namespace_oracle(ctx: Ctx) {
     let s = &ctx.store;
     let other = ctx.other_ns("other");
