@@ -117,16 +117,17 @@ fn migrations(s: &str) -> Vec<String> {
         ),
         // 3: an item's identity is (namespace, id), so the same id in two namespaces is two
         // items (decisions/0007). Postings follow their item's key, also when `reassign` moves
-        // it to another namespace.
+        // it to another namespace. Written to run again safely on a schema that has it.
         format!(
             r#"
-        ALTER TABLE {s}.postings DROP CONSTRAINT postings_item_id_fkey;
+        ALTER TABLE {s}.postings DROP CONSTRAINT IF EXISTS postings_item_id_fkey;
+        ALTER TABLE {s}.postings DROP CONSTRAINT IF EXISTS postings_item_fkey;
         ALTER TABLE {s}.items DROP CONSTRAINT items_pkey;
         ALTER TABLE {s}.items ADD PRIMARY KEY (namespace, id);
         ALTER TABLE {s}.postings ADD CONSTRAINT postings_item_fkey
             FOREIGN KEY (namespace, item_id) REFERENCES {s}.items (namespace, id)
             ON DELETE CASCADE ON UPDATE CASCADE;
-        DROP INDEX {s}.postings_item;
+        DROP INDEX IF EXISTS {s}.postings_item;
         CREATE INDEX postings_item ON {s}.postings (namespace, item_id);
         "#
         ),
