@@ -132,3 +132,27 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Invented methods share one `other` series, so they cannot grow the metrics.
+    #[test]
+    fn unknown_methods_fold_into_one_series() {
+        let m = Metrics::default();
+        for method in ["GET", "FOOBAR", "PROPFIND", "X-1", "POST"] {
+            m.observe("unmatched", method, 405, Duration::from_millis(1));
+        }
+        let text = m.render("");
+        assert!(
+            text.contains("route=\"unmatched\",method=\"other\",status=\"4xx\"} 3"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("FOOBAR") && !text.contains("PROPFIND"),
+            "{text}"
+        );
+        assert!(text.contains("method=\"GET\"") && text.contains("method=\"POST\""));
+    }
+}

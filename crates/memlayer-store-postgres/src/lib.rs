@@ -41,7 +41,7 @@ pub enum KeywordRanking {
 }
 
 /// How to connect to Postgres.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct PostgresConfig {
     /// `postgres://user:password@host:port/database`.
@@ -78,6 +78,17 @@ pub struct PostgresConfig {
     /// the server's setting. pgvector builds fastest when the graph fits (about 2 GB for 1M
     /// vectors of 384 dimensions).
     pub index_build_memory_mb: Option<u32>,
+}
+
+/// The URL's credentials never reach a log through `{:?}`.
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &memlayer_store::redact_url(&self.url))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PostgresConfig {

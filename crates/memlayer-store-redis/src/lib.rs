@@ -39,7 +39,7 @@ const OPEN_END: f64 = 1e18;
 const MAX_NUMERIC_FIELDS: usize = 64;
 
 /// How to reach Redis.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://host:port[/db]`.
@@ -63,6 +63,17 @@ pub struct RedisConfig {
     /// BM25 from per-namespace term statistics, exactly as the memory backend does; any other
     /// value is a RediSearch scorer name (`BM25STD`, `BM25`, `TFIDF`, ...).
     pub scorer: String,
+}
+
+/// The URL's credentials never reach a log through `{:?}`.
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &memlayer_store::redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisConfig {

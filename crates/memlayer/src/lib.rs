@@ -50,7 +50,7 @@ mod lazy;
 pub use lazy::LazyStore;
 
 /// How to open a store: the URL plus what the URL cannot say.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// `memory`, `sqlite`, `sqlite:PATH`, `sqlite::memory:`, `postgres://...`, `redis://...`,
@@ -65,6 +65,18 @@ pub struct Config {
     pub pool_size: Option<usize>,
     /// Connect network backends on first use instead of in `open` (the default).
     pub lazy: bool,
+}
+
+/// The URL's credentials never reach a log through `{:?}`.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &redact_url(&self.url))
+            .field("place", &self.place)
+            .field("pool_size", &self.pool_size)
+            .field("lazy", &self.lazy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -242,6 +254,25 @@ pub(crate) async fn connect_now(config: &Config) -> Result<DynStore> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configs_never_show_credentials() {
+        let shown = format!("{:?}", Config::new("postgres://app:s3cret@db:5432/mem"));
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***@db:5432"),
+            "{shown}"
+        );
+        #[cfg(feature = "postgres")]
+        {
+            let pg = postgres::PostgresConfig::new("postgres://app:s3cret@db/mem");
+            assert!(!format!("{pg:?}").contains("s3cret"));
+        }
+        #[cfg(feature = "redis")]
+        {
+            let r = redis::RedisConfig::new("redis://:s3cret@127.0.0.1:6379");
+            assert!(!format!("{r:?}").contains("s3cret"));
+        }
+    }
 
     #[tokio::test]
     async fn open_resolves_urls() {
