@@ -320,6 +320,20 @@ async fn searching_empty_namespaces_loads_no_index() {
     assert_eq!(store.loaded_indexes(), (1, 1));
 }
 
+/// A store at `path` holding items `0..50`, whose namespace's graph was built (and saved) by a
+/// vector search.
+async fn graphed(path: &std::path::Path) -> SqliteStore {
+    let store = open(path, 1).await;
+    for i in 0..50 {
+        store.upsert(item(i)).await.unwrap();
+    }
+    store
+        .search("ns", &SearchRequest::vector(vector(3)))
+        .await
+        .unwrap();
+    store
+}
+
 /// Files that hold memories are their owner's alone: the database (and its write-ahead log)
 /// and the saved graphs.
 #[cfg(unix)]
@@ -328,14 +342,7 @@ async fn the_database_and_its_graphs_are_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("private.db");
-    let store = open(&path, 1).await;
-    for i in 0..50 {
-        store.upsert(item(i)).await.unwrap();
-    }
-    store
-        .search("ns", &SearchRequest::vector(vector(3)))
-        .await
-        .unwrap();
+    let store = graphed(&path).await;
     store.close().await.unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o600);
@@ -354,14 +361,7 @@ async fn the_database_and_its_graphs_are_owner_only() {
 async fn scrub_drops_saved_graphs_and_truncates_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scrub.db");
-    let store = open(&path, 1).await;
-    for i in 0..50 {
-        store.upsert(item(i)).await.unwrap();
-    }
-    store
-        .search("ns", &SearchRequest::vector(vector(3)))
-        .await
-        .unwrap();
+    let store = graphed(&path).await;
     let graphs = std::path::PathBuf::from(format!("{}.graphs", path.display()));
     assert!(std::fs::read_dir(&graphs).unwrap().count() > 0);
     for i in 0..50 {

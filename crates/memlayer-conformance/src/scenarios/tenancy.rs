@@ -173,16 +173,14 @@ pub async fn tenancy_no_cross_namespace_oracle(ctx: Ctx) {
     s.reinforce(&other, &["newer".to_owned()], crate::at(2))
         .await
         .unwrap();
-    let before: Vec<_> = s
-        .list_all(
-            &other,
-            Filter::new()
-                .include_deleted(true)
-                .include_superseded(true)
-                .include_expired(true),
-        )
-        .await
-        .unwrap();
+    // Every item of the other namespace, whatever its state.
+    let everything = || {
+        Filter::new()
+            .include_deleted(true)
+            .include_superseded(true)
+            .include_expired(true)
+    };
+    let before = s.list_all(&other, everything()).await.unwrap();
     // Every probe in this namespace answers the same for the other tenant's ids as for ids
     // that exist nowhere.
     let cutoff = crate::at(3);
@@ -252,16 +250,7 @@ pub async fn tenancy_no_cross_namespace_oracle(ctx: Ctx) {
     assert_eq!(s.get(&third, "x").await.unwrap().content, "target x");
     expect_err(s.get(&third, "y").await, ErrorKind::NotFound);
     // And the other tenant's items are exactly as they were.
-    let after: Vec<_> = s
-        .list_all(
-            &other,
-            Filter::new()
-                .include_deleted(true)
-                .include_superseded(true)
-                .include_expired(true),
-        )
-        .await
-        .unwrap();
+    let after = s.list_all(&other, everything()).await.unwrap();
     assert_eq!(after, before, "the other namespace is untouched");
     let hits = s
         .search(
