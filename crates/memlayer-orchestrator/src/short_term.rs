@@ -187,8 +187,9 @@ impl ShortTermMemory {
 
     /// Appends messages, in order, after everything already in the conversation.
     ///
-    /// Each gets the scope's owner fields, the namespace and the tier, and a creation time
-    /// strictly after the previous message's, so the stored order is the conversation order.
+    /// Each gets the scope's owner fields, the namespace and the tier, a creation time
+    /// strictly after the previous message's, so the stored order is the conversation order,
+    /// and the previous message's id in `metadata.extra["follows"]`.
     /// An ai message that only calls tools (empty content) is stored with the content
     /// [`tool_call_summary`], since every stored item has content.
     ///
@@ -228,6 +229,9 @@ impl ShortTermMemory {
             .hits
             .first()
             .map_or(i64::MIN, |h| h.item.created_at.as_millis());
+        // Each message names the one it follows, so that recall can lift a reply by the turn
+        // it answers (`docs/decisions/0008-conversation-recall.md`).
+        let mut previous = last.hits.first().map(|h| h.item.id.clone());
         let mut next = Timestamp::now().as_millis().max(after.saturating_add(1));
         let mut items = Vec::with_capacity(messages.len());
         for mut m in messages {
@@ -240,6 +244,13 @@ impl ShortTermMemory {
             scope.stamp(&mut m);
             m.created_at = Timestamp::from_millis(next);
             next = next.saturating_add(1);
+            if let Some(p) = previous.take() {
+                m.metadata
+                    .extra
+                    .entry(memlayer_store::ranking::context::FOLLOWS)
+                    .or_insert_with(|| p.into());
+            }
+            previous = Some(m.id.clone());
             items.push(m);
         }
         self.store.upsert_many(items).await

@@ -347,6 +347,15 @@ pub fn check_search(request: &SearchRequest) -> Result<()> {
             }
         }
     }
+    check_unit("hybrid.context_weight", request.hybrid.context_weight)?;
+    if let Some(min) = request.min_score
+        && !min.is_finite()
+    {
+        return Err(Error::invalid(
+            "min_score",
+            format!("must be a finite number, got {min}"),
+        ));
+    }
     if request.hybrid.pool_depth == 0 || request.hybrid.pool_depth > MAX_LIMIT {
         return Err(Error::invalid(
             "hybrid.pool_depth",

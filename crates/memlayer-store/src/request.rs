@@ -65,6 +65,9 @@ impl Default for Fusion {
 pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.5;
 /// The default depth of each hybrid leg.
 pub const DEFAULT_POOL_DEPTH: usize = 200;
+/// The default weight of a message's neighbours in hybrid ranking (see
+/// `docs/decisions/0008-conversation-recall.md`).
+pub const DEFAULT_CONTEXT_WEIGHT: f32 = 0.5;
 
 /// Options of hybrid search.
 #[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize)]
@@ -74,6 +77,10 @@ pub struct HybridOptions {
     pub fusion: Fusion,
     /// How many hits each leg contributes before fusion (at least `offset + limit`).
     pub pool_depth: usize,
+    /// How much a conversation message is lifted by the fused score of the message before or
+    /// after it (linked by `metadata.extra["follows"]`), 0..=1; 0 turns it off. Items without
+    /// links are unaffected.
+    pub context_weight: f32,
 }
 
 impl Default for HybridOptions {
@@ -81,6 +88,7 @@ impl Default for HybridOptions {
         HybridOptions {
             fusion: Fusion::default(),
             pool_depth: DEFAULT_POOL_DEPTH,
+            context_weight: DEFAULT_CONTEXT_WEIGHT,
         }
     }
 }
@@ -106,6 +114,10 @@ pub struct SearchRequest {
     pub cursor: Option<String>,
     /// Hybrid options.
     pub hybrid: HybridOptions,
+    /// The relevance floor: hits whose score is below it are left out. The score is the
+    /// mode's own: BM25 for keyword, cosine similarity for vector, the fused score for hybrid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f32>,
 }
 
 impl SearchRequest {
@@ -182,6 +194,18 @@ impl SearchRequest {
     /// Sets the per-leg pool depth of hybrid search.
     pub fn with_pool_depth(mut self, depth: usize) -> Self {
         self.hybrid.pool_depth = depth;
+        self
+    }
+
+    /// Sets the weight of a message's neighbours in hybrid ranking.
+    pub fn with_context_weight(mut self, weight: f32) -> Self {
+        self.hybrid.context_weight = weight;
+        self
+    }
+
+    /// Sets the relevance floor.
+    pub fn with_min_score(mut self, min_score: f32) -> Self {
+        self.min_score = Some(min_score);
         self
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::ranking::{fusion, text};
+use crate::ranking::{context, fusion, text};
 use crate::{
     Cursor, Filter, ListRequest, Order, RankedBy, Result, SearchHit, SearchMode, SearchRequest,
     SearchResults, SortKey,
@@ -133,6 +133,9 @@ pub trait SearchLegs: Send + Sync {
     }
 }
 
+/// How many of the best fused results take part in the conversational lift of hybrid search.
+const CONTEXT_HEAD: usize = 100;
+
 /// Runs `request` over a backend's legs.
 ///
 /// # Errors
@@ -153,8 +156,14 @@ pub async fn run_search<L: SearchLegs + ?Sized>(
         .as_deref()
         .map(text::query_terms)
         .unwrap_or_default();
+    let floor = request.min_score.unwrap_or(f32::NEG_INFINITY);
     let page = |mut hits: Vec<SearchHit>| SearchResults {
-        hits: hits.drain(..).skip(offset).take(limit).collect(),
+        hits: hits
+            .drain(..)
+            .filter(|h| h.score >= floor)
+            .skip(offset)
+            .take(limit)
+            .collect(),
         next_cursor: None,
     };
     match request.mode {
@@ -216,12 +225,27 @@ pub async fn run_search<L: SearchLegs + ?Sized>(
                     .collect()
             };
             let (keyword, vector) = (pool(keyword), pool(vector));
-            let fused: Vec<fusion::Fused> =
-                fusion::fuse_ranked(&keyword, &vector, request.hybrid.fusion)
-                    .into_iter()
-                    .skip(offset)
-                    .take(limit)
+            let mut fused = fusion::fuse_ranked(&keyword, &vector, request.hybrid.fusion);
+            let weight = request.hybrid.context_weight;
+            if weight > 0.0 {
+                // The same head on every backend, whatever the page, so that rankings agree.
+                fused.truncate(window.max(CONTEXT_HEAD));
+                let unread: Vec<String> = fused
+                    .iter()
+                    .filter(|f| !items.contains_key(&f.id))
+                    .map(|f| f.id.clone())
                     .collect();
+                if !unread.is_empty() {
+                    items.extend(legs.items_by_id(namespace, &unread).await?);
+                }
+                context::lift(&mut fused, &items, weight);
+            }
+            let fused: Vec<fusion::Fused> = fused
+                .into_iter()
+                .filter(|f| f.score >= floor)
+                .skip(offset)
+                .take(limit)
+                .collect();
             let missing: Vec<String> = fused
                 .iter()
                 .filter(|f| !items.contains_key(&f.id))

@@ -1,6 +1,7 @@
-use memlayer_store::{Fusion, RankedBy, SearchRequest};
+use memlayer_store::ranking::context::FOLLOWS;
+use memlayer_store::{ErrorKind, Fusion, RankedBy, SearchRequest};
 
-use crate::{Ctx, MODEL, at, axis, fact, hit_ids, near};
+use crate::{Ctx, MODEL, at, axis, expect_err, fact, hit_ids, near};
 
 /// 21. Hybrid returns a final score and fills both per-signal scores when both signals hit.
 pub async fn hybrid_fills_both_scores(ctx: Ctx) {
@@ -118,4 +119,98 @@ pub async fn hybrid_fusion_is_deterministic(ctx: Ctx) {
             assert_eq!(s.search(&ctx.ns, &req).await.unwrap(), first, "{fusion:?}");
         }
     }
+}
+
+/// The three items of the conversation scenarios: a question `q`, its reply `r` (linked to
+/// `q` by `follows`, no keyword in common with the query, the nearest vector) and an unlinked
+/// `y` that matches one query term.
+async fn conversation(ctx: &Ctx) {
+    let s = &ctx.store;
+    s.upsert(
+        fact(&ctx.ns, "q", "did you enjoy the pottery class")
+            .with_embedding(MODEL, near(1, 0, 0.3)),
+    )
+    .await
+    .unwrap();
+    s.upsert(
+        fact(&ctx.ns, "r", "it was wonderful")
+            .with_extra(FOLLOWS, "q")
+            .with_embedding(MODEL, near(0, 3, 0.1)),
+    )
+    .await
+    .unwrap();
+    s.upsert(fact(&ctx.ns, "y", "pottery").with_embedding(MODEL, near(2, 0, 0.2)))
+        .await
+        .unwrap();
+}
+
+/// 24a. In hybrid search a message is lifted by the fused score of the message it follows or
+/// that follows it; context weight 0 ranks without links; the weight is checked.
+pub async fn hybrid_context_lifts_replies(ctx: Ctx) {
+    let s = &ctx.store;
+    conversation(&ctx).await;
+    let req = SearchRequest::hybrid("pottery class")
+        .with_vector(axis(0))
+        .with_fusion(Fusion::Rrf { k: 60.0 });
+    let plain = s
+        .search(&ctx.ns, &req.clone().with_context_weight(0.0))
+        .await
+        .unwrap();
+    assert_eq!(hit_ids(&plain), ["q", "y", "r"]);
+    let lifted = s
+        .search(&ctx.ns, &req.clone().with_context_weight(0.5))
+        .await
+        .unwrap();
+    assert_eq!(hit_ids(&lifted), ["q", "r", "y"]);
+    let score = |r: &memlayer_store::SearchResults, id: &str| {
+        r.hits.iter().find(|h| h.item.id == id).map(|h| h.score)
+    };
+    let (q, r) = (score(&plain, "q").unwrap(), score(&plain, "r").unwrap());
+    assert!((score(&lifted, "r").unwrap() - (r + 0.5 * q)).abs() < 1e-6);
+    assert!((score(&lifted, "q").unwrap() - (q + 0.5 * r)).abs() < 1e-6);
+    assert_eq!(
+        score(&lifted, "y"),
+        score(&plain, "y"),
+        "unlinked items keep their score"
+    );
+    for bad in [-0.1, 1.5, f32::NAN] {
+        let msg = expect_err(
+            s.search(&ctx.ns, &req.clone().with_context_weight(bad))
+                .await,
+            ErrorKind::InvalidInput,
+        );
+        assert!(msg.contains("context_weight"), "{msg}");
+    }
+}
+
+/// 24b. A relevance floor leaves out hits scoring below it, in the mode's own score; a floor
+/// that is not a finite number is InvalidInput naming `min_score`.
+pub async fn search_relevance_floor(ctx: Ctx) {
+    let s = &ctx.store;
+    conversation(&ctx).await;
+    let vector = SearchRequest::vector(axis(0));
+    let all = s.search(&ctx.ns, &vector).await.unwrap();
+    assert_eq!(hit_ids(&all), ["r", "q", "y"]);
+    let floor = |min: f32| vector.clone().with_min_score(min);
+    assert_eq!(
+        hit_ids(&s.search(&ctx.ns, &floor(0.25)).await.unwrap()),
+        ["r", "q"]
+    );
+    assert_eq!(
+        hit_ids(&s.search(&ctx.ns, &floor(0.5)).await.unwrap()),
+        ["r"]
+    );
+    let hybrid = SearchRequest::hybrid("pottery class").with_vector(axis(0));
+    let fused = s.search(&ctx.ns, &hybrid).await.unwrap();
+    let second = fused.hits[1].score;
+    let cut = s
+        .search(&ctx.ns, &hybrid.clone().with_min_score(second))
+        .await
+        .unwrap();
+    assert_eq!(hit_ids(&cut), hit_ids(&fused)[..2]);
+    let msg = expect_err(
+        s.search(&ctx.ns, &floor(f32::NAN)).await,
+        ErrorKind::InvalidInput,
+    );
+    assert!(msg.contains("min_score"), "{msg}");
 }

@@ -68,6 +68,8 @@ macro_rules! __for_each_scenario {
             hybrid_lexical_older_beats_newer ["hybrid_search"] "22. A lexically matching older item outranks a non-matching newer one.";
             hybrid_no_signal_is_recency ["hybrid_search"] "23. An empty or signal-less hybrid query falls back to recency and says so in the scores.";
             hybrid_fusion_is_deterministic ["hybrid_search"] "24. Fusion is deterministic: the same data and query give the same order, ties broken by id.";
+            hybrid_context_lifts_replies ["hybrid_search"] "24a. In hybrid search a message is lifted by the fused score of the message it follows or that follows it; context weight 0 ranks without links; the weight is checked.";
+            search_relevance_floor ["hybrid_search"] "24b. A relevance floor leaves out hits scoring below it, in the mode's own score; a floor that is not a finite number is InvalidInput naming `min_score`.";
             tenancy_users_never_mix [] "25. A search scoped to alice never returns bob's items; items with no user are invisible to named users and vice versa.";
             namespace_delete_counts [] "26. Namespace delete returns the number deleted and leaves siblings untouched; an unknown namespace returns 0.";
             namespace_list_and_reassign [] "26. list namespaces lists each once; reassign moves only listed ids present in the source, vectors included.";
