@@ -113,6 +113,12 @@ enum Cmd {
         /// Hybrid per-leg pool depth.
         #[arg(long)]
         pool: Option<usize>,
+        /// Hybrid's conversational context weight, 0..=1 (0 turns it off).
+        #[arg(long)]
+        context: Option<f32>,
+        /// The relevance floor: hits scoring below it are left out.
+        #[arg(long)]
+        min_score: Option<f32>,
         /// Write the table into this markdown file's eval section.
         #[arg(long)]
         markdown: Option<PathBuf>,
@@ -220,6 +226,8 @@ fn quality_floor() -> Result<()> {
         json: None,
         fusion: None,
         pool_depth: None,
+        context_weight: None,
+        min_score: None,
         markdown: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -438,6 +446,8 @@ fn main() -> Result<()> {
             json,
             fusion,
             pool,
+            context,
+            min_score,
             markdown,
         } => {
             let args = eval::EvalArgs {
@@ -450,6 +460,8 @@ fn main() -> Result<()> {
                 json,
                 fusion: fusion.as_deref().map(parse_fusion).transpose()?,
                 pool_depth: pool,
+                context_weight: context,
+                min_score,
                 markdown,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

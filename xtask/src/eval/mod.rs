@@ -2,212 +2,24 @@
 //! (`../shared/docs/EVAL.md`): nDCG@10, recall@k, hit@k, MRR@10, search latency percentiles and
 //! ingest throughput, per backend, mode and embedder.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+mod data;
+mod metrics;
+mod report;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use memlayer::{DynStore, Kind, MemoryItem, SearchMode, SearchRequest, Tier};
+use memlayer::{DynStore, MemoryItem, SearchMode, SearchRequest};
 use memlayer_embed::Embedder;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+pub use data::{Dataset, Record, load};
+pub use metrics::{ndcg_by_backend, percentile_ms};
 
 use crate::progress::Progress;
-
-/// One document or query of a dataset.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub id: String,
-    pub text: String,
-    pub namespace: Option<String>,
-}
-
-/// A BEIR dataset: corpus, queries and graded relevance judgements.
-#[derive(Debug)]
-pub struct Dataset {
-    pub name: String,
-    pub corpus: Vec<Record>,
-    pub queries: Vec<Record>,
-    /// query id -> (doc id -> grade)
-    pub qrels: HashMap<String, HashMap<String, u32>>,
-}
-
-fn read_jsonl(path: &Path, is_corpus: bool) -> Result<Vec<Record>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
-        let id = match &v["_id"] {
-            Value::String(s) => s.clone(),
-            Value::Number(x) => x.to_string(),
-            _ => bail!("{}:{}: no _id", path.display(), n + 1),
-        };
-        let text = v["text"].as_str().unwrap_or_default();
-        let title = if is_corpus {
-            v["title"].as_str().unwrap_or_default()
-        } else {
-            ""
-        };
-        let text = if title.is_empty() {
-            text.to_owned()
-        } else {
-            format!("{title} {text}")
-        };
-        let namespace = v["namespace"].as_str().map(str::to_owned);
-        out.push(Record {
-            id,
-            text,
-            namespace,
-        });
-    }
-    Ok(out)
-}
-
-/// Loads `corpus.jsonl`, `queries.jsonl` and `qrels/test.tsv` from `dir`.
-pub fn load(dir: &Path) -> Result<Dataset> {
-    let corpus = read_jsonl(&dir.join("corpus.jsonl"), true)?;
-    let queries = read_jsonl(&dir.join("queries.jsonl"), false)?;
-    let mut qrels: HashMap<String, HashMap<String, u32>> = HashMap::new();
-    let path = dir.join("qrels").join("test.tsv");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    for (n, line) in text.lines().enumerate() {
-        let cols: Vec<&str> = line.split('\t').collect();
-        if cols.len() < 3 || (n == 0 && cols[0] == "query-id") {
-            continue;
-        }
-        let grade: f64 = cols[2]
-            .trim()
-            .parse()
-            .with_context(|| format!("{}:{}", path.display(), n + 1))?;
-        if grade > 0.0 {
-            qrels
-                .entry(cols[0].to_owned())
-                .or_default()
-                .insert(cols[1].to_owned(), grade as u32);
-        }
-    }
-    let name = dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dataset".into());
-    Ok(Dataset {
-        name,
-        corpus,
-        queries,
-        qrels,
-    })
-}
-
-/// Per-query metrics, macro-averaged later.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct QueryScores {
-    pub ndcg10: f64,
-    pub recall: [f64; 5],
-    pub hit: [f64; 3],
-    pub mrr10: f64,
-}
-
-/// The cut-offs of `recall@k`.
-pub const RECALL_KS: [usize; 5] = [1, 5, 10, 20, 100];
-/// The cut-offs of `hit@k`.
-pub const HIT_KS: [usize; 3] = [1, 5, 10];
-
-/// Scores one ranking against graded judgements (trec_eval conventions: linear gains,
-/// log2 discounts, IDCG over the judged relevant set).
-pub fn score(ranked: &[String], relevant: &HashMap<String, u32>) -> QueryScores {
-    let mut s = QueryScores::default();
-    let dcg: f64 = ranked
-        .iter()
-        .take(10)
-        .enumerate()
-        .map(|(i, id)| f64::from(*relevant.get(id).unwrap_or(&0)) / ((i + 2) as f64).log2())
-        .sum();
-    let mut ideal: Vec<u32> = relevant.values().copied().collect();
-    ideal.sort_unstable_by(|a, b| b.cmp(a));
-    let idcg: f64 = ideal
-        .iter()
-        .take(10)
-        .enumerate()
-        .map(|(i, g)| f64::from(*g) / ((i + 2) as f64).log2())
-        .sum();
-    s.ndcg10 = if idcg > 0.0 { dcg / idcg } else { 0.0 };
-    for (j, k) in RECALL_KS.iter().enumerate() {
-        let found = ranked
-            .iter()
-            .take(*k)
-            .filter(|id| relevant.contains_key(*id))
-            .count();
-        s.recall[j] = found as f64 / relevant.len() as f64;
-    }
-    for (j, k) in HIT_KS.iter().enumerate() {
-        s.hit[j] = f64::from(u8::from(
-            ranked.iter().take(*k).any(|id| relevant.contains_key(id)),
-        ));
-    }
-    s.mrr10 = ranked
-        .iter()
-        .take(10)
-        .position(|id| relevant.contains_key(id))
-        .map_or(0.0, |p| 1.0 / (p + 1) as f64);
-    s
-}
-
-/// The value at quantile `q` of sorted durations, in milliseconds.
-pub fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
-}
-
-/// One (backend, mode, embedder) result row, with the exact keys of EVAL.md's JSON.
-#[allow(clippy::too_many_arguments)]
-pub fn row(
-    dataset: &str,
-    backend: &str,
-    mode: &str,
-    embedder: &str,
-    scores: &[QueryScores],
-    search: &mut [Duration],
-    search_with_embed: &mut [Duration],
-    ingest_per_s: f64,
-) -> Value {
-    let n = scores.len().max(1) as f64;
-    let avg = |f: &dyn Fn(&QueryScores) -> f64| scores.iter().map(f).sum::<f64>() / n;
-    search.sort_unstable();
-    search_with_embed.sort_unstable();
-    let r4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
-    let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
-    json!({
-        "dataset": dataset,
-        "backend": backend,
-        "mode": mode,
-        "embedder": embedder,
-        "queries": scores.len(),
-        "ndcg@10": r4(avg(&|s| s.ndcg10)),
-        "recall@1": r4(avg(&|s| s.recall[0])),
-        "recall@5": r4(avg(&|s| s.recall[1])),
-        "recall@10": r4(avg(&|s| s.recall[2])),
-        "recall@20": r4(avg(&|s| s.recall[3])),
-        "recall@100": r4(avg(&|s| s.recall[4])),
-        "hit@1": r4(avg(&|s| s.hit[0])),
-        "hit@5": r4(avg(&|s| s.hit[1])),
-        "hit@10": r4(avg(&|s| s.hit[2])),
-        "mrr@10": r4(avg(&|s| s.mrr10)),
-        "search_p50_ms": r3(percentile_ms(search, 0.50)),
-        "search_p95_ms": r3(percentile_ms(search, 0.95)),
-        "search_p99_ms": r3(percentile_ms(search, 0.99)),
-        "search_with_embed_p50_ms": r3(percentile_ms(search_with_embed, 0.50)),
-        "ingest_items_per_s": ingest_per_s.round(),
-    })
-}
 
 /// What to evaluate.
 #[derive(Debug, Clone)]
@@ -222,16 +34,13 @@ pub struct EvalArgs {
     pub json: Option<PathBuf>,
     pub fusion: Option<memlayer::Fusion>,
     pub pool_depth: Option<usize>,
+    /// Hybrid's conversational context weight (the default when `None`).
+    pub context_weight: Option<f32>,
+    /// The relevance floor.
+    pub min_score: Option<f32>,
     /// Write the table, with the command that produced it, into this markdown file between
     /// `<!-- eval:start -->` and `<!-- eval:end -->`.
     pub markdown: Option<PathBuf>,
-}
-
-fn namespace_of(dataset: &str, ns: Option<&str>) -> String {
-    match ns {
-        Some(ns) => format!("eval-{dataset}-{ns}"),
-        None => format!("eval-{dataset}"),
-    }
 }
 
 /// Embeds the corpus (through the cache), returning the vectors and the measured rate.
@@ -274,19 +83,15 @@ async fn ingest(
         let items: Vec<MemoryItem> = chunk
             .iter()
             .map(|r| {
-                let item = MemoryItem::new(
-                    namespace_of(&data.name, r.namespace.as_deref()),
-                    Kind::Fact,
-                    r.text.clone(),
+                let item = data::item_of(&data.name, r)?;
+                Ok(
+                    match vectors.and_then(|(model, v)| Some((model, v.get(&r.id)?))) {
+                        Some((model, v)) => item.with_embedding(model, v.clone()),
+                        None => item,
+                    },
                 )
-                .with_id(r.id.clone())
-                .with_tier(Tier::Semantic);
-                match vectors.and_then(|(model, v)| Some((model, v.get(&r.id)?))) {
-                    Some((model, v)) => item.with_embedding(model, v.clone()),
-                    None => item,
-                }
             })
-            .collect();
+            .collect::<Result<_>>()?;
         store.upsert_many(items).await?;
         progress.add(chunk.len());
     }
@@ -353,7 +158,7 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
             let mut progress =
                 Progress::new(&format!("{backend} {}", mode_name(*mode)), judged.len());
             for q in &judged {
-                let ns = namespace_of(&data.name, q.namespace.as_deref());
+                let ns = data::namespace_of(&data.name, q.namespace.as_deref());
                 let mut req = SearchRequest::new(*mode)
                     .with_query(q.text.clone())
                     .with_limit(args.limit.max(args.k));
@@ -368,6 +173,12 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
                 if let Some(d) = args.pool_depth {
                     req = req.with_pool_depth(d);
                 }
+                if let Some(w) = args.context_weight {
+                    req = req.with_context_weight(w);
+                }
+                if let Some(m) = args.min_score {
+                    req = req.with_min_score(m);
+                }
                 let t = Instant::now();
                 let hits = store.search(&ns, &req).await?;
                 let took = t.elapsed();
@@ -379,7 +190,8 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
                     .map(|h| h.item.id)
                     .filter(|id| *id != q.id)
                     .collect();
-                scores.push(score(&ranked, &data.qrels[&q.id]));
+                let relevant = data.qrels.get(&q.id).context("judged query")?;
+                scores.push((q.category(), metrics::score(&ranked, relevant)));
                 progress.add(1);
             }
             progress.finish();
@@ -388,23 +200,23 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
             } else {
                 args.embedder.as_str()
             };
-            rows.push(row(
-                &data.name,
+            rows.push(metrics::row(metrics::Measured {
+                dataset: &data.name,
                 backend,
-                mode_name(*mode),
-                embedder_name,
-                &scores,
-                &mut times,
-                &mut with_embed,
-                per_s,
-            ));
+                mode: mode_name(*mode),
+                embedder: embedder_name,
+                scores: &scores,
+                search: &mut times,
+                search_with_embed: &mut with_embed,
+                ingest_per_s: per_s,
+            }));
         }
         store.close().await?;
         guard.release().await;
     }
-    print_table(&rows);
+    print!("{}", report::table(&rows));
     if let Some(path) = &args.markdown {
-        write_markdown(path, &rows)?;
+        report::write_markdown(path, &data.name, &rows)?;
     }
     if let Some(path) = &args.json {
         let mut f =
@@ -413,63 +225,6 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
         eprintln!("wrote {}", path.display());
     }
     Ok(rows)
-}
-
-const EVAL_START: &str = "<!-- eval:start (generated by `cargo xtask eval --markdown`) -->";
-const EVAL_END: &str = "<!-- eval:end -->";
-
-/// Replaces the eval section of a markdown file with `rows` and the command that made them.
-pub fn write_markdown(path: &Path, rows: &[Value]) -> Result<()> {
-    let command = format!(
-        "cargo xtask {}",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
-    let mut section = format!("{EVAL_START}\n\nProduced by:\n\n```sh\n{command}\n```\n\n");
-    section.push_str(&table(rows));
-    section.push_str(&format!("\n{EVAL_END}"));
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let new = match (old.find(EVAL_START), old.find(EVAL_END)) {
-        (Some(a), Some(b)) if a < b => {
-            format!("{}{section}{}", &old[..a], &old[b + EVAL_END.len()..])
-        }
-        _ => format!("{old}\n{section}\n"),
-    };
-    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
-}
-
-/// Prints rows as a markdown table.
-pub fn print_table(rows: &[Value]) {
-    print!("{}", table(rows));
-}
-
-fn table(rows: &[Value]) -> String {
-    let cols = [
-        "backend",
-        "mode",
-        "embedder",
-        "ndcg@10",
-        "recall@10",
-        "recall@100",
-        "mrr@10",
-        "search_p50_ms",
-        "search_p95_ms",
-        "search_with_embed_p50_ms",
-        "ingest_items_per_s",
-    ];
-    let mut out = format!("| {} |\n|{}\n", cols.join(" | "), "---|".repeat(cols.len()));
-    for r in rows {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|c| match &r[*c] {
-                Value::String(s) => s.clone(),
-                v => v.to_string(),
-            })
-            .collect();
-        out.push_str(&format!("| {} |\n", cells.join(" | ")));
-    }
-    out
 }
 
 /// Parses `--mode`.
@@ -481,30 +236,4 @@ pub fn parse_modes(s: &str) -> Result<Vec<SearchMode>> {
         "all" => vec![SearchMode::Keyword, SearchMode::Vector, SearchMode::Hybrid],
         other => bail!("unknown mode {other:?}: keyword, vector, hybrid or all"),
     })
-}
-
-/// A small summary used by the CI quality floor.
-pub fn ndcg_by_backend(rows: &[Value]) -> BTreeMap<String, f64> {
-    rows.iter()
-        .filter_map(|r| Some((r["backend"].as_str()?.to_owned(), r["ndcg@10"].as_f64()?)))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metrics_follow_trec_eval() {
-        let rel: HashMap<String, u32> = [("a".to_owned(), 1), ("b".to_owned(), 2)].into();
-        let ranked: Vec<String> = ["x", "b", "a"].iter().map(|s| s.to_string()).collect();
-        let s = score(&ranked, &rel);
-        let dcg = 2.0 / 3f64.log2() + 1.0 / 4f64.log2();
-        let idcg = 2.0 / 2f64.log2() + 1.0 / 3f64.log2();
-        assert!((s.ndcg10 - dcg / idcg).abs() < 1e-12);
-        assert_eq!(s.recall[0], 0.0);
-        assert_eq!(s.recall[1], 1.0);
-        assert_eq!(s.mrr10, 0.5);
-        assert_eq!(s.hit, [0.0, 1.0, 1.0]);
-    }
 }
