@@ -3,6 +3,8 @@
 
 pub mod forget;
 pub mod mcp;
+#[cfg(feature = "minilm")]
+pub mod models;
 pub mod table;
 pub mod transfer;
 
@@ -110,6 +112,10 @@ pub enum Command {
         /// Only items with all these tags.
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// Leave out hits scoring below this (BM25 for keyword, cosine for vector, the fused
+        /// score for hybrid).
+        #[arg(long)]
+        min_score: Option<f32>,
     },
     /// List a namespace, newest first, a page at a time.
     List {
@@ -187,6 +193,10 @@ pub enum Command {
         /// The file (`-` for standard input).
         file: String,
     },
+    /// The default embedding model: list where it is, or pull it into the cache.
+    #[cfg(feature = "minilm")]
+    #[command(subcommand)]
+    Models(models::ModelsCmd),
     /// Copy the store into another one, embedded with the default embedder there.
     /// Resumable: run it again after an interruption and it skips what is done.
     Reembed {
@@ -297,6 +307,8 @@ pub async fn run(cli: Cli) -> Outcome {
     let url = cli.url;
     match cli.command {
         Command::Serve(args) => args.run(&url).await,
+        #[cfg(feature = "minilm")]
+        Command::Models(cmd) => models::run(cmd, json_out).await,
         Command::Mcp { namespace, allow } => {
             let store = embedded(&url).await?;
             let allowed = mcp::Allowed::new(&namespace, allow);
@@ -379,6 +391,7 @@ pub async fn run(cli: Cli) -> Outcome {
             session,
             kinds,
             tags,
+            min_score,
         } => {
             let mode = match mode.as_str() {
                 "hybrid" => SearchMode::Hybrid,
@@ -405,10 +418,13 @@ pub async fn run(cli: Cli) -> Outcome {
             for t in tags {
                 filter = filter.tag(t);
             }
-            let request = SearchRequest::new(mode)
+            let mut request = SearchRequest::new(mode)
                 .with_query(query)
                 .with_filter(filter)
                 .with_limit(limit);
+            if let Some(min) = min_score {
+                request = request.with_min_score(min);
+            }
             let results = store.search(&namespace, &request).await.map_err(err)?;
             if json_out {
                 return print_json(&json!(results));
@@ -722,7 +738,9 @@ pub async fn run(cli: Cli) -> Outcome {
             let source = raw(&url).await?;
             let target_raw = raw(&to).await?;
             let pin = target_raw.embedding_pin().await.map_err(err)?;
-            let (embedder, what) = memlayer::embed::embedder_for(pin.as_ref()).map_err(err)?;
+            let (embedder, what) = memlayer::embed::embedder_for(pin.as_ref())
+                .await
+                .map_err(err)?;
             eprintln!("memlayer: target {what}");
             let target = memlayer::embed::EmbeddingStore::new(target_raw, embedder)
                 .await

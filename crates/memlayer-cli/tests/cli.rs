@@ -22,6 +22,8 @@ fn memlayer(dir: &Path, url: &str, args: &[&str]) -> Output {
         .current_dir(dir)
         .env_remove("MEMLAYER_URL")
         .env_remove("MEMLAYER_MINILM_DIR")
+        .env("MEMLAYER_OFFLINE", "1")
+        .env("XDG_CACHE_HOME", dir.join("cache"))
         .arg("--url")
         .arg(url)
         .args(args)
@@ -57,6 +59,8 @@ fn every_subcommand_on_sqlite() {
         .current_dir(d)
         .env_remove("MEMLAYER_URL")
         .env_remove("MEMLAYER_MINILM_DIR")
+        .env("MEMLAYER_OFFLINE", "1")
+        .env("XDG_CACHE_HOME", d.join("cache"))
         .args([
             "add",
             "agent",
@@ -571,7 +575,10 @@ async fn reembed_is_resumable() {
     let minilm = std::env::var("MEMLAYER_MINILM_DIR").ok();
     let run = |extra: &[&str]| {
         let mut cmd = Command::new(BIN);
-        cmd.current_dir(d).env_remove("MEMLAYER_MINILM_DIR");
+        cmd.current_dir(d)
+            .env_remove("MEMLAYER_MINILM_DIR")
+            .env("MEMLAYER_OFFLINE", "1")
+            .env("XDG_CACHE_HOME", d.join("cache"));
         if let Some(m) = &minilm {
             cmd.env("MEMLAYER_MINILM_DIR", m);
         }

