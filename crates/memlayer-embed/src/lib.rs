@@ -10,6 +10,7 @@ mod minilm;
 #[cfg(feature = "local-minilm")]
 pub mod models;
 mod openai;
+pub mod rerank;
 #[cfg(feature = "static")]
 mod static_model;
 
@@ -20,6 +21,9 @@ pub use layer::EmbeddingStore;
 #[cfg(feature = "local-minilm")]
 pub use minilm::{MINILM_MODEL_ID, MiniLmEmbedder};
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
+#[cfg(feature = "local-minilm")]
+pub use rerank::CrossEncoder;
+pub use rerank::{DynReranker, HttpReranker, HttpRerankerConfig, Reranker, rerank};
 #[cfg(feature = "static")]
 pub use static_model::StaticEmbedder;
 

@@ -155,7 +155,7 @@ impl MiniLmEmbedder {
 }
 
 #[allow(unsafe_code)]
-fn load_weights(path: &Path, device: &Device) -> Result<VarBuilder<'static>> {
+pub(crate) fn load_weights(path: &Path, device: &Device) -> Result<VarBuilder<'static>> {
     // SAFETY: the file is memory-mapped read-only and must not change while the model lives;
     // model directories are installed once and never rewritten in place.
     unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device) }

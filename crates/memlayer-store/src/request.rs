@@ -251,6 +251,9 @@ pub struct SearchResults {
     pub hits: Vec<SearchHit>,
     /// The cursor of the next `recent` page, when there may be more.
     pub next_cursor: Option<String>,
+    /// The reranker that re-scored the best hits, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reranked_by: Option<String>,
 }
 
 /// A sort key of `list`.

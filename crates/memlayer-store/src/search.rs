@@ -68,6 +68,7 @@ pub trait SearchLegs: Send + Sync {
         Ok(SearchResults {
             hits: recency_hits(items, offset),
             next_cursor,
+            reranked_by: None,
         })
     }
 
@@ -165,6 +166,7 @@ pub async fn run_search<L: SearchLegs + ?Sized>(
             .take(limit)
             .collect(),
         next_cursor: None,
+        reranked_by: None,
     };
     match request.mode {
         SearchMode::Recent => {
@@ -265,6 +267,7 @@ pub async fn run_search<L: SearchLegs + ?Sized>(
             Ok(SearchResults {
                 hits,
                 next_cursor: None,
+                reranked_by: None,
             })
         }
     }
