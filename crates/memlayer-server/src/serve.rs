@@ -168,20 +168,9 @@ pub fn auth_for(
 /// A one-line message naming the URL.
 pub async fn open_store(url: &str) -> Result<(DynStore, String), String> {
     let shown = memlayer::redact_url(url);
-    let raw = memlayer::open(url)
+    memlayer::open_embedded(url)
         .await
-        .map_err(|e| format!("opening {shown}: {e}"))?;
-    let pin = raw
-        .embedding_pin()
-        .await
-        .map_err(|e| format!("opening {shown}: {e}"))?;
-    let (embedder, what) = memlayer::embed::embedder_for(pin.as_ref())
-        .await
-        .map_err(|e| e.to_string())?;
-    let store = memlayer::embed::EmbeddingStore::new(raw, embedder)
-        .await
-        .map_err(|e| format!("opening {shown}: {e}"))?;
-    Ok((Arc::new(store), what))
+        .map_err(|e| format!("opening {shown}: {e}"))
 }
 
 /// Resolves on Ctrl-C or SIGTERM, for [`serve`]'s graceful shutdown.

@@ -182,6 +182,20 @@ pub async fn open(url: &str) -> Result<DynStore> {
     open_with(Config::new(url)).await
 }
 
+/// Opens the store of `url` with the embedder its pin names, or, for a new store, the default
+/// one (all-MiniLM-L6-v2 when it can be found or fetched, see [`embed::embedder_for`]); returns
+/// it with one line saying which embedder, for start-up messages.
+///
+/// # Errors
+/// As [`open`], and [`embed::embedder_for`]'s.
+pub async fn open_embedded(url: &str) -> Result<(DynStore, String)> {
+    let raw = open(url).await?;
+    let pin = raw.embedding_pin().await?;
+    let (embedder, what) = embed::embedder_for(pin.as_ref()).await?;
+    let store = embed::EmbeddingStore::new(raw, embedder).await?;
+    Ok((std::sync::Arc::new(store), what))
+}
+
 /// Opens a store from a [`Config`].
 ///
 /// # Errors
