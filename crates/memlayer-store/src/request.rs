@@ -62,12 +62,12 @@ impl Default for Fusion {
 }
 
 /// The default keyword weight of convex fusion.
-pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.5;
+pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.6;
 /// The default depth of each hybrid leg.
 pub const DEFAULT_POOL_DEPTH: usize = 200;
 /// The default weight of a message's neighbours in hybrid ranking (see
 /// `docs/decisions/0008-conversation-recall.md`).
-pub const DEFAULT_CONTEXT_WEIGHT: f32 = 0.5;
+pub const DEFAULT_CONTEXT_WEIGHT: f32 = 0.3;
 
 /// Options of hybrid search.
 #[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize)]
