@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+#[cfg(feature = "local-minilm")]
+mod bert;
 mod cache;
 mod embedder;
 mod hash;

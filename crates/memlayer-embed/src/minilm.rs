@@ -3,10 +3,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::BertModel;
 use memlayer_store::{Error, ErrorKind, Result};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationStrategy};
 
 use crate::Embedder;
 
@@ -53,37 +52,19 @@ impl MiniLmEmbedder {
     /// `ConfigInvalid` naming the missing or unreadable file.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        for f in ["model.safetensors", "tokenizer.json", "config.json"] {
-            if !dir.join(f).is_file() {
-                return Err(config_error(format!(
-                    "{} has no {f}; run `cargo xtask services up models` or point MEMLAYER_MINILM_DIR at an all-MiniLM-L6-v2 directory",
-                    dir.display()
-                )));
-            }
-        }
-        let config: Config = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("config.json"))
-                .map_err(|e| config_error(format!("reading config.json: {e}")))?,
-        )
-        .map_err(|e| config_error(format!("config.json: {e}")))?;
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| config_error(format!("tokenizer.json: {e}")))?;
-        // The shipped tokenizer pads every input to a fixed length; padding tokens must not
-        // enter the mean, so pad only to the longest input of each batch.
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..PaddingParams::default()
-        }));
-        tokenizer
-            .with_truncation(Some(TruncationParams {
+        let checkpoint = crate::bert::load(
+            &dir,
+            "minilm",
+            "run `cargo xtask services up models` or point MEMLAYER_MINILM_DIR at an all-MiniLM-L6-v2 directory",
+            |_| crate::bert::Truncation {
                 max_length: 256,
-                ..TruncationParams::default()
-            }))
-            .map_err(|e| config_error(format!("tokenizer truncation: {e}")))?;
+                strategy: TruncationStrategy::LongestFirst,
+            },
+        )?;
         let device = Device::Cpu;
-        // SAFETY-free: candle memory-maps the weights read-only.
-        let vb = load_weights(&dir.join("model.safetensors"), &device)?;
-        let model = BertModel::load(vb, &config).map_err(|e| model_error("load", e))?;
+        let tokenizer = checkpoint.tokenizer;
+        let model = BertModel::load(checkpoint.weights, &checkpoint.config)
+            .map_err(|e| model_error("load", e))?;
         Ok(MiniLmEmbedder {
             inner: Arc::new(Inner {
                 model,
@@ -152,14 +133,6 @@ impl MiniLmEmbedder {
         }
         Ok(out)
     }
-}
-
-#[allow(unsafe_code)]
-pub(crate) fn load_weights(path: &Path, device: &Device) -> Result<VarBuilder<'static>> {
-    // SAFETY: the file is memory-mapped read-only and must not change while the model lives;
-    // model directories are installed once and never rewritten in place.
-    unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device) }
-        .map_err(|e| config_error(format!("{}: {e}", path.display())))
 }
 
 #[async_trait]

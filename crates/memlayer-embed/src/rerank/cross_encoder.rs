@@ -9,9 +9,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use candle_core::{Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::BertModel;
 use memlayer_store::{Error, ErrorKind, Result};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams, TruncationStrategy};
+use tokenizers::{Tokenizer, TruncationStrategy};
 
 use super::Reranker;
 
@@ -59,34 +59,20 @@ impl CrossEncoder {
     /// `ConfigInvalid` naming the missing or unreadable file or tensor.
     pub fn load(dir: impl AsRef<Path>, id: impl Into<String>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        for f in ["model.safetensors", "tokenizer.json", "config.json"] {
-            if !dir.join(f).is_file() {
-                return Err(config_error(format!(
-                    "{} has no {f}; a cross-encoder directory holds config.json, tokenizer.json and model.safetensors",
-                    dir.display()
-                )));
-            }
-        }
-        let config: Config = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("config.json"))
-                .map_err(|e| config_error(format!("reading config.json: {e}")))?,
-        )
-        .map_err(|e| config_error(format!("config.json: {e}")))?;
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| config_error(format!("tokenizer.json: {e}")))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..PaddingParams::default()
-        }));
-        tokenizer
-            .with_truncation(Some(TruncationParams {
+        let crate::bert::Checkpoint {
+            config,
+            tokenizer,
+            weights: vb,
+        } = crate::bert::load(
+            &dir,
+            "cross-encoder",
+            "a cross-encoder directory holds config.json, tokenizer.json and model.safetensors",
+            |config| crate::bert::Truncation {
                 max_length: config.max_position_embeddings.min(512),
                 strategy: TruncationStrategy::OnlySecond,
-                ..TruncationParams::default()
-            }))
-            .map_err(|e| config_error(format!("tokenizer truncation: {e}")))?;
+            },
+        )?;
         let device = Device::Cpu;
-        let vb = crate::minilm::load_weights(&dir.join("model.safetensors"), &device)?;
         let model = BertModel::load(vb.clone(), &config).map_err(|e| model_error("load", e))?;
         let hidden = config.hidden_size;
         let pooler = linear(hidden, hidden, vb.pp("bert.pooler.dense"))
