@@ -5,7 +5,7 @@
 
 use memlayer_store::{Error, ErrorKind};
 
-use crate::BACKEND;
+use crate::client::BACKEND;
 
 /// The HTTP status at the start of a chromadb error message, if any.
 fn status_of(message: &str) -> Option<u16> {

@@ -2,7 +2,7 @@
 
 use memlayer_store::{Error, ErrorKind};
 
-use crate::BACKEND;
+use crate::client::BACKEND;
 
 /// Maps a fred error: IO, timeouts, cancellations and backpressure are temporary
 /// (`Unavailable`/`Timeout`); a bad URL or configuration is `ConfigInvalid`; a server error
