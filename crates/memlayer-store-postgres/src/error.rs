@@ -4,7 +4,7 @@ use deadpool_postgres::PoolError;
 use memlayer_store::{Error, ErrorKind};
 use tokio_postgres::error::SqlState;
 
-use crate::BACKEND;
+use crate::client::BACKEND;
 
 /// Maps a tokio-postgres error.
 ///
