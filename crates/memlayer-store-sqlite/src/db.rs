@@ -20,7 +20,7 @@ use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::BACKEND;
+use crate::client::BACKEND;
 use crate::error::map_sqlite;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -61,7 +61,7 @@ fn private_file(path: &str) -> Result<()> {
                 memlayer_store::ErrorKind::Unavailable,
                 format!("cannot create the database file {path}: {e}"),
             )
-            .with_backend(crate::BACKEND)
+            .with_backend(crate::client::BACKEND)
         })
 }
 

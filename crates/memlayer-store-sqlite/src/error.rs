@@ -3,7 +3,7 @@
 use memlayer_store::{Error, ErrorKind};
 use rusqlite::ErrorCode;
 
-use crate::BACKEND;
+use crate::client::BACKEND;
 
 /// Maps a rusqlite error: busy or locked databases are temporary `Unavailable`, constraint
 /// violations are `Conflict`, a full disk or read-only file is `Unavailable`, the rest

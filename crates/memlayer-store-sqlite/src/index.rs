@@ -669,7 +669,7 @@ fn accept_rows(
     let columns = format!("{ITEM_COLUMNS}, i.embedding");
     let (sql, q) = candidates_query(namespace, filter, now, ids, &columns);
     let mut passing = std::collections::HashSet::new();
-    for item in crate::query_items(conn, &sql, &q)? {
+    for item in crate::rows::query_items(conn, &sql, &q)? {
         passing.insert(item.id.clone());
         rows.insert(item.id.clone(), item);
     }
