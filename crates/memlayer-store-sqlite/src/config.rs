@@ -29,7 +29,8 @@ pub struct SqliteConfig {
     pub expected_pin: Option<EmbeddingPin>,
     /// The in-process vector index: namespaces of `ann.threshold` vectors or more are
     /// searched through an HNSW graph, smaller ones by an exact scan. Its `scan_sharing` is
-    /// always [`ScanSharing::Gather`](memlayer_ann::ScanSharing::Gather) here, as searches run on the blocking pool.
+    /// always [`ScanSharing::Gather`](memlayer_ann::ScanSharing::Gather) here, as searches
+    /// run on the blocking pool.
     pub ann: AnnConfig,
     /// Whether namespaces' HNSW graphs are saved beside a database file (in `<path>.graphs/`)
     /// after they are built and at [`close`](memlayer_store::MemoryStore::close), so that the
