@@ -152,7 +152,7 @@ pub(crate) fn write(
     })?;
     index
         .save(graph_tmp_str)
-        .map_err(|e| crate::index_error("save", e))?;
+        .map_err(|e| crate::graph::index_error("save", e))?;
     restrict_to_owner(&graph_tmp).map_err(|e| io_error("restricting", &graph_tmp, e))?;
     let (graph_len, graph_crc) =
         crc_of_file(&graph_tmp).map_err(|e| io_error("reading back", &graph_tmp, e))?;

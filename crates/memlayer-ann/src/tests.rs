@@ -1,4 +1,14 @@
+use std::path::Path;
+use std::sync::{Arc, Condvar};
+
+use memlayer_store::ranking::sketch;
+use memlayer_store::ranking::vector::{MAX_SCAN_BATCH, best_first, dot};
+use memlayer_store::{ErrorKind, Result};
+
 use super::*;
+use crate::config::*;
+use crate::scan::*;
+use crate::set::*;
 use crate::synthetic::Clustered;
 
 fn exact(set: &[(u32, Vec<f32>)], q: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<u32> {
