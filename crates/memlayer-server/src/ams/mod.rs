@@ -12,8 +12,11 @@
 // out; boxing them would buy nothing but noise.
 #![allow(clippy::result_large_err)]
 
+mod filter;
 mod long_term;
 mod prompt;
+mod record;
+mod search;
 mod working;
 
 use axum::http::{HeaderMap, StatusCode};

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::long_term::{SearchBody, run_search};
+use super::search::{SearchBody, run_search};
 use super::{detail, from_api, invalid, namespace_of, working};
 use crate::AppState;
 

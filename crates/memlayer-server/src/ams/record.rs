@@ -1,0 +1,350 @@
+//! An AMS memory record as a memlayer item: the mapping of its fields, parsing a record
+//! from a request, and storing a batch of records (overwrite by id, dedup by hash).
+
+use std::collections::HashMap;
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use memlayer::{ErrorKind, Filter, Kind, MemoryItem, SearchRequest, Tier, Timestamp};
+use serde_json::{Map, Value, json};
+
+use super::{
+    from_api, from_store, hex_digest, invalid, namespace_of, parse_time, visible_namespaces,
+};
+use crate::AppState;
+
+pub(crate) const TOPIC: &str = "topic:";
+pub(crate) const ENTITY: &str = "entity:";
+/// Candidates read per namespace for one search: `total` counts matches among them.
+pub(crate) const CANDIDATES: usize = 1000;
+
+/// The kinds an AMS memory type is stored as.
+pub(crate) fn kinds_of(memory_type: &str) -> Option<Vec<Kind>> {
+    match memory_type {
+        "semantic" => Some(vec![
+            Kind::Fact,
+            Kind::Custom("user_profile".into()),
+            Kind::Custom("agent_experience".into()),
+        ]),
+        "episodic" => Some(vec![Kind::Custom("episodic".into())]),
+        "message" => Some(vec![Kind::Custom("message".into())]),
+        _ => None,
+    }
+}
+
+/// Every kind AMS long-term memory sees (memlayer's own long-term facts included).
+pub(crate) fn long_term_kinds() -> Vec<Kind> {
+    ["semantic", "episodic", "message"]
+        .iter()
+        .filter_map(|t| kinds_of(t))
+        .flatten()
+        .collect()
+}
+
+/// The AMS memory type of an item, `None` for items that are not long-term memory.
+pub(crate) fn memory_type_of(kind: &Kind) -> Option<&'static str> {
+    ["semantic", "episodic", "message"]
+        .into_iter()
+        .find(|t| kinds_of(t).is_some_and(|ks| ks.contains(kind)))
+}
+
+/// The set of one optional value.
+pub(crate) fn one(v: Option<&str>) -> std::option::IntoIter<&str> {
+    v.into_iter()
+}
+
+/// AMS's content hash: text, user and session, so the same text of two users is two memories.
+pub(crate) fn memory_hash(text: &str, user: Option<&str>, session: Option<&str>) -> String {
+    hex_digest(
+        &json!({"text": text, "user_id": user.unwrap_or(""), "session_id": session.unwrap_or("")})
+            .to_string(),
+    )
+}
+
+pub(crate) fn tags_with<'a>(
+    item: &'a MemoryItem,
+    prefix: &'a str,
+) -> impl Iterator<Item = &'a str> + Clone {
+    item.tags.iter().filter_map(move |t| t.strip_prefix(prefix))
+}
+
+/// The AMS record of an item.
+pub(super) fn record_of(item: &MemoryItem) -> Value {
+    let extra = &item.metadata.extra;
+    let hash = extra
+        .get("memory_hash")
+        .and_then(Value::as_str)
+        .map_or_else(
+            || {
+                memory_hash(
+                    &item.content,
+                    item.metadata.user_id.as_deref(),
+                    item.metadata.session_id.as_deref(),
+                )
+            },
+            str::to_owned,
+        );
+    json!({
+        "id": item.id,
+        "text": item.content,
+        "session_id": item.metadata.session_id,
+        "user_id": item.metadata.user_id,
+        "namespace": item.namespace,
+        "last_accessed": item.last_accessed_at.unwrap_or(item.created_at),
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+        "topics": tags_with(item, TOPIC).collect::<Vec<_>>(),
+        "entities": tags_with(item, ENTITY).collect::<Vec<_>>(),
+        "memory_hash": hash,
+        "discrete_memory_extracted": extra.get("discrete_memory_extracted").cloned().unwrap_or(json!("f")),
+        "memory_type": memory_type_of(&item.kind).unwrap_or("semantic"),
+        "persisted_at": extra.get("persisted_at").cloned().unwrap_or(json!(item.updated_at)),
+        "extracted_from": extra.get("extracted_from").cloned().unwrap_or(Value::Null),
+        "event_date": extra.get("event_date").cloned().unwrap_or(Value::Null)})
+}
+
+/// Reads the optional string `key` of a record.
+pub(crate) fn opt_str(
+    obj: &Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<Option<String>, Response> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(&format!("{at}{key}"), "expected a string")),
+    }
+}
+
+pub(crate) fn opt_list(
+    obj: &Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<Vec<String>, Response> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(xs)) => xs
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid(&format!("{at}{key}"), "expected a list of strings"))
+            })
+            .collect(),
+        Some(_) => Err(invalid(&format!("{at}{key}"), "expected a list of strings")),
+    }
+}
+
+pub(crate) fn opt_time(
+    obj: &Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<Option<Timestamp>, Response> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => parse_time(v)
+            .map(Some)
+            .ok_or_else(|| invalid(&format!("{at}{key}"), "expected an ISO 8601 datetime")),
+    }
+}
+
+/// An AMS memory record parsed and checked; `at` prefixes field names in errors.
+pub(crate) struct Record {
+    pub(crate) id: Option<String>,
+    pub(crate) text: String,
+    pub(crate) namespace: String,
+    pub(crate) user_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) topics: Vec<String>,
+    pub(crate) entities: Vec<String>,
+    pub(crate) memory_type: String,
+    pub(crate) created_at: Option<Timestamp>,
+    pub(crate) last_accessed: Option<Timestamp>,
+    pub(crate) event_date: Option<Timestamp>,
+    pub(crate) extracted_from: Vec<String>,
+    pub(crate) discrete_memory_extracted: Option<String>,
+}
+
+impl Record {
+    pub(crate) fn parse(value: &Value, at: &str) -> Result<Record, Response> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| invalid(at.trim_end_matches('.'), "expected an object"))?;
+        let text = opt_str(obj, "text", at)?
+            .ok_or_else(|| invalid(&format!("{at}text"), "is required"))?;
+        let memory_type = opt_str(obj, "memory_type", at)?.unwrap_or_else(|| "message".into());
+        if kinds_of(&memory_type).is_none() {
+            return Err(invalid(
+                &format!("{at}memory_type"),
+                format!("is {memory_type:?}; must be semantic, episodic or message"),
+            ));
+        }
+        let discrete = opt_str(obj, "discrete_memory_extracted", at)?;
+        if discrete.as_deref().is_some_and(|d| d != "t" && d != "f") {
+            return Err(invalid(
+                &format!("{at}discrete_memory_extracted"),
+                "must be \"t\" or \"f\"",
+            ));
+        }
+        Ok(Record {
+            id: opt_str(obj, "id", at)?.filter(|s| !s.is_empty()),
+            text,
+            namespace: namespace_of(opt_str(obj, "namespace", at)?.as_deref()),
+            user_id: opt_str(obj, "user_id", at)?,
+            session_id: opt_str(obj, "session_id", at)?,
+            topics: opt_list(obj, "topics", at)?,
+            entities: opt_list(obj, "entities", at)?,
+            memory_type,
+            created_at: opt_time(obj, "created_at", at)?,
+            last_accessed: opt_time(obj, "last_accessed", at)?,
+            event_date: opt_time(obj, "event_date", at)?,
+            extracted_from: opt_list(obj, "extracted_from", at)?,
+            discrete_memory_extracted: discrete,
+        })
+    }
+
+    pub(crate) fn hash(&self) -> String {
+        memory_hash(
+            &self.text,
+            self.user_id.as_deref(),
+            self.session_id.as_deref(),
+        )
+    }
+
+    /// The item this record is stored as.
+    pub(crate) fn item(&self, now: Timestamp) -> MemoryItem {
+        let kind = kinds_of(&self.memory_type)
+            .and_then(|ks| ks.into_iter().next())
+            .unwrap_or(Kind::Fact);
+        let mut item = MemoryItem::new(&self.namespace, kind, &self.text)
+            .with_tier(Tier::Semantic)
+            .with_extra("memory_hash", self.hash())
+            .with_extra(
+                "discrete_memory_extracted",
+                self.discrete_memory_extracted.as_deref().unwrap_or("f"),
+            )
+            .with_extra("persisted_at", now.to_rfc3339());
+        if let Some(id) = &self.id {
+            item = item.with_id(id);
+        }
+        if let Some(u) = &self.user_id {
+            item = item.with_user(u);
+        }
+        if let Some(s) = &self.session_id {
+            item = item.with_session(s);
+        }
+        for t in &self.topics {
+            item = item.with_tag(format!("{TOPIC}{t}"));
+        }
+        for e in &self.entities {
+            item = item.with_tag(format!("{ENTITY}{e}"));
+        }
+        if let Some(c) = self.created_at {
+            item = item.with_created_at(c);
+        }
+        item.last_accessed_at = Some(self.last_accessed.unwrap_or(now));
+        if let Some(d) = self.event_date {
+            item = item.with_extra("event_date", d.to_rfc3339());
+        }
+        if !self.extracted_from.is_empty() {
+            item = item.with_extra("extracted_from", json!(self.extracted_from));
+        }
+        item
+    }
+}
+
+/// Finds a long-term memory by id among the namespaces the caller may see.
+pub(crate) async fn find(
+    st: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Option<MemoryItem>, Response> {
+    for ns in visible_namespaces(st, headers).await? {
+        match st.store.get(&ns, id).await {
+            Ok(item) if memory_type_of(&item.kind).is_some() && !item.deleted => {
+                return Ok(Some(item));
+            }
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(from_store(e)),
+        }
+    }
+    Ok(None)
+}
+
+/// Stores records: validates and checks every namespace first (so a refusal touches nothing),
+/// moves an id that lives in another namespace, and with `deduplicate` skips a record whose
+/// hash a live memory of its namespace already has. Returns the ids stored.
+pub(crate) async fn store_records(
+    st: &AppState,
+    headers: &HeaderMap,
+    records: Vec<Record>,
+    deduplicate: bool,
+) -> Result<Vec<String>, Response> {
+    for r in &records {
+        st.config
+            .auth
+            .check(headers, &r.namespace)
+            .map_err(from_api)?;
+    }
+    let now = Timestamp::now();
+    let mut items = Vec::with_capacity(records.len());
+    let mut moved_from = Vec::new();
+    let mut seen_hashes: HashMap<(String, String), ()> = HashMap::new();
+    for r in records {
+        let existing = match &r.id {
+            Some(id) => find(st, headers, id).await?,
+            None => None,
+        };
+        if let Some(old) = &existing
+            && old.namespace != r.namespace
+        {
+            // Overwrite by id into another namespace: the record moves, its old copy removed
+            // only once the new one is stored.
+            moved_from.push((old.namespace.clone(), old.id.clone()));
+        }
+        if deduplicate && existing.is_none() {
+            let mut twin = Filter::new().meta_eq("memory_hash", r.hash());
+            twin.kinds = long_term_kinds();
+            let key = (r.namespace.clone(), r.hash());
+            if seen_hashes.insert(key, ()).is_some() {
+                continue;
+            }
+            let twins = st
+                .store
+                .search(
+                    &r.namespace,
+                    &SearchRequest::recent().with_filter(twin).with_limit(1),
+                )
+                .await
+                .map_err(from_store)?;
+            if !twins.hits.is_empty() {
+                continue;
+            }
+        }
+        items.push(r.item(now));
+    }
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stored = st.store.upsert_many(items).await.map_err(from_store)?;
+    remove_moved(st, moved_from).await?;
+    Ok(stored.into_iter().map(|i| i.id).collect())
+}
+
+/// Removes the old copies of records that moved namespace, after their new copies were
+/// stored: a failure between the two leaves a record twice, never nowhere, and a retry of the
+/// same call finishes the move.
+pub(crate) async fn remove_moved(
+    st: &AppState,
+    moved_from: Vec<(String, String)>,
+) -> Result<(), Response> {
+    for (namespace, id) in moved_from {
+        match st.store.delete(&namespace, &id).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(from_store(e)),
+        }
+    }
+    Ok(())
+}
