@@ -7,18 +7,22 @@
 mod clear;
 mod concurrency;
 mod crud;
+mod filters;
 mod hybrid;
+mod keyword;
 mod lifecycle;
-mod search;
+mod listing;
 mod tenancy;
 mod vector;
 
 pub use clear::*;
 pub use concurrency::*;
 pub use crud::*;
+pub use filters::*;
 pub use hybrid::*;
+pub use keyword::*;
 pub use lifecycle::*;
-pub use search::*;
+pub use listing::*;
 pub use tenancy::*;
 pub use vector::*;
 
