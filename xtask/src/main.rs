@@ -8,14 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-mod bench;
 mod conformance;
-mod embedders;
-mod eval;
-mod matrix;
-mod progress;
 mod services;
-mod stores;
 
 /// Every backend id, in documentation order.
 pub const BACKENDS: &[&str] = &["memory", "sqlite", "postgres", "redis", "chroma"];
@@ -51,77 +45,21 @@ enum Cmd {
         #[command(subcommand)]
         action: ServicesCmd,
     },
-    /// Performance: every backend on the same synthetic data; writes target/bench/report.json,
-    /// an SVG chart and the bench section of docs/benchmarks.md.
+    /// Performance: every backend on the same data, in a release build of memlayer-bench;
+    /// `cargo xtask bench --help` lists its options.
+    #[command(disable_help_flag = true)]
     Bench {
-        /// A small run (under five minutes): memory and SQLite at 2,000 items, 200 calls.
-        #[arg(long)]
-        quick: bool,
-        /// Backend ids, comma-separated, or `all`.
-        #[arg(long)]
-        backend: Option<String>,
-        /// Namespace sizes, comma-separated.
-        #[arg(long)]
-        sizes: Option<String>,
-        /// Write the table into this markdown file's bench section (and the chart beside it).
-        #[arg(long)]
-        markdown: Option<PathBuf>,
-        /// Search modes to measure, comma-separated (keyword, vector, hybrid); all by default.
-        #[arg(long)]
-        modes: Option<String>,
-        /// Filter selectivities to measure, comma-separated (1.0 and 0.01 by default).
-        #[arg(long)]
-        filters: Option<String>,
-        /// Keep the rows of the previous report that this run does not measure again (a large
-        /// size run separately from the others, say); the markdown lists every run's command.
-        #[arg(long)]
-        merge: bool,
-        /// A BEIR dataset directory (e.g. ../shared/data/scifact): its corpus with
-        /// all-MiniLM-L6-v2 vectors (embedded once, then cached) and its judged queries
-        /// replace the synthetic sets; the run's size is the corpus's.
-        #[arg(long, conflicts_with = "sizes")]
-        data: Option<PathBuf>,
+        /// Passed to `memlayer-bench bench`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
-    /// Retrieval evaluation on a BEIR-format dataset (see ../shared/docs/EVAL.md).
+    /// Retrieval evaluation on a BEIR-format dataset (see ../shared/docs/EVAL.md);
+    /// `cargo xtask eval --help` lists its options.
+    #[command(disable_help_flag = true)]
     Eval {
-        /// Dataset directory (corpus.jsonl, queries.jsonl, qrels/test.tsv).
-        #[arg(long, default_value = "../shared/data/scifact")]
-        data: PathBuf,
-        /// Backend ids, comma-separated, or `all`.
-        #[arg(long, default_value = "memory")]
-        backend: String,
-        /// keyword, vector, hybrid or all.
-        #[arg(long, default_value = "all")]
-        mode: String,
-        /// hash, minilm, static or openai.
-        #[arg(long, default_value = "minilm")]
-        embedder: String,
-        /// Hits kept per query for the metrics.
-        #[arg(long, default_value_t = 10)]
-        k: usize,
-        /// Hits asked of the store per query (at least k); 100 by default, so recall@100 is
-        /// measured. A search's latency depends on it: `--limit 10` times what an agent asking
-        /// for ten memories waits.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Write the result rows as a JSON array to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Hybrid fusion: `convex:W` (keyword weight W) or `rrf:K`.
-        #[arg(long)]
-        fusion: Option<String>,
-        /// Hybrid per-leg pool depth.
-        #[arg(long)]
-        pool: Option<usize>,
-        /// Hybrid's conversational context weight, 0..=1 (0 turns it off).
-        #[arg(long)]
-        context: Option<f32>,
-        /// The relevance floor: hits scoring below it are left out.
-        #[arg(long)]
-        min_score: Option<f32>,
-        /// Write the table into this markdown file's eval section.
-        #[arg(long)]
-        markdown: Option<PathBuf>,
+        /// Passed to `memlayer-bench eval`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -166,120 +104,31 @@ fn describe(cmd: &Command) -> String {
         .join(" ")
 }
 
-/// The cargo target directory (for caches and reports).
-pub fn target_dir() -> PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join("target"))
-}
-
-/// Parses `convex:W` or `rrf:K`.
-fn parse_fusion(s: &str) -> Result<memlayer::Fusion> {
-    let (kind, value) = s.split_once(':').unwrap_or((s, ""));
-    let value: f32 = value
-        .parse()
-        .with_context(|| format!("fusion {s:?}: expected convex:W or rrf:K"))?;
-    match kind {
-        "convex" => Ok(memlayer::Fusion::Convex {
-            keyword_weight: value,
-        }),
-        "rrf" => Ok(memlayer::Fusion::Rrf { k: value }),
-        _ => bail!("fusion {s:?}: expected convex:W or rrf:K"),
-    }
-}
-
-/// The backends named by a comma-separated list or `all`.
-fn parse_backends(s: &str) -> Result<Vec<String>> {
-    if s == "all" {
-        return Ok(BACKENDS.iter().map(|b| b.to_string()).collect());
-    }
-    let ids: Vec<String> = s.split(',').map(|b| b.trim().to_owned()).collect();
-    for id in &ids {
-        if !BACKENDS.contains(&id.as_str()) {
-            bail!("unknown backend {id:?}; known: {}", BACKENDS.join(", "));
-        }
-    }
-    Ok(ids)
-}
-
-/// The CI quality floor: keyword nDCG@10 on SciFact must stay at or above 0.65 on the
-/// in-process backends.
-fn quality_floor() -> Result<()> {
-    let data = root()
-        .join("..")
-        .join("shared")
-        .join("data")
-        .join("scifact");
-    if !data.join("corpus.jsonl").is_file() {
-        bail!(
-            "the SciFact data is missing at {}; CI needs ../shared/data/scifact",
-            data.display()
-        );
-    }
-    let args = eval::EvalArgs {
-        data,
-        backends: vec!["memory".into(), "sqlite".into()],
-        modes: vec![memlayer::SearchMode::Keyword],
-        embedder: "hash".into(),
-        k: 10,
-        limit: 100,
-        json: None,
-        fusion: None,
-        pool_depth: None,
-        context_weight: None,
-        min_score: None,
-        markdown: None,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let rows = runtime.block_on(eval::eval(&args))?;
-    for (backend, ndcg) in eval::ndcg_by_backend(&rows) {
-        if ndcg < 0.65 {
-            bail!("keyword nDCG@10 on SciFact fell to {ndcg:.4} on {backend}; the floor is 0.65");
-        }
-        eprintln!("quality floor: {backend} keyword nDCG@10 = {ndcg:.4} (floor 0.65)");
-    }
-    Ok(())
-}
-
-/// The bench measures a release build: `cargo xtask` runs the dev profile, whose code (even at
-/// opt-level 3) keeps debug assertions and overflow checks and is split into many codegen units,
-/// and SQLite's in-process vector search ran 7,288/s there against 9,993/s in release, side by
-/// side. A dev build of xtask therefore builds and runs its release self with the same
-/// arguments and returns that run's exit code; `MEMLAYER_BENCH_DEV=1` measures the dev build
-/// instead (the rows say which, in `build`).
-fn bench_in_release() -> Result<Option<i32>> {
-    if !cfg!(debug_assertions) || std::env::var_os("MEMLAYER_BENCH_DEV").is_some() {
-        return Ok(None);
-    }
-    eprintln!(
-        "bench: running the release build of xtask (built first if needed; MEMLAYER_BENCH_DEV=1 measures this dev build instead)"
-    );
-    let status = cargo()
-        .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
-        .args(std::env::args_os().skip(1))
-        .status()
-        .context("running cargo for the release build of xtask")?;
-    Ok(Some(status.code().unwrap_or(1)))
-}
-
-/// `release` or `dev`: the profile this xtask was built in.
-pub fn build_profile() -> &'static str {
-    if cfg!(debug_assertions) {
-        "dev"
-    } else {
-        "release"
-    }
-}
-
 /// `cargo` with the toolchain of this workspace.
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Runs `memlayer-bench ARGS`: in the release profile for the bench, which measures what a
+/// deployment runs, and in the dev profile (whose dependencies the tests share) otherwise.
+fn bench_tool<S: AsRef<std::ffi::OsStr>>(args: &[S], release: bool) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "--package", "memlayer-bench"]);
+    if release {
+        cmd.arg("--release");
+    }
+    cmd.arg("--");
+    if release {
+        cmd.arg("bench");
+    }
+    run(cmd.args(args))
+}
+
 fn ci() -> Result<()> {
     let started = Instant::now();
+    // Formatting first: it needs no build and no service, so a badly formatted change fails
+    // in seconds.
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     let env = services::up(&[])?;
     for (k, v) in &env {
         // SAFETY of set_var: xtask is single-threaded here, before any runtime starts.
@@ -287,7 +136,6 @@ fn ci() -> Result<()> {
     }
     services::prune_postgres(&env)?;
     services::prune_chroma(&env)?;
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -297,7 +145,6 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    matrix::matrix(true)?;
     // Every publishable crate packages (metadata, README, licence files, path deps versioned).
     run(cargo().args(["package", "--workspace", "--no-verify"]))?;
     // One test run covers unit tests, integration tests and the conformance suite; the suite
@@ -308,9 +155,29 @@ fn ci() -> Result<()> {
         &["models", "amc", "mcp"],
         &["test", "--workspace", "--no-fail-fast", "--all-features"],
     )?;
-    quality_floor()?;
+    // The bench binary is built with the test run's features, so it reuses that build's
+    // dependencies instead of compiling them again with its own narrower feature set.
+    run(cargo().args([
+        "build",
+        "--workspace",
+        "--all-features",
+        "--bins",
+        "--quiet",
+    ]))?;
+    let bench = target_dir().join("debug").join("memlayer-bench");
+    run(Command::new(&bench).args(["matrix", "--check"]))?;
+    run(Command::new(&bench)
+        .arg("quality-floor")
+        .env("MEMLAYER_REQUIRE_DATA", "1"))?;
     eprintln!("ci passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The cargo target directory.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 #[allow(unsafe_code)]
@@ -369,7 +236,14 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Matrix { check } => matrix::matrix(check),
+        Cmd::Matrix { check } => bench_tool(
+            if check {
+                &["matrix", "--check"]
+            } else {
+                &["matrix"]
+            },
+            false,
+        ),
         Cmd::Ci => ci(),
         Cmd::Services { action } => match action {
             ServicesCmd::Up { ids } | ServicesCmd::Env { ids } => {
@@ -383,92 +257,11 @@ fn main() -> Result<()> {
                 services::prune_chroma(&services::up(&["chroma".to_owned()])?)
             }
         },
-        Cmd::Bench {
-            quick,
-            backend,
-            sizes,
-            markdown,
-            merge,
-            modes,
-            filters,
-            data,
-        } => {
-            if let Some(code) = bench_in_release()? {
-                std::process::exit(code);
-            }
-            let backends = match backend {
-                Some(b) => parse_backends(&b)?,
-                None if quick => vec!["memory".to_owned(), "sqlite".to_owned()],
-                None => parse_backends("all")?,
-            };
-            let sizes = match sizes {
-                Some(s) => s
-                    .split(',')
-                    .map(|x| x.trim().replace('_', "").parse::<usize>())
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .context("--sizes: comma-separated numbers")?,
-                None if quick => vec![2000],
-                None => vec![10_000, 100_000],
-            };
-            let args = bench::BenchArgs {
-                quick,
-                backends,
-                sizes,
-                markdown,
-                merge,
-                modes: match modes {
-                    Some(m) => m.split(',').map(|x| x.trim().to_owned()).collect(),
-                    None => vec!["keyword".into(), "vector".into(), "hybrid".into()],
-                },
-                filters: match filters {
-                    Some(f) => f
-                        .split(',')
-                        .map(|x| x.trim().parse::<f64>())
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .context("--filters: comma-separated numbers (1.0, 0.01)")?,
-                    None => vec![1.0, 0.01],
-                },
-                data,
-            };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(bench::bench(&args))?;
-            Ok(())
-        }
-        Cmd::Eval {
-            data,
-            backend,
-            mode,
-            embedder,
-            k,
-            limit,
-            json,
-            fusion,
-            pool,
-            context,
-            min_score,
-            markdown,
-        } => {
-            let args = eval::EvalArgs {
-                data,
-                backends: parse_backends(&backend)?,
-                modes: eval::parse_modes(&mode)?,
-                embedder,
-                k,
-                limit,
-                json,
-                fusion: fusion.as_deref().map(parse_fusion).transpose()?,
-                pool_depth: pool,
-                context_weight: context,
-                min_score,
-                markdown,
-            };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(eval::eval(&args))?;
-            Ok(())
+        Cmd::Bench { args } => bench_tool(&args, true),
+        Cmd::Eval { args } => {
+            let mut all = vec!["eval".to_owned()];
+            all.extend(args);
+            bench_tool(&all, false)
         }
     }
 }

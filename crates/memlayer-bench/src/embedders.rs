@@ -19,9 +19,7 @@ pub async fn open(name: &str) -> Result<Shared> {
     let inner: DynEmbedder = match name {
         "hash" => Arc::new(HashEmbedder::new()),
         "minilm" => {
-            let dir = std::env::var("MEMLAYER_MINILM_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| crate::services::models_dir().join("minilm"));
+            let dir = crate::services::model_dir("MEMLAYER_MINILM_DIR")?;
             Arc::new(memlayer_embed::MiniLmEmbedder::load(&dir).with_context(|| {
                 format!(
                     "loading MiniLM from {} (run `cargo xtask services up models`)",
@@ -30,9 +28,7 @@ pub async fn open(name: &str) -> Result<Shared> {
             })?)
         }
         "static" => {
-            let dir = std::env::var("MEMLAYER_STATIC_MODEL_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| crate::services::models_dir().join("static"));
+            let dir = crate::services::model_dir("MEMLAYER_STATIC_MODEL_DIR")?;
             Arc::new(memlayer_embed::StaticEmbedder::load(
                 &dir,
                 Some("static:tokenlearn-static-model"),

@@ -97,7 +97,7 @@ fn backends_md(stores: &[DynStore]) -> Result<String> {
                 .find(|(b, c, _)| *b == s.backend() && *c == name)
             else {
                 bail!(
-                    "{} has {name} off without a reason in xtask/src/matrix.rs",
+                    "{} has {name} off without a reason in crates/memlayer-bench/src/matrix.rs",
                     s.backend()
                 );
             };
