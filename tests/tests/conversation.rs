@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memlayer::orchestrator::{
-    DecayPolicy, ExtractionType, ExtractiveSummarizer, LongTermMemory, MemoryEvent,
-    MemoryEventEmitter, MemoryOrchestrator, OrchestratorConfig, RuleExtractor, Scope,
-    ShortTermMemory, SummaryConfig, Sweeper, TaskState, WindowConfig,
+    DecayPolicy, EventStore, ExtractionType, ExtractiveSummarizer, LongTermMemory, MemoryEvent,
+    MemoryOrchestrator, OrchestratorConfig, RuleExtractor, Scope, ShortTermMemory, SummaryConfig,
+    Sweeper, TaskState, WindowConfig,
 };
 use memlayer::{DynStore, Filter, Kind, MemoryItem, MemoryStoreExt, Timestamp};
 use serde_json::json;
@@ -80,7 +80,7 @@ fn round(r: usize) -> Vec<MemoryItem> {
 }
 
 async fn scenario(backend: &str, store: DynStore) {
-    let emitter = Arc::new(MemoryEventEmitter::new(store.clone(), 4096));
+    let emitter = Arc::new(EventStore::new(store.clone(), 4096));
     let mut events = emitter.subscribe();
     let store: DynStore = emitter.clone();
     let stm = ShortTermMemory::new(store.clone(), "chat");

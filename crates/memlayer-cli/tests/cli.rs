@@ -623,7 +623,7 @@ async fn forget_deletes_the_users_events_from_the_event_log() {
         eprintln!("skipping the event-log leg of forget: set MEMLAYER_REDIS_URL");
         return;
     };
-    use memlayer::orchestrator::{MemoryEvent, MemoryEventEmitter, RedisStreamSink};
+    use memlayer::orchestrator::{EventStore, MemoryEvent, RedisStreamSink};
     let key = format!(
         "cli-forget-events-{}-{}",
         std::process::id(),
@@ -636,7 +636,7 @@ async fn forget_deletes_the_users_events_from_the_event_log() {
             .await
             .unwrap(),
     );
-    let emitter = MemoryEventEmitter::new(memlayer::open(&url).await.unwrap(), 64);
+    let emitter = EventStore::new(memlayer::open(&url).await.unwrap(), 64);
     emitter.add_sink(sink.clone());
     let store: DynStore = Arc::new(emitter);
     seed(&store).await;

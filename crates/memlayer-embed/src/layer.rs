@@ -1,8 +1,7 @@
 use async_trait::async_trait;
-use memlayer_store::types::{MemoryItem, Timestamp};
+use memlayer_store::types::MemoryItem;
 use memlayer_store::{
-    Capabilities, ClearRequest, CountOptions, DynStore, EmbeddingPin, Error, ErrorKind,
-    ExpiredItem, ListRequest, MemoryStore, Page, Result, SearchMode, SearchRequest, SearchResults,
+    DynStore, Error, ErrorKind, Layer, Result, SearchMode, SearchRequest, SearchResults,
 };
 
 use crate::DynEmbedder;
@@ -99,13 +98,9 @@ impl EmbeddingStore {
 }
 
 #[async_trait]
-impl MemoryStore for EmbeddingStore {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+impl Layer for EmbeddingStore {
+    fn beneath(&self) -> Option<&DynStore> {
+        Some(&self.inner)
     }
 
     async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
@@ -120,22 +115,6 @@ impl MemoryStore for EmbeddingStore {
         self.inner.upsert_many(items).await
     }
 
-    async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
-        self.inner.get(namespace, id).await
-    }
-
-    async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
-        self.inner.delete(namespace, id).await
-    }
-
-    async fn clear(&self, namespace: &str, request: &ClearRequest) -> Result<u64> {
-        self.inner.clear(namespace, request).await
-    }
-
-    async fn count(&self, namespace: &str, options: CountOptions) -> Result<u64> {
-        self.inner.count(namespace, options).await
-    }
-
     async fn search(&self, namespace: &str, request: &SearchRequest) -> Result<SearchResults> {
         let wants_vector = matches!(request.mode, SearchMode::Vector | SearchMode::Hybrid);
         let text = request.query.as_deref().unwrap_or("").trim();
@@ -146,80 +125,5 @@ impl MemoryStore for EmbeddingStore {
             return self.inner.search(namespace, &request).await;
         }
         self.inner.search(namespace, request).await
-    }
-
-    async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
-        self.inner.list(namespace, request).await
-    }
-
-    async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
-        self.inner.supersede(namespace, id, by).await
-    }
-
-    async fn restore(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
-        self.inner.restore(namespace, id).await
-    }
-
-    async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
-        self.inner.predecessors(namespace, id).await
-    }
-
-    async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
-        self.inner.reinforce(namespace, ids, at).await
-    }
-
-    async fn decay(
-        &self,
-        namespace: &str,
-        idle_before: Timestamp,
-        factor: f32,
-        floor: f32,
-    ) -> Result<u64> {
-        self.inner
-            .decay(namespace, idle_before, factor, floor)
-            .await
-    }
-
-    async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
-        self.inner.list_expired(now, limit).await
-    }
-
-    async fn delete_if_expired_before(
-        &self,
-        namespace: &str,
-        id: &str,
-        cutoff: Timestamp,
-    ) -> Result<()> {
-        self.inner
-            .delete_if_expired_before(namespace, id, cutoff)
-            .await
-    }
-
-    async fn list_namespaces(&self) -> Result<Vec<String>> {
-        self.inner.list_namespaces().await
-    }
-
-    async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
-        self.inner.delete_namespace(namespace).await
-    }
-
-    async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
-        self.inner.reassign(ids, from, to).await
-    }
-
-    async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {
-        self.inner.embedding_pin().await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.inner.ping().await
-    }
-
-    async fn scrub(&self, namespaces: &[String]) -> Result<Vec<String>> {
-        self.inner.scrub(namespaces).await
-    }
-
-    async fn close(&self) -> Result<()> {
-        self.inner.close().await
     }
 }

@@ -1,6 +1,6 @@
 //! Events: a store wrapper that tells subscribers what changed.
 //!
-//! [`MemoryEventEmitter`] implements [`MemoryStore`] over any [`DynStore`], so it slots in
+//! [`EventStore`] is a store [`Layer`] over any [`DynStore`], so it slots in
 //! wherever a store is expected; every successful write, search and clear is published on a
 //! tokio broadcast channel (slow subscribers lose the oldest events and are told how many,
 //! never block writers) and handed to every registered [`EventSink`].
@@ -9,10 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use memlayer_store::types::{MemoryItem, Timestamp};
-use memlayer_store::{
-    Capabilities, ClearRequest, CountOptions, DynStore, EmbeddingPin, ExpiredItem, ListRequest,
-    MemoryStore, Page, Result, SearchRequest, SearchResults,
-};
+use memlayer_store::{ClearRequest, DynStore, Layer, Result, SearchRequest, SearchResults};
 use tokio::sync::broadcast;
 
 /// What happened.
@@ -81,19 +78,23 @@ pub trait EventSink: Send + Sync + std::fmt::Debug {
     async fn deliver(&self, event: &MemoryEvent);
 }
 
-/// A store that publishes [`MemoryEvent`]s.
+/// A store layer that publishes [`MemoryEvent`]s.
 #[derive(Clone, Debug)]
-pub struct MemoryEventEmitter {
+pub struct EventStore {
     inner: DynStore,
     sender: broadcast::Sender<MemoryEvent>,
     sinks: Arc<RwLock<Vec<Arc<dyn EventSink>>>>,
 }
 
-impl MemoryEventEmitter {
+/// The earlier name of [`EventStore`].
+#[deprecated(note = "renamed to EventStore")]
+pub type MemoryEventEmitter = EventStore;
+
+impl EventStore {
     /// Wraps `inner`; subscribers may fall up to `capacity` events behind.
     pub fn new(inner: DynStore, capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        MemoryEventEmitter {
+        EventStore {
             inner,
             sender,
             sinks: Arc::new(RwLock::new(Vec::new())),
@@ -147,6 +148,17 @@ impl MemoryEventEmitter {
         }
     }
 
+    /// The ids of `ids` that are live in `namespace`, each once.
+    async fn live_in(&self, namespace: &str, ids: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for id in ids {
+            if !out.contains(id) && self.inner.get(namespace, id).await.is_ok() {
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+
     async fn updated(&self, namespace: &str, ids: Vec<String>) {
         if !ids.is_empty() {
             self.emit(MemoryEvent::Updated {
@@ -159,13 +171,9 @@ impl MemoryEventEmitter {
 }
 
 #[async_trait]
-impl MemoryStore for MemoryEventEmitter {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+impl Layer for EventStore {
+    fn beneath(&self) -> Option<&DynStore> {
+        Some(&self.inner)
     }
 
     async fn upsert(&self, item: MemoryItem) -> Result<MemoryItem> {
@@ -190,10 +198,6 @@ impl MemoryStore for MemoryEventEmitter {
         Ok(stored)
     }
 
-    async fn get(&self, namespace: &str, id: &str) -> Result<MemoryItem> {
-        self.inner.get(namespace, id).await
-    }
-
     async fn delete(&self, namespace: &str, id: &str) -> Result<()> {
         self.inner.delete(namespace, id).await?;
         self.emit(MemoryEvent::Deleted {
@@ -215,10 +219,6 @@ impl MemoryStore for MemoryEventEmitter {
         Ok(count)
     }
 
-    async fn count(&self, namespace: &str, options: CountOptions) -> Result<u64> {
-        self.inner.count(namespace, options).await
-    }
-
     async fn search(&self, namespace: &str, request: &SearchRequest) -> Result<SearchResults> {
         let results = self.inner.search(namespace, request).await?;
         self.emit(MemoryEvent::Searched {
@@ -227,10 +227,6 @@ impl MemoryStore for MemoryEventEmitter {
         })
         .await;
         Ok(results)
-    }
-
-    async fn list(&self, namespace: &str, request: &ListRequest) -> Result<Page> {
-        self.inner.list(namespace, request).await
     }
 
     async fn supersede(&self, namespace: &str, id: &str, by: &str) -> Result<MemoryItem> {
@@ -245,14 +241,16 @@ impl MemoryStore for MemoryEventEmitter {
         Ok(item)
     }
 
-    async fn predecessors(&self, namespace: &str, id: &str) -> Result<Vec<MemoryItem>> {
-        self.inner.predecessors(namespace, id).await
-    }
-
     async fn reinforce(&self, namespace: &str, ids: &[String], at: Timestamp) -> Result<u64> {
         let n = self.inner.reinforce(namespace, ids, at).await?;
         if n > 0 {
-            self.updated(namespace, ids.to_vec()).await;
+            let touched = if n as usize == ids.len() {
+                ids.to_vec()
+            } else {
+                // Fewer changed than asked for: announce only the ids live in the namespace.
+                self.live_in(namespace, ids).await
+            };
+            self.updated(namespace, touched).await;
         }
         Ok(n)
     }
@@ -278,10 +276,6 @@ impl MemoryStore for MemoryEventEmitter {
         Ok(n)
     }
 
-    async fn list_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<ExpiredItem>> {
-        self.inner.list_expired(now, limit).await
-    }
-
     async fn delete_if_expired_before(
         &self,
         namespace: &str,
@@ -299,10 +293,6 @@ impl MemoryStore for MemoryEventEmitter {
         Ok(())
     }
 
-    async fn list_namespaces(&self) -> Result<Vec<String>> {
-        self.inner.list_namespaces().await
-    }
-
     async fn delete_namespace(&self, namespace: &str) -> Result<u64> {
         let count = self.inner.delete_namespace(namespace).await?;
         if count > 0 {
@@ -317,26 +307,12 @@ impl MemoryStore for MemoryEventEmitter {
     }
 
     async fn reassign(&self, ids: &[String], from: &str, to: &str) -> Result<u64> {
+        // Only the ids that live in `from` move; read them first, so the event names those.
+        let moving = self.live_in(from, ids).await;
         let n = self.inner.reassign(ids, from, to).await?;
         if n > 0 {
-            self.updated(to, ids.to_vec()).await;
+            self.updated(to, moving).await;
         }
         Ok(n)
-    }
-
-    async fn embedding_pin(&self) -> Result<Option<EmbeddingPin>> {
-        self.inner.embedding_pin().await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.inner.ping().await
-    }
-
-    async fn scrub(&self, namespaces: &[String]) -> Result<Vec<String>> {
-        self.inner.scrub(namespaces).await
-    }
-
-    async fn close(&self) -> Result<()> {
-        self.inner.close().await
     }
 }

@@ -13,7 +13,9 @@ pub mod summary;
 pub mod sweeper;
 pub mod window;
 
-pub use events::{EventSink, MemoryEvent, MemoryEventEmitter};
+#[allow(deprecated)]
+pub use events::MemoryEventEmitter;
+pub use events::{EventSink, EventStore, MemoryEvent};
 pub use extraction::{
     DeadLetter, Extractor, MemoryOrchestrator, OrchestratorConfig, TaskReport, TaskState,
 };

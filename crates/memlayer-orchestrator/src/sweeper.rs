@@ -71,7 +71,7 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// A sweeper over `store` (wrap it in a `MemoryEventEmitter` to get `Expired` events),
+    /// A sweeper over `store` (wrap it in a `EventStore` to get `Expired` events),
     /// every minute, 500 items per listing.
     pub fn new(store: DynStore) -> Self {
         Sweeper {

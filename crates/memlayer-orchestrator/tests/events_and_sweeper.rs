@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use memlayer_orchestrator::{EventSink, MemoryEvent, MemoryEventEmitter, SweepReport, Sweeper};
+use memlayer_orchestrator::{EventSink, EventStore, MemoryEvent, SweepReport, Sweeper};
 use memlayer_store::types::{Kind, MemoryItem, Tier, Timestamp};
 use memlayer_store::{ClearRequest, DynStore, ErrorKind, Filter, MemoryStore, SearchRequest};
 use memlayer_store_memory::InMemoryStore;
@@ -28,7 +28,7 @@ fn fact(id: &str, text: &str) -> MemoryItem {
 }
 
 async fn events(store: DynStore) {
-    let emitter = MemoryEventEmitter::new(store, 64);
+    let emitter = EventStore::new(store, 64);
     let sink = Arc::new(Collect::default());
     emitter.add_sink(sink.clone());
     let mut rx = emitter.subscribe();
@@ -91,7 +91,7 @@ async fn events(store: DynStore) {
 }
 
 async fn sweeping(store: DynStore) {
-    let emitter = Arc::new(MemoryEventEmitter::new(store, 1024));
+    let emitter = Arc::new(EventStore::new(store, 1024));
     let mut rx = emitter.subscribe();
     let now = Timestamp::now();
     let past = Timestamp::from_millis(now.as_millis() - 1_000);
@@ -182,7 +182,7 @@ async fn sweeping(store: DynStore) {
 
 async fn decaying(store: DynStore) {
     use memlayer_orchestrator::DecayPolicy;
-    let emitter = Arc::new(MemoryEventEmitter::new(store, 64));
+    let emitter = Arc::new(EventStore::new(store, 64));
     let mut rx = emitter.subscribe();
     let now = Timestamp::now();
     let long_ago = Timestamp::from_millis(now.as_millis() - 7 * 24 * 3600 * 1000);
@@ -238,6 +238,41 @@ async fn events_on_sqlite() {
     events(Arc::new(SqliteStore::open_in_memory().await.unwrap())).await;
 }
 
+/// Reinforce and reassign announce only the ids they changed, never ids that were missing or
+/// lived elsewhere.
+#[tokio::test]
+async fn updates_name_only_the_ids_touched() {
+    let emitter = EventStore::new(Arc::new(InMemoryStore::new()), 64);
+    emitter.upsert(fact("a", "alpha")).await.unwrap();
+    emitter
+        .upsert(
+            MemoryItem::new("other", Kind::Fact, "elsewhere")
+                .with_id("z")
+                .with_tier(Tier::Semantic),
+        )
+        .await
+        .unwrap();
+    let sink = Arc::new(Collect::default());
+    emitter.add_sink(sink.clone());
+    let asked = vec!["a".to_owned(), "ghost".to_owned(), "z".to_owned()];
+    assert_eq!(
+        emitter
+            .reinforce("ev", &asked, Timestamp::now())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(emitter.reassign(&asked, "ev", "moved").await.unwrap(), 1);
+    let updated = |ns: &str| MemoryEvent::Updated {
+        namespace: ns.into(),
+        ids: vec!["a".into()],
+    };
+    assert_eq!(
+        *sink.0.lock().unwrap(),
+        vec![updated("ev"), updated("moved")]
+    );
+}
+
 #[tokio::test]
 async fn sweeping_on_memory() {
     sweeping(Arc::new(InMemoryStore::new())).await;
@@ -271,7 +306,7 @@ async fn redis_stream_sink_keeps_a_bounded_log() {
     };
     let key = format!("memlayer-test-events-{}", Timestamp::now().as_millis());
     let sink = Arc::new(RedisStreamSink::connect(&url, key, 1000).await.unwrap());
-    let emitter = MemoryEventEmitter::new(Arc::new(InMemoryStore::new()), 16);
+    let emitter = EventStore::new(Arc::new(InMemoryStore::new()), 16);
     emitter.add_sink(sink.clone());
     emitter.upsert(fact("a", "alpha")).await.unwrap();
     emitter.delete("ev", "a").await.unwrap();

@@ -105,3 +105,26 @@ macro_rules! __expand_scenarios {
 }
 
 crate::__for_each_scenario!(consts);
+
+#[cfg(test)]
+mod tests {
+    use memlayer_store::Capabilities;
+
+    use super::SCENARIOS;
+
+    /// A capability a scenario requires must be a real flag: an unknown name reads as off, and
+    /// a typo would skip the scenario on every backend.
+    #[test]
+    fn every_required_capability_is_a_flag() {
+        let flags = Capabilities::full().flags().map(|(name, _)| name);
+        for scenario in SCENARIOS {
+            for cap in scenario.requires {
+                assert!(
+                    flags.contains(cap),
+                    "{} requires {cap:?}, which is not a capability flag ({flags:?})",
+                    scenario.name
+                );
+            }
+        }
+    }
+}
