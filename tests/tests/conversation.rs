@@ -18,25 +18,8 @@ use memlayer::orchestrator::{
 use memlayer::{DynStore, Filter, Kind, MemoryItem, MemoryStoreExt, Timestamp};
 use serde_json::json;
 
-fn required(backend: &str) -> bool {
-    std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-        v.split(',')
-            .any(|b| b.trim() == backend || b.trim() == "all")
-    })
-}
-
 fn url(backend: &str, var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(u) => Some(u),
-        Err(_) => {
-            assert!(
-                !required(backend),
-                "{var} is unset but {backend} is required (cargo xtask services up {backend})"
-            );
-            eprintln!("skipping {backend}: set {var}");
-            None
-        }
-    }
+    memlayer_conformance::env_or_skip(var, backend)
 }
 
 fn fresh() -> String {

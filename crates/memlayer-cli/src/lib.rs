@@ -249,7 +249,9 @@ async fn raw(url: &str) -> Result<DynStore, String> {
 
 /// Opens the store with its embedder, saying which on standard error.
 async fn embedded(url: &str) -> Result<DynStore, String> {
-    let (store, what) = memlayer_server::open_store(url).await?;
+    let (store, what) = memlayer::open_embedded(url)
+        .await
+        .map_err(|e| format!("opening {}: {e}", memlayer::redact_url(url)))?;
     eprintln!("memlayer: {what}");
     Ok(store)
 }

@@ -328,18 +328,7 @@ async fn import_bytes(store: &DynStore, bytes: &[u8]) -> transfer::Transfer {
 
 /// A fresh Postgres store when `MEMLAYER_POSTGRES_URL` is set (required in CI).
 async fn postgres() -> Option<DynStore> {
-    let Ok(url) = std::env::var("MEMLAYER_POSTGRES_URL") else {
-        let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-            v.split(',')
-                .any(|b| b.trim() == "postgres" || b.trim() == "all")
-        });
-        assert!(
-            !required,
-            "MEMLAYER_POSTGRES_URL is unset but postgres is required"
-        );
-        eprintln!("skipping the Postgres leg of the round trip: set MEMLAYER_POSTGRES_URL");
-        return None;
-    };
+    let url = memlayer_conformance::env_or_skip("MEMLAYER_POSTGRES_URL", "postgres")?;
     let place = format!(
         "cli_{}_{}",
         std::process::id(),
@@ -611,16 +600,7 @@ async fn reembed_is_resumable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_deletes_the_users_events_from_the_event_log() {
-    let Ok(redis) = std::env::var("MEMLAYER_REDIS_URL") else {
-        let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-            v.split(',')
-                .any(|b| b.trim() == "redis" || b.trim() == "all")
-        });
-        assert!(
-            !required,
-            "MEMLAYER_REDIS_URL is unset but redis is required"
-        );
-        eprintln!("skipping the event-log leg of forget: set MEMLAYER_REDIS_URL");
+    let Some(redis) = memlayer_conformance::env_or_skip("MEMLAYER_REDIS_URL", "redis") else {
         return;
     };
     use memlayer::orchestrator::{EventStore, MemoryEvent, RedisStreamSink};

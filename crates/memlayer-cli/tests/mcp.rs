@@ -4,18 +4,8 @@
 
 #[test]
 fn python_mcp_client_drives_the_tools() {
-    let python = match std::env::var("MEMLAYER_MCP_PYTHON") {
-        Ok(p) => p,
-        Err(_) => {
-            let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS")
-                .is_ok_and(|v| v.split(',').any(|b| b.trim() == "mcp" || b.trim() == "all"));
-            assert!(
-                !required,
-                "MEMLAYER_MCP_PYTHON is unset but mcp is required (cargo xtask services up mcp)"
-            );
-            eprintln!("skipping the MCP client test: set MEMLAYER_MCP_PYTHON");
-            return;
-        }
+    let Some(python) = memlayer_conformance::env_or_skip("MEMLAYER_MCP_PYTHON", "mcp") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("mcp.db").display());

@@ -17,21 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_memlayer");
 const PREFIX: &str = "/sentence-transformers/all-MiniLM-L6-v2/resolve/main/";
 
 fn model_dir() -> Option<PathBuf> {
-    match std::env::var("MEMLAYER_MINILM_DIR") {
-        Ok(dir) => Some(dir.into()),
-        Err(_) => {
-            let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-                v.split(',')
-                    .any(|b| b.trim() == "models" || b.trim() == "all")
-            });
-            assert!(
-                !required,
-                "MEMLAYER_MINILM_DIR is unset but models are required; run `cargo xtask services up models`"
-            );
-            eprintln!("skipping: MEMLAYER_MINILM_DIR is unset");
-            None
-        }
-    }
+    memlayer_conformance::env_or_skip("MEMLAYER_MINILM_DIR", "models").map(Into::into)
 }
 
 /// How the fake hub misbehaves.

@@ -106,6 +106,28 @@ pub fn is_required(backend: &str) -> bool {
     })
 }
 
+/// The value of the environment variable `var`, which a test of `service` needs.
+///
+/// The one skip policy of the workspace's tests: when `var` is unset, a test may skip (and
+/// says so on standard error, naming the variable and the command that provides it), unless
+/// `MEMLAYER_REQUIRE_BACKENDS` names `service` or `all`, as CI's does; then it fails, so CI
+/// never passes by skipping.
+///
+/// # Panics
+/// When `var` is unset and `service` is required.
+pub fn env_or_skip(var: &str, service: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(var) {
+        return Some(value);
+    }
+    assert!(
+        !is_required(service),
+        "{var} is unset but {service} is required by MEMLAYER_REQUIRE_BACKENDS; \
+         run `cargo xtask services up {service}` and export what it prints"
+    );
+    eprintln!("skipping: {var} is unset (`cargo xtask services up {service}` sets it)");
+    None
+}
+
 fn record(backend: &str, scenario: &str, outcome: &str, why: &str) {
     if let Ok(path) = std::env::var("MEMLAYER_CONFORMANCE_LOG")
         && let Ok(mut f) = std::fs::OpenOptions::new()

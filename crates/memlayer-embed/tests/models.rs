@@ -5,21 +5,7 @@
 
 #[allow(dead_code)]
 fn model_dir(var: &str) -> Option<std::path::PathBuf> {
-    match std::env::var(var) {
-        Ok(dir) => Some(dir.into()),
-        Err(_) => {
-            let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-                v.split(',')
-                    .any(|b| b.trim() == "models" || b.trim() == "all")
-            });
-            assert!(
-                !required,
-                "{var} is unset but models are required; run `cargo xtask services up models`"
-            );
-            eprintln!("skipping: {var} is unset (run `cargo xtask services up models`)");
-            None
-        }
-    }
+    memlayer_conformance::env_or_skip(var, "models").map(Into::into)
 }
 
 #[cfg(feature = "local-minilm")]

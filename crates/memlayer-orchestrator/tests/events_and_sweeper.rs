@@ -292,16 +292,7 @@ async fn sweeping_on_sqlite() {
 #[tokio::test]
 async fn redis_stream_sink_keeps_a_bounded_log() {
     use memlayer_orchestrator::RedisStreamSink;
-    let Ok(url) = std::env::var("MEMLAYER_REDIS_URL") else {
-        let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-            v.split(',')
-                .any(|b| b.trim() == "redis" || b.trim() == "all")
-        });
-        assert!(
-            !required,
-            "MEMLAYER_REDIS_URL is unset but redis is required"
-        );
-        eprintln!("skipping the Redis Streams sink: set MEMLAYER_REDIS_URL");
+    let Some(url) = memlayer_conformance::env_or_skip("MEMLAYER_REDIS_URL", "redis") else {
         return;
     };
     let key = format!("memlayer-test-events-{}", Timestamp::now().as_millis());

@@ -6,19 +6,7 @@
 use memlayer_server::{ServerConfig, serve};
 
 fn python() -> Option<String> {
-    match std::env::var("MEMLAYER_AMC_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS")
-                .is_ok_and(|v| v.split(',').any(|b| b.trim() == "amc" || b.trim() == "all"));
-            assert!(
-                !required,
-                "MEMLAYER_AMC_PYTHON is unset but amc is required (cargo xtask services up amc)"
-            );
-            eprintln!("skipping the AMS client suite: set MEMLAYER_AMC_PYTHON");
-            None
-        }
-    }
+    memlayer_conformance::env_or_skip("MEMLAYER_AMC_PYTHON", "amc")
 }
 
 /// A fresh store of `backend`: a SQLite file, or a fresh schema or key prefix on the server of
@@ -33,17 +21,7 @@ async fn store_of(backend: &str, dir: &std::path::Path) -> Option<memlayer::DynS
         "sqlite" => format!("sqlite:{}", dir.join("ams.db").display()),
         other => {
             let var = format!("MEMLAYER_{}_URL", other.to_uppercase());
-            match std::env::var(&var) {
-                Ok(u) => u,
-                Err(_) => {
-                    let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-                        v.split(',').any(|b| b.trim() == other || b.trim() == "all")
-                    });
-                    assert!(!required, "{var} is unset but {other} is required");
-                    eprintln!("skipping the AMS client suite on {other}: set {var}");
-                    return None;
-                }
-            }
+            memlayer_conformance::env_or_skip(&var, other)?
         }
     };
     let place = if backend == "redis" {

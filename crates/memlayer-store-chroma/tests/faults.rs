@@ -11,21 +11,7 @@ use memlayer_store::MemoryStore;
 use memlayer_store_chroma::{ChromaConfig, ChromaStore};
 
 fn chroma_bin() -> Option<String> {
-    match std::env::var("MEMLAYER_CHROMA_BIN") {
-        Ok(v) => Some(v),
-        Err(_) => {
-            let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-                v.split(',')
-                    .any(|b| b.trim() == "chroma" || b.trim() == "all")
-            });
-            assert!(
-                !required,
-                "MEMLAYER_CHROMA_BIN is unset but chroma is required (cargo xtask services up chroma)"
-            );
-            eprintln!("skipping chroma: set MEMLAYER_CHROMA_BIN (cargo xtask services up chroma)");
-            None
-        }
-    }
+    memlayer_conformance::env_or_skip("MEMLAYER_CHROMA_BIN", "chroma")
 }
 
 fn answers(port: u16) -> bool {

@@ -11,21 +11,7 @@ use memlayer_store::MemoryStore;
 use memlayer_store_redis::{RedisConfig, RedisStore};
 
 fn env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) => Some(v),
-        Err(_) => {
-            let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-                v.split(',')
-                    .any(|b| b.trim() == "redis" || b.trim() == "all")
-            });
-            assert!(
-                !required,
-                "{var} is unset but redis is required (cargo xtask services up redis)"
-            );
-            eprintln!("skipping redis: set {var} (cargo xtask services up redis)");
-            None
-        }
-    }
+    memlayer_conformance::env_or_skip(var, "redis")
 }
 
 fn start(server: &str, modules: &str, port: u16, dir: &std::path::Path) -> Child {

@@ -10,21 +10,7 @@ use memlayer_store::{CountOptions, MemoryStore, SearchRequest};
 use memlayer_store_redis::{RedisConfig, RedisStore};
 
 fn url() -> Option<String> {
-    match std::env::var("MEMLAYER_REDIS_URL") {
-        Ok(u) => Some(u),
-        Err(_) => {
-            let required = std::env::var("MEMLAYER_REQUIRE_BACKENDS").is_ok_and(|v| {
-                v.split(',')
-                    .any(|b| b.trim() == "redis" || b.trim() == "all")
-            });
-            assert!(
-                !required,
-                "MEMLAYER_REDIS_URL is unset but redis is required"
-            );
-            eprintln!("skipping redis: set MEMLAYER_REDIS_URL (cargo xtask services up redis)");
-            None
-        }
-    }
+    memlayer_conformance::env_or_skip("MEMLAYER_REDIS_URL", "redis")
 }
 
 async fn raw(client: &Client, args: Vec<Value>) -> Value {
