@@ -11,6 +11,7 @@ mod layer;
 mod minilm;
 #[cfg(feature = "local-minilm")]
 pub mod models;
+#[cfg(feature = "openai")]
 mod openai;
 pub mod rerank;
 #[cfg(feature = "static")]
@@ -22,10 +23,13 @@ pub use hash::HashEmbedder;
 pub use layer::EmbeddingStore;
 #[cfg(feature = "local-minilm")]
 pub use minilm::{MINILM_MODEL_ID, MiniLmEmbedder};
+#[cfg(feature = "openai")]
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
 #[cfg(feature = "local-minilm")]
 pub use rerank::CrossEncoder;
-pub use rerank::{DynReranker, HttpReranker, HttpRerankerConfig, Reranker, rerank};
+pub use rerank::{DynReranker, Reranker, rerank};
+#[cfg(feature = "openai")]
+pub use rerank::{HttpReranker, HttpRerankerConfig};
 #[cfg(feature = "static")]
 pub use static_model::StaticEmbedder;
 

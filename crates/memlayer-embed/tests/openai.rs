@@ -1,5 +1,6 @@
 //! The OpenAI-compatible client against a local HTTP server: batching, retries on 429 and 5xx,
 //! timeouts and malformed answers.
+#![cfg(feature = "openai")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::sync::Arc;

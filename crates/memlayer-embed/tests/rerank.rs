@@ -4,15 +4,25 @@
 //! they prove the plumbing (`docs/decisions/0008-conversation-recall.md`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+#[cfg(feature = "openai")]
 use std::net::SocketAddr;
 
+#[cfg(feature = "openai")]
 use axum::Json;
+#[cfg(feature = "openai")]
 use axum::routing::post;
-use memlayer_embed::{HttpReranker, HttpRerankerConfig, Reranker, rerank};
+#[cfg(feature = "openai")]
+use memlayer_embed::{HttpReranker, HttpRerankerConfig};
+#[cfg(feature = "openai")]
+use memlayer_embed::{Reranker, rerank};
+#[cfg(feature = "openai")]
 use memlayer_store::types::{Kind, MemoryItem};
+#[cfg(feature = "openai")]
 use memlayer_store::{ErrorKind, MemoryStore, SearchRequest};
+#[cfg(feature = "openai")]
 use serde_json::{Value, json};
 
+#[cfg(feature = "openai")]
 /// Scores each document by the query words it contains, answering in reverse index order
 /// with `top_n` respected, as real endpoints sort by score and may reorder.
 async fn fake_rerank(Json(body): Json<Value>) -> Json<Value> {
@@ -32,6 +42,7 @@ async fn fake_rerank(Json(body): Json<Value>) -> Json<Value> {
     Json(json!({"model": body["model"], "results": results}))
 }
 
+#[cfg(feature = "openai")]
 async fn server(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -39,6 +50,7 @@ async fn server(app: axum::Router) -> SocketAddr {
     addr
 }
 
+#[cfg(feature = "openai")]
 #[tokio::test]
 async fn http_reranker_reorders_a_real_search() {
     let addr = server(axum::Router::new().route("/rerank", post(fake_rerank))).await;
@@ -78,6 +90,7 @@ async fn http_reranker_reorders_a_real_search() {
     assert_eq!(out.reranked_by.as_deref(), Some("fake-reranker"));
 }
 
+#[cfg(feature = "openai")]
 #[tokio::test]
 async fn http_reranker_errors_are_typed() {
     let app = axum::Router::new()
@@ -108,11 +121,14 @@ async fn http_reranker_errors_are_typed() {
 
 #[cfg(feature = "local-minilm")]
 mod cross_encoder {
-    use super::*;
     use candle_core::{DType, Device};
     use candle_nn::{VarBuilder, VarMap, linear};
     use candle_transformers::models::bert::{BertModel, Config};
     use memlayer_embed::CrossEncoder;
+    use memlayer_embed::{Reranker, rerank};
+    use memlayer_store::types::{Kind, MemoryItem};
+    use memlayer_store::{ErrorKind, MemoryStore, SearchRequest};
+    use serde_json::json;
 
     const WORDS: [&str; 12] = [
         "tea", "coffee", "office", "berlin", "lyon", "alice", "bob", "is", "in", "the", "may",

@@ -23,8 +23,9 @@ pub use matching::{compare_scalars, is_superseded, meta_condition_holds};
 pub use memlayer_types as types;
 pub use redact::redact_url;
 pub use request::{
-    ClearRequest, CountOptions, Cursor, DEFAULT_KEYWORD_WEIGHT, DEFAULT_LIMIT, DEFAULT_POOL_DEPTH,
-    ExpiredItem, Fusion, HybridOptions, ListRequest, MAX_LIMIT, MAX_OFFSET, Order, Page, RankedBy,
-    SearchHit, SearchMode, SearchRequest, SearchResults, SortKey, SortValue,
+    ClearRequest, CountOptions, Cursor, DEFAULT_CONTEXT_WEIGHT, DEFAULT_KEYWORD_WEIGHT,
+    DEFAULT_LIMIT, DEFAULT_POOL_DEPTH, ExpiredItem, Fusion, HybridOptions, ListRequest, MAX_LIMIT,
+    MAX_OFFSET, Order, Page, RankedBy, SearchHit, SearchMode, SearchRequest, SearchResults,
+    SortKey, SortValue,
 };
 pub use store::{DynStore, EmbeddingPin, MemoryStore, MemoryStoreExt};

@@ -1,7 +1,16 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-pub use memlayer_store::*;
+// What a user of the facade needs, by name, so the facade's surface is a decision rather than
+// whatever `memlayer-store` exports (its backend-author surface stays there).
+pub use memlayer_store::{
+    Capabilities, ClearRequest, CountOptions, Cursor, DEFAULT_CONTEXT_WEIGHT,
+    DEFAULT_KEYWORD_WEIGHT, DEFAULT_LIMIT, DEFAULT_POOL_DEPTH, DynStore, EmbeddingPin, Error,
+    ErrorKind, ExpiredItem, FieldMatch, Filter, Fusion, HybridOptions, Layer, ListRequest,
+    MAX_LIMIT, MAX_OFFSET, MemoryStore, MemoryStoreExt, MetaCondition, MetaOp, Order, Page,
+    RankedBy, Result, SearchHit, SearchMode, SearchRequest, SearchResults, SortKey, SortValue,
+    TimeRange, files, layer, limits, ranking, redact_url, types,
+};
 
 /// Embedders, the embedding cache and the store layer that embeds on write and query.
 pub mod embed {

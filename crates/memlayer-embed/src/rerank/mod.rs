@@ -4,6 +4,7 @@
 
 #[cfg(feature = "local-minilm")]
 mod cross_encoder;
+#[cfg(feature = "openai")]
 mod http;
 
 use std::fmt::Debug;
@@ -14,6 +15,7 @@ use memlayer_store::{Result, SearchResults};
 
 #[cfg(feature = "local-minilm")]
 pub use cross_encoder::CrossEncoder;
+#[cfg(feature = "openai")]
 pub use http::{HttpReranker, HttpRerankerConfig};
 
 /// Scores how well each document answers a query.
