@@ -67,13 +67,10 @@ impl Quantization {
 }
 
 impl Default for AnnConfig {
-    /// 20,000 vectors (an exact scan of that many takes about 1 ms on one core with the f32
-    /// kernel, a third of that through sketches: twice the 10k kernel rows of
-    /// `docs/benchmarks.md`), M = 16,
+    /// 20,000 vectors (below it an exact scan is about as fast as the graph), M = 16,
     /// ef_construction = 128, ef growing with the set (64 up to 100,000 vectors, 192 from
-    /// 1,000,000), i8 elements: recall@10 0.98 at under 1 ms on 1M clustered 384-d vectors
-    /// here, where f32 elements at ef 64 gave 0.82 (`--example tune`; the figures are in
-    /// `docs/benchmarks.md`).
+    /// 1,000,000), i8 elements, which kept recall higher than f32 elements at the same cost
+    /// (ADR 0010, "The in-process index defaults").
     fn default() -> Self {
         AnnConfig {
             threshold: 20_000,
@@ -111,12 +108,8 @@ impl AnnConfig {
     /// The search expansion for a set of `n` vectors: the fixed one if set, otherwise 64 up
     /// to 100,000 vectors and 192 from 1,000,000, growing with the logarithm of `n` between.
     ///
-    /// A graph needs a wider candidate list as a query's near neighbours grow more numerous.
-    /// On the bench's clustered vectors (`cargo run --release -p memlayer-ann --example tune
-    /// -- N 16 i8 EFS 40`), re-ranked recall@10 was 1.000 at ef 64 for 100,000 vectors,
-    /// 0.988 at ef 64 and 1.000 at ef 96 for 300,000 (this rule gives 125), and 0.951 at ef
-    /// 128 and 0.981 at ef 192 for 1,000,000; ef 192 searched 100,000 vectors in twice the
-    /// time ef 64 did.
+    /// A graph needs a wider candidate list as a query's near neighbours grow more numerous,
+    /// and a wide list on a small set only costs time (ADR 0010, "Search expansion").
     pub fn expansion_at(&self, n: usize) -> usize {
         if let Some(ef) = self.expansion_search {
             return ef;

@@ -35,12 +35,9 @@ pub(crate) fn in_parallel<'a, T: Sync>(
 pub(crate) const STRANDED_CHECK_EF: usize = 16;
 
 /// The search expansion of the second check, for the nodes the first one flagged; the ones
-/// this does not find either are re-inserted. Measured on 300k clustered i8 vectors built by
-/// two threads (`cargo run --release -p memlayer-ann --example stranded -- 300000 2`): ef 16
-/// flagged 37,137 nodes (12.4%), of which 13,241 were not found at ef 32, 2,437 at ef 64, 85
-/// at ef 192 and 63 at ef 1000 (the truly stranded). Searching the flagged again at ef 64
-/// took 16.3 s on one thread, half that on two, and spared re-inserting 34,700 of them, which
-/// one thread does at about 0.6 ms each (21.7 s for all 37,137).
+/// this does not find either are re-inserted. Searching again at this width is much cheaper
+/// than re-inserting every flagged node, and finds nearly all of them (ADR 0010, "Stranded
+/// nodes").
 pub(crate) const STRANDED_RECHECK_EF: usize = 64;
 
 /// The nodes of `batch` the graph may have stranded: usearch's concurrent `add` can leave a
@@ -100,10 +97,8 @@ pub(crate) const BURIED: u64 = 1 << 63;
 ///
 /// usearch's own `remove` frees the node's slot for the next insert, which rewrites the
 /// node's vector and out-links but leaves its old neighbours' links to it: they then lead to
-/// an unrelated vector. A graph restored from a save with 70 of 600 nodes removed and 100
-/// inserted that way found 0.945-0.970 of the exact scan's top 10 in 30 runs of
-/// memlayer-store-sqlite's `tests/indexes.rs`, where one built afresh found 1.0; buried, it
-/// finds 1.0 too (and `a_graph_kept_through_changes_keeps_its_recall` here).
+/// an unrelated vector, and a graph changed that way loses recall; buried, it keeps it (ADR
+/// 0010, "Removed graph nodes"; `a_graph_kept_through_changes_keeps_its_recall`).
 pub(crate) fn bury(index: &Index, label: u64) -> Result<()> {
     index
         .rename(label, label | BURIED)

@@ -284,8 +284,7 @@ impl<K: Clone + Eq + Hash + Ord> VectorSet<K> {
             // The graph's best `want` are re-ranked by the exact dot product (its own
             // distances may be quantized) and filtered; the rest of its `ef` candidates only
             // when too few of those pass. Each re-ranked candidate is a random read of its
-            // row: at 1M vectors the bench's p50 fell from 2.13 to 1.31 ms (SQLite) and from
-            // 1.83 to 0.82 ms (memory) at recall@10 0.99 or more (`docs/benchmarks.md`).
+            // row, so re-ranking fewer keeps large sets fast (ADR 0010).
             let head = want.min(found.keys.len());
             let pairs = self.reranked(&q, &found.keys[..head]);
             let (mut top, mut asked) = first_passing(&pairs, k, accept)?;

@@ -187,7 +187,7 @@ impl SearchLegs for ChromaStore {
                 .await;
         }
         // Chroma evaluates a `where` by visiting every record it matches (chroma-core/chroma
-        // #7092): a filter that most of a 10k namespace passes cost 0.6 s per search here. So
+        // #7092), so a filter most of a namespace passes is slow (ADR 0010, "Chroma"). So
         // the graph is first asked with no `where` at all, and the filter is checked on the
         // records read back; when enough of them pass, those are the answer.
         if let Some(hits) = self.vector_unfiltered(namespace, vector, filter, k).await? {

@@ -35,11 +35,8 @@ pub struct PostgresConfig {
     /// HNSW `ef_construction`.
     pub hnsw_ef_construction: u32,
     /// HNSW `ef_search` for queries. `None` (the default) picks it by the graph's size,
-    /// [`ef_search_at`]: 100 up to 100k vectors, 200 from 1M. `cargo xtask bench --sizes
-    /// 10000,100000 --backend postgres --modes vector` (the `vector_ef_search_*` rows) gave
-    /// recall@10 0.9938 and 1.0 at 100 (p50 1.60 and 1.69 ms), 1.0 and 1.0 at 200 (2.72 and
-    /// 4.09 ms); on 1M bulk-loaded vectors builds of the graph gave 0.900 and 0.9031 at 100,
-    /// 0.9938 and 0.9656 at 200. pgvector's own default is 40.
+    /// [`ef_search_at`]: 100 up to 100k vectors, 200 from 1M, where 100 lost recall (ADR
+    /// 0010, "Postgres `ef_search`"). pgvector's own default is 40.
     pub ef_search: Option<u32>,
     /// A vector search whose filter the planner expects to pass fewer than this share of
     /// the namespace's items ranks those items exactly instead of walking the HNSW graph,
@@ -51,8 +48,7 @@ pub struct PostgresConfig {
     /// If set, opening a store pinned to another model or dimension fails fast.
     pub expected_pin: Option<EmbeddingPin>,
     /// `maintenance_work_mem` in MB for [`PostgresStore::build_vector_index`]; `None` keeps
-    /// the server's setting. pgvector builds fastest when the graph fits (about 2 GB for 1M
-    /// vectors of 384 dimensions).
+    /// the server's setting. pgvector builds fastest when the graph fits in it (ADR 0010).
     pub index_build_memory_mb: Option<u32>,
 }
 

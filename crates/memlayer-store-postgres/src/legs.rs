@@ -107,11 +107,9 @@ impl SearchLegs for PostgresStore {
                 q.filter(namespace, filter, filter.effective_now());
                 let lim = q.bind(k as i64);
                 // The query terms' postings are read once, by the primary key, each with its
-                // term's document frequency (a window over the same rows). Reading them twice,
-                // once for the frequencies and once joined to them, was 2-3x slower, and with
-                // the statistics of a freshly loaded table the join was planned as a hash join
-                // over every posting of the namespace (SciFact: 471,192 rows for a 16-term
-                // query, 60 ms to 1 s a search).
+                // term's document frequency (a window over the same rows): reading them twice
+                // was slower, and on a freshly loaded table the join was planned as a hash join
+                // over every posting of the namespace (ADR 0010, "Postgres keyword query").
                 // The scored ids are walked best first and each is looked up and filtered on
                 // its own (LATERAL ... LIMIT 1), so the walk stops at the k-th passing item;
                 // a join of every scored id was planned as a scan of the whole namespace.
@@ -119,8 +117,7 @@ impl SearchLegs for PostgresStore {
                 // out of it): left to the planner, a filter on a user was served by the user's
                 // index, which reads every item of the user for each scored id, whenever the
                 // statistics did not know the user's share yet (a table freshly loaded, before
-                // autovacuum analysed it): 10.7 ms p50 at 10k under a 1% filter, 1.96 ms with
-                // the fence (docs/benchmarks.md, "Postgres").
+                // autovacuum analysed it; ADR 0010, "Postgres keyword query").
                 format!(
                     "WITH st AS (SELECT COALESCE(max(items), 0)::float8 AS n,
                                    GREATEST(COALESCE(max(total_len)::float8 / NULLIF(max(items), 0), 1), 1) AS avgdl

@@ -35,8 +35,8 @@ impl PostgresStore {
     }
 
     /// Drops the HNSW index, for a bulk load: pgvector builds an index over rows already
-    /// loaded many times faster than it inserts them one by one (about 3 ms per 384-d vector
-    /// here). Until [`PostgresStore::build_vector_index`] runs, vector search is exact and
+    /// loaded many times faster than it inserts them one by one (ADR 0010, "Postgres bulk
+    /// loads"). Until [`PostgresStore::build_vector_index`] runs, vector search is exact and
     /// scans every vector of the namespace; nothing stored changes. Every store on this
     /// schema is affected, so run bulk loads when its vector searches can wait.
     ///

@@ -80,9 +80,9 @@ const MIGRATIONS: &[&str] = &[
     r#"
     INSERT OR IGNORE INTO meta (key, value) VALUES ('vector_generation', '0');
     "#,
-    // 3: keyword search moves to an in-process BM25 index (decisions/0005): FTS5's bm25() cost
-    // 2.4 us per matching row and its trigger five times the ingest time of the table alone
-    // (`scripts/fts5_probe.py`). The generation now covers contents as well as vectors.
+    // 3: keyword search moves to an in-process BM25 index (decisions/0005, 0010): FTS5's
+    // bm25() and its trigger were too slow. The generation now covers contents as well as
+    // vectors.
     r#"
     DROP TRIGGER items_fts_insert;
     DROP TRIGGER items_fts_delete;
