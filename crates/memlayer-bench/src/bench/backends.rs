@@ -213,9 +213,8 @@ pub(crate) async fn vector_recall(
 /// From this many items on, the bench fills a Postgres namespace by a bulk load.
 pub(crate) const BULK_FROM: usize = 500_000;
 
-/// `ef_construction` of the graph a bulk load builds: the backend's default of 64 (pgvector's)
-/// left recall@10 at 0.925 even at `ef_search` 400 on 1M clustered vectors; 128 is what
-/// memory and SQLite build their graphs with.
+/// `ef_construction` of the graph a bulk load builds: pgvector's default of 64 capped recall
+/// at 1M whatever `ef_search` (ADR 0010); 128 is what memory and SQLite build their graphs with.
 pub(crate) const BULK_EF_CONSTRUCTION: u32 = 128;
 
 /// Builds a suspended Postgres vector index with [`BULK_EF_CONSTRUCTION`], showing the build's
