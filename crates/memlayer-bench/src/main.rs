@@ -112,6 +112,9 @@ enum Cmd {
         /// Write the table into this markdown file's eval section.
         #[arg(long)]
         markdown: Option<PathBuf>,
+        /// Write every query's ranked hits and their scores as JSON lines to this file.
+        #[arg(long)]
+        dump: Option<PathBuf>,
     },
 }
 
@@ -208,6 +211,7 @@ fn quality_floor() -> Result<()> {
         context_weight: None,
         min_score: None,
         markdown: None,
+        dump: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -290,6 +294,7 @@ fn main() -> Result<()> {
             context,
             min_score,
             markdown,
+            dump,
         } => {
             let args = eval::EvalArgs {
                 data,
@@ -304,6 +309,7 @@ fn main() -> Result<()> {
                 context_weight: context,
                 min_score,
                 markdown,
+                dump,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

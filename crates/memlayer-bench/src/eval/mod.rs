@@ -41,6 +41,9 @@ pub struct EvalArgs {
     /// Write the table, with the command that produced it, into this markdown file between
     /// `<!-- eval:start -->` and `<!-- eval:end -->`.
     pub markdown: Option<PathBuf>,
+    /// Write every query's ranked hits, with each signal's score, as JSON lines to this file,
+    /// for offline analysis of a ranking.
+    pub dump: Option<PathBuf>,
 }
 
 /// Embeds the corpus (through the cache), returning the vectors and the measured rate.
@@ -147,6 +150,12 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
     };
     let model_id = embedder.as_ref().map(|e| e.model_id().to_owned());
     let mut rows = Vec::new();
+    let mut dump = match &args.dump {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
     for backend in &args.backends {
         let (store, guard) = crate::stores::open_fresh(backend).await?;
         let vectors = model_id.as_deref().zip(corpus_vectors.as_ref());
@@ -184,6 +193,19 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
                 let took = t.elapsed();
                 times.push(took);
                 with_embed.push(took + embed_times.get(&q.id).copied().unwrap_or_default());
+                if let Some(out) = dump.as_mut() {
+                    let ranked: Vec<Value> = hits
+                        .hits
+                        .iter()
+                        .map(|h| {
+                            serde_json::json!([h.item.id, h.score, h.keyword_score, h.vector_score])
+                        })
+                        .collect();
+                    let line = serde_json::json!({
+                        "backend": backend, "mode": mode_name(*mode), "query": q.id, "hits": ranked
+                    });
+                    writeln!(out, "{line}")?;
+                }
                 let ranked: Vec<String> = hits
                     .hits
                     .into_iter()
@@ -213,6 +235,9 @@ pub async fn eval(args: &EvalArgs) -> Result<Vec<Value>> {
         }
         store.close().await?;
         guard.release().await;
+    }
+    if let Some(mut out) = dump {
+        out.flush()?;
     }
     print!("{}", report::table(&rows));
     if let Some(path) = &args.markdown {
