@@ -8,8 +8,8 @@ use memlayer_store::{EmbeddingPin, Error, ErrorKind, Result};
 /// How keyword search ranks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum KeywordRanking {
-    /// BM25 (k1 1.2, b 0.75, Lucene IDF) computed in SQL from memlayer's term statistics,
-    /// with the same analyzer as the other backends.
+    /// BM25 (k1 1.2, b by average length, Lucene IDF) computed in SQL from memlayer's term
+    /// statistics, with the same analyzer as the other backends.
     #[default]
     Bm25,
     /// Postgres' `ts_rank_cd` over the generated `english` tsvector.

@@ -2,6 +2,7 @@
 //! planned.
 
 use async_trait::async_trait;
+use memlayer_store::ranking::bm25::{B_LONG, B_SHORT, LONG_LEN, SHORT_LEN};
 use memlayer_store::ranking::text;
 use memlayer_store::search::{SearchLegs, leg_hit};
 use memlayer_store::types::MemoryItem;
@@ -13,6 +14,18 @@ use crate::error;
 use crate::error::map_pg;
 use crate::schema;
 use crate::sql::{ITEM_COLUMNS, Query, SCORE_COLUMN, read_item};
+
+/// BM25's k1, as `Bm25Params::default()` has it.
+const BM25_K1: f32 = 1.2;
+
+/// `memlayer_store::ranking::bm25::length_normalisation` in SQL, over the namespace's average
+/// length `avgdl`, so Postgres ranks as every other backend does.
+fn length_normalisation_sql() -> String {
+    format!(
+        "({B_SHORT}::float8 + ({B_LONG}::float8 - {B_SHORT}::float8) \
+         * LEAST(GREATEST((avgdl - {SHORT_LEN}) / ({LONG_LEN} - {SHORT_LEN}), 0), 1))"
+    )
+}
 
 impl PostgresStore {
     /// How a vector search with the conditions of `q` (its filter, with no other parameters
@@ -119,9 +132,10 @@ impl SearchLegs for PostgresStore {
                 // statistics did not know the user's share yet (a table freshly loaded, before
                 // autovacuum analysed it; ADR 0010, "Postgres keyword query").
                 format!(
-                    "WITH st AS (SELECT COALESCE(max(items), 0)::float8 AS n,
+                    "WITH st0 AS (SELECT COALESCE(max(items), 0)::float8 AS n,
                                    GREATEST(COALESCE(max(total_len)::float8 / NULLIF(max(items), 0), 1), 1) AS avgdl
                             FROM {s}.namespace_stats WHERE namespace = {ns_param}),
+                     st AS (SELECT n, avgdl, {b} AS b FROM st0),
                      p AS MATERIALIZED (
                             SELECT p.item_id, p.tf, p.doc_len,
                                    count(*) OVER (PARTITION BY p.term)::float8 AS df
@@ -129,8 +143,8 @@ impl SearchLegs for PostgresStore {
                             WHERE p.namespace = {ns_param} AND p.term = ANY({t}::text[])),
                      sc AS MATERIALIZED (
                             SELECT p.item_id,
-                                   SUM(ln(1 + (st.n - p.df + 0.5) / (p.df + 0.5)) * p.tf * 2.2
-                                       / (p.tf + 1.2 * (0.25 + 0.75 * p.doc_len / st.avgdl))) AS score
+                                   SUM(ln(1 + (st.n - p.df + 0.5) / (p.df + 0.5)) * p.tf * {k1_plus_1}
+                                       / (p.tf + {k1} * (1 - st.b + st.b * p.doc_len / st.avgdl))) AS score
                             FROM p CROSS JOIN st
                             GROUP BY p.item_id)
                      SELECT i.*, s.score::float8
@@ -141,7 +155,10 @@ impl SearchLegs for PostgresStore {
                                                OFFSET 0) i
                                          {} LIMIT 1) i
                      ORDER BY s.score DESC, s.item_id COLLATE \"C\" ASC LIMIT {lim}",
-                    q.where_sql()
+                    q.where_sql(),
+                    b = length_normalisation_sql(),
+                    k1 = BM25_K1,
+                    k1_plus_1 = BM25_K1 + 1.0,
                 )
             }
             KeywordRanking::TsRankCd => {

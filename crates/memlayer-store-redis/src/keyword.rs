@@ -14,9 +14,9 @@ use crate::codec::{cmd, parse_search, string_of, token};
 use crate::error::{corrupt, map_redis};
 
 impl RedisStore {
-    /// Keyword search ranked by memlayer's BM25 (k1 1.2, b 0.75, Lucene IDF) over per-namespace
-    /// statistics that include soft-deleted items, exactly as the memory backend ranks: the
-    /// candidates are every item passing the filter that carries any query term.
+    /// Keyword search ranked by memlayer's BM25 (k1 1.2, b by average length, Lucene IDF) over
+    /// per-namespace statistics that include soft-deleted items, exactly as the memory backend
+    /// ranks: the candidates are every item passing the filter that carries any query term.
     ///
     /// The statistics and every term's document frequency come back in one round trip. When
     /// RediSearch can express the whole filter, Redis scores the candidates itself
@@ -136,7 +136,7 @@ impl RedisStore {
         k: usize,
     ) -> Result<Vec<(f32, String)>> {
         let params = bm25::Bm25Params::default();
-        let (k1, b) = (f64::from(params.k1), f64::from(params.b));
+        let (k1, b) = (f64::from(params.k1), f64::from(params.b_at(avg_len)));
         let mut args: Vec<Value> = vec![self.index().into(), query.into()];
         args.extend(["LOAD", "3", "@id", "@terms", "@doc_len"].map(Value::from));
         let norm = format!(

@@ -12,24 +12,54 @@ use super::text;
 pub struct Bm25Params {
     /// Term-frequency saturation.
     pub k1: f32,
-    /// Length normalisation, 0..=1.
-    pub b: f32,
+    /// Length normalisation, 0..=1; `None` chooses it by the namespace's average document
+    /// length ([`length_normalisation`]).
+    pub b: Option<f32>,
 }
 
 impl Default for Bm25Params {
-    /// k1 = 1.2 and b = 0.75, the Lucene defaults.
+    /// k1 = 1.2 (Lucene's), and b by the namespace's average document length.
     fn default() -> Self {
-        Bm25Params { k1: 1.2, b: 0.75 }
+        Bm25Params { k1: 1.2, b: None }
     }
 }
 
+/// b for namespaces of short texts (chat messages, notes), at or below [`SHORT_LEN`] terms on
+/// average.
+pub const B_SHORT: f32 = 0.3;
+/// b for namespaces of documents, at or above [`LONG_LEN`] terms on average: Lucene's 0.75.
+pub const B_LONG: f32 = 0.75;
+/// The average length (in index terms) at or below which a namespace counts as short texts.
+pub const SHORT_LEN: f32 = 16.0;
+/// The average length at or above which a namespace counts as documents.
+pub const LONG_LEN: f32 = 64.0;
+
+/// BM25's b for a namespace whose documents average `avg_len` index terms: [`B_SHORT`] up to
+/// [`SHORT_LEN`], [`B_LONG`] from [`LONG_LEN`], linear between.
+///
+/// Length normalisation corrects for verbose documents; among short messages a length is
+/// mostly noise, and full normalisation sinks a message that says more than the question
+/// (`docs/decisions/0011-short-text-length-normalisation.md`).
+pub fn length_normalisation(avg_len: f32) -> f32 {
+    let t = ((avg_len - SHORT_LEN) / (LONG_LEN - SHORT_LEN)).clamp(0.0, 1.0);
+    if t.is_nan() {
+        return B_LONG;
+    }
+    B_SHORT + (B_LONG - B_SHORT) * t
+}
+
 impl Bm25Params {
+    /// The b in force in a namespace whose documents average `avg_len` terms.
+    pub fn b_at(&self, avg_len: f32) -> f32 {
+        self.b.unwrap_or_else(|| length_normalisation(avg_len))
+    }
+
     /// One term's contribution: `idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))`.
     ///
     /// Backends that keep their own postings (Redis, Chroma) score with this, so their ranking
     /// is the memory backend's exactly.
     pub fn term_score(&self, idf: f32, tf: f32, len: f32, avg_len: f32) -> f32 {
-        let Bm25Params { k1, b } = *self;
+        let (k1, b) = (self.k1, self.b_at(avg_len));
         idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / avg_len))
     }
 }
@@ -408,6 +438,23 @@ mod tests {
             (0..50usize).map(|i| (vec![(i % 2, 1.0)], 4.0)).collect();
         let (top, _) = top_k_in_rounds(&flat, 2, 10);
         assert_eq!(top.len(), 10);
+    }
+
+    #[test]
+    fn length_normalisation_runs_from_short_texts_to_documents() {
+        assert_eq!(length_normalisation(1.0), B_SHORT);
+        assert_eq!(length_normalisation(SHORT_LEN), B_SHORT);
+        assert_eq!(length_normalisation(LONG_LEN), B_LONG);
+        assert_eq!(length_normalisation(10_000.0), B_LONG);
+        let mid = length_normalisation((SHORT_LEN + LONG_LEN) / 2.0);
+        assert!((mid - (B_SHORT + B_LONG) / 2.0).abs() < 1e-6, "{mid}");
+        assert_eq!(length_normalisation(f32::NAN), B_LONG);
+        let fixed = Bm25Params {
+            k1: 1.2,
+            b: Some(0.5),
+        };
+        assert_eq!(fixed.b_at(1.0), 0.5);
+        assert_eq!(Bm25Params::default().b_at(1.0), B_SHORT);
     }
 
     #[test]
