@@ -1,13 +1,13 @@
-//! The search legs run by `memlayer_store::search::run_search`, and the vector leg's helpers.
+//! The search legs run by `memlayer_store::backend::search::run_search`, and the vector leg's helpers.
 
 use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chromadb::collection::{GetOptions, QueryOptions};
+use memlayer_store::backend::search::{SearchLegs, leg_hit, sort_page};
 use memlayer_store::ranking::bm25::{self, Bm25Params, TermRounds};
 use memlayer_store::ranking::fusion::sort_hits;
 use memlayer_store::ranking::vector::{TopK, cosine};
-use memlayer_store::search::{SearchLegs, leg_hit, sort_page};
 use memlayer_store::types::MemoryItem;
 use memlayer_store::{Cursor, Filter, ListRequest, RankedBy, Result, SearchHit};
 use serde_json::{Value as Json, json};

@@ -5,11 +5,11 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use chromadb::collection::GetOptions;
-use memlayer_store::lifecycle::{
+use memlayer_store::backend::lifecycle::{
     decay_item, is_idle, merge_upsert, reassign_conflict, reinforce_item, touch,
 };
+use memlayer_store::backend::search::{run_list, run_search};
 use memlayer_store::limits::{self, check_item, check_namespace, check_pin};
-use memlayer_store::search::{run_list, run_search};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, EmbeddingPin, Error, ErrorKind, ExpiredItem,

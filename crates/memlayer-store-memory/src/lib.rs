@@ -8,13 +8,13 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use memlayer_ann::VectorSet;
 pub use memlayer_ann::{AnnConfig, Quantization, ScanSharing};
-use memlayer_store::lifecycle::{
+use memlayer_store::backend::lifecycle::{
     decay_item, is_idle, merge_upsert, reassign_conflict, reinforce_item, touch,
 };
+use memlayer_store::backend::search::{SearchLegs, leg_hit, run_list, run_search, sort_page};
 use memlayer_store::limits::{self, check_item, check_namespace, check_pin, check_query_dim};
 use memlayer_store::ranking::bm25::Bm25Index;
 use memlayer_store::ranking::vector::TopK;
-use memlayer_store::search::{SearchLegs, leg_hit, run_list, run_search, sort_page};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, Cursor, EmbeddingPin, Error, ErrorKind, ExpiredItem,

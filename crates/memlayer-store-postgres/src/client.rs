@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use memlayer_store::backend::sql::SqlDialect;
 use memlayer_store::types::MemoryItem;
 use memlayer_store::{Cursor, Error, ErrorKind, ListRequest, Order, Result, SortValue};
 use tokio_postgres::NoTls;

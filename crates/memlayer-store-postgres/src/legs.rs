@@ -1,10 +1,11 @@
-//! The search legs run by `memlayer_store::search::run_search`, and how a vector search is
-//! planned.
+//! The search legs run by `memlayer_store::backend::search::run_search`, and how a vector
+//! search is planned.
 
 use async_trait::async_trait;
+use memlayer_store::backend::search::{SearchLegs, leg_hit};
+use memlayer_store::backend::sql::SqlDialect;
 use memlayer_store::ranking::bm25::{B_LONG, B_SHORT, LONG_LEN, SHORT_LEN};
 use memlayer_store::ranking::text;
-use memlayer_store::search::{SearchLegs, leg_hit};
 use memlayer_store::types::MemoryItem;
 use memlayer_store::{Cursor, Filter, ListRequest, RankedBy, Result, SearchHit};
 

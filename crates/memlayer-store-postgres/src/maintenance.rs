@@ -9,6 +9,7 @@ use tokio_postgres::NoTls;
 use crate::client::{PostgresStore, tag};
 use crate::error::map_pg;
 use crate::schema;
+use crate::sql::column;
 
 impl PostgresStore {
     /// Drops the store's schema and everything in it; the store is closed. For tests and
@@ -113,6 +114,7 @@ impl PostgresStore {
             )
             .await
             .map_err(|e| tag(map_pg(e), op))?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        row.map(|r| Ok((column(&r, 0)?, column(&r, 1)?)))
+            .transpose()
     }
 }

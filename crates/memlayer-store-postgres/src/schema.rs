@@ -5,6 +5,7 @@ use memlayer_store::{EmbeddingPin, Error, ErrorKind, Result};
 use tokio_postgres::GenericClient;
 
 use crate::error::{corrupt, map_pg};
+use crate::sql::column;
 
 /// Lock key for migrations of every memlayer schema in the database (they share the
 /// `vector` extension, whose creation must not race).
@@ -177,8 +178,7 @@ pub(crate) async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -
         .await
         .map_err(map_pg)?
     {
-        Some(row) => row
-            .get::<_, String>(0)
+        Some(row) => column::<String>(&row, 0)?
             .parse()
             .map_err(|e| corrupt("schema_version", e))?,
         None => 0,
@@ -226,8 +226,8 @@ pub(crate) async fn load_pin<C: GenericClient>(
     let mut model = None;
     let mut dim = None;
     for r in rows {
-        let k: String = r.get(0);
-        let v: String = r.get(1);
+        let k: String = column(&r, 0)?;
+        let v: String = column(&r, 1)?;
         match k.as_str() {
             "embedding_model" => model = Some(v),
             _ => {
@@ -292,5 +292,5 @@ pub(crate) async fn vector_index_exists<C: GenericClient>(c: &C, schema: &str) -
         )
         .await
         .map_err(map_pg)?;
-    Ok(row.get(0))
+    column(&row, 0)
 }

@@ -4,9 +4,10 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use memlayer_store::lifecycle::{reassign_conflict, reinforce_item};
+use memlayer_store::backend::lifecycle::{reassign_conflict, reinforce_item};
+use memlayer_store::backend::search::{run_list, run_search};
+use memlayer_store::backend::sql::SqlDialect;
 use memlayer_store::limits::{self, check_namespace};
-use memlayer_store::search::{run_list, run_search};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, EmbeddingPin, Error, ExpiredItem, ListRequest,
@@ -18,7 +19,7 @@ use crate::config::KeywordRanking;
 use crate::error;
 use crate::error::map_pg;
 use crate::schema;
-use crate::sql::{ITEM_COLUMNS, Query, read_item};
+use crate::sql::{ITEM_COLUMNS, Query, column, read_item};
 
 #[async_trait]
 impl MemoryStore for PostgresStore {
@@ -114,7 +115,7 @@ impl MemoryStore for PostgresStore {
             )
             .await
             .map_err(|e| tag(map_pg(e), "count"))?;
-        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        Ok(u64::try_from(column::<i64>(&row, 0)?).unwrap_or(0))
     }
 
     async fn search(&self, namespace: &str, request: &SearchRequest) -> Result<SearchResults> {
@@ -283,14 +284,15 @@ impl MemoryStore for PostgresStore {
             )
             .await
             .map_err(|e| tag(map_pg(e), "list_expired"))?;
-        Ok(rows
-            .iter()
-            .map(|r| ExpiredItem {
-                namespace: r.get(0),
-                id: r.get(1),
-                expires_at: Timestamp::from_millis(r.get(2)),
+        rows.iter()
+            .map(|r| {
+                Ok(ExpiredItem {
+                    namespace: column(r, 0)?,
+                    id: column(r, 1)?,
+                    expires_at: Timestamp::from_millis(column(r, 2)?),
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn delete_if_expired_before(
@@ -331,7 +333,10 @@ impl MemoryStore for PostgresStore {
             )
             .await
             .map_err(|e| tag(map_pg(e), "list_namespaces"))?;
-        let mut out: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let mut out = rows
+            .iter()
+            .map(|r| column(r, 0))
+            .collect::<Result<Vec<String>>>()?;
         // Byte order, as every backend lists them.
         out.sort();
         Ok(out)

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use memlayer_store::lifecycle::merge_upsert;
+use memlayer_store::backend::lifecycle::merge_upsert;
 use memlayer_store::limits::check_pin;
 use memlayer_store::ranking::text;
 use memlayer_store::types::{MemoryItem, Timestamp};

@@ -127,6 +127,6 @@ impl RedisStore {
     pub(crate) fn passes(item: &MemoryItem, residual: &[MetaCondition]) -> bool {
         residual
             .iter()
-            .all(|c| memlayer_store::meta_condition_holds(item, c))
+            .all(|c| memlayer_store::backend::matching::meta_condition_holds(item, c))
     }
 }

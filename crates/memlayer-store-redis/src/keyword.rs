@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use fred::interfaces::{ClientLike, FredResult};
 use fred::types::Value;
+use memlayer_store::backend::search::leg_hit;
 use memlayer_store::ranking::{bm25, text};
-use memlayer_store::search::leg_hit;
 use memlayer_store::types::MemoryItem;
 use memlayer_store::{Filter, MetaCondition, RankedBy, Result, SearchHit};
 

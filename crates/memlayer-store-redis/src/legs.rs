@@ -1,10 +1,10 @@
-//! The search legs run by `memlayer_store::search::run_search`.
+//! The search legs run by `memlayer_store::backend::search::run_search`.
 
 use async_trait::async_trait;
 use fred::bytes::Bytes;
 use fred::types::Value;
+use memlayer_store::backend::search::{SearchLegs, leg_hit};
 use memlayer_store::ranking::text;
-use memlayer_store::search::{SearchLegs, leg_hit};
 use memlayer_store::types::MemoryItem;
 use memlayer_store::{Cursor, Filter, ListRequest, RankedBy, Result, SearchHit};
 

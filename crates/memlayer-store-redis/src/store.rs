@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 use fred::interfaces::ClientLike;
 use fred::types::Value;
-use memlayer_store::lifecycle::reassign_conflict;
+use memlayer_store::backend::lifecycle::reassign_conflict;
+use memlayer_store::backend::search::{run_list, run_search};
 use memlayer_store::limits::{self, check_namespace, check_pin};
-use memlayer_store::search::{run_list, run_search};
 use memlayer_store::types::{MemoryItem, Tier, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, EmbeddingPin, Error, ExpiredItem, ListRequest,
@@ -62,7 +62,8 @@ impl MemoryStore for RedisStore {
         let mut fresh = Vec::with_capacity(items.len());
         for item in items {
             fresh.push(
-                memlayer_store::lifecycle::merge_upsert(None, item, now).map_err(|e| tag(e, op))?,
+                memlayer_store::backend::lifecycle::merge_upsert(None, item, now)
+                    .map_err(|e| tag(e, op))?,
             );
         }
         if let Some((m, d)) = &batch_pin {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use memlayer_ann::{AnnConfig, Origin, VectorSet};
+use memlayer_store::backend::sql::SqlDialect;
 use memlayer_store::ranking::bm25::Bm25Index;
 use memlayer_store::ranking::vector::{TopK, best_first};
 use memlayer_store::types::MemoryItem;

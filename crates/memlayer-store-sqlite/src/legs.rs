@@ -1,10 +1,11 @@
-//! The search legs run by `memlayer_store::search::run_search`, and listing's page.
+//! The search legs run by `memlayer_store::backend::search::run_search`, and listing's page.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use memlayer_store::backend::search::{Ranked, SearchLegs, leg_hit};
+use memlayer_store::backend::sql::SqlDialect;
 use memlayer_store::limits::check_query_dim;
-use memlayer_store::search::{Ranked, SearchLegs, leg_hit};
 use memlayer_store::types::MemoryItem;
 use memlayer_store::{Cursor, Filter, ListRequest, Order, RankedBy, Result, SearchHit};
 use rusqlite::Connection;

@@ -207,6 +207,7 @@ pub(crate) fn bump_updated(old: Timestamp) -> Timestamp {
 mod tests {
     use std::time::Duration;
 
+    use memlayer_store::backend::sql::SqlDialect;
     use memlayer_store::types::Timestamp;
     use memlayer_store::{Filter, Result};
     use rusqlite::{Connection, params_from_iter};

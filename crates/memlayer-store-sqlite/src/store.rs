@@ -4,9 +4,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use memlayer_store::lifecycle::{decayed, merge_upsert, reassign_conflict, reinforce_item};
+use memlayer_store::backend::lifecycle::{
+    decayed, merge_upsert, reassign_conflict, reinforce_item,
+};
+use memlayer_store::backend::search::{run_list, run_search};
+use memlayer_store::backend::sql::SqlDialect;
 use memlayer_store::limits::{self, check_namespace};
-use memlayer_store::search::{run_list, run_search};
 use memlayer_store::types::{MemoryItem, Timestamp};
 use memlayer_store::{
     Capabilities, ClearRequest, CountOptions, EmbeddingPin, Error, ErrorKind, ExpiredItem,

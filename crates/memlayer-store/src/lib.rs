@@ -1,25 +1,22 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod backend;
 mod capabilities;
 mod error;
 pub mod files;
 mod filter;
 pub mod layer;
-pub mod lifecycle;
 pub mod limits;
-mod matching;
 pub mod ranking;
 mod redact;
 mod request;
-pub mod search;
 mod store;
 
 pub use capabilities::Capabilities;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::{FieldMatch, Filter, MetaCondition, MetaOp, TimeRange};
 pub use layer::Layer;
-pub use matching::{compare_scalars, is_superseded, meta_condition_holds};
 pub use memlayer_types as types;
 pub use redact::redact_url;
 pub use request::{
