@@ -4,6 +4,9 @@ pub mod bm25;
 pub mod context;
 pub mod fusion;
 pub mod ints;
-pub mod sketch;
 pub mod text;
-pub mod vector;
+
+/// Eight-bit sketches for exact scans (`memlayer-kernels`).
+pub use memlayer_kernels::sketch;
+/// Dot products, cosine and a bounded top-k (`memlayer-kernels`).
+pub use memlayer_kernels::vector;

@@ -439,7 +439,7 @@ mod vnni {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ranking::vector::dots_into;
+    use crate::vector::dots_into;
 
     /// A small deterministic generator (xorshift), normalised vectors with some structure.
     fn vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
