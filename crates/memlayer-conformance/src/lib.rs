@@ -60,6 +60,78 @@ where
     }
 }
 
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+type OpenScope = Box<dyn Fn(String, String) -> BoxFuture<Result<DynStore, String>> + Send + Sync>;
+type DropScope = Box<dyn Fn(String, String) -> BoxFuture<()> + Send + Sync>;
+
+/// The harness of a backend on a server named by an environment variable (Postgres, Redis,
+/// Chroma): each test gets its own scope there (a schema, a key prefix, a collection prefix),
+/// opened from the URL and the scope, and dropped after a passing test.
+pub struct ServerHarness {
+    var: &'static str,
+    service: &'static str,
+    scope: String,
+    open: OpenScope,
+    drop_scope: Option<DropScope>,
+}
+
+impl std::fmt::Debug for ServerHarness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHarness")
+            .field("var", &self.var)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl ServerHarness {
+    /// A harness reading the server's URL from `var` (set by `cargo xtask services up
+    /// <service>`), opening the store at `scope` with `open(url, scope)`.
+    pub fn new<F, Fut>(var: &'static str, service: &'static str, scope: String, open: F) -> Self
+    where
+        F: Fn(String, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DynStore, String>> + Send + 'static,
+    {
+        ServerHarness {
+            var,
+            service,
+            scope,
+            open: Box::new(move |url, scope| Box::pin(open(url, scope))),
+            drop_scope: None,
+        }
+    }
+
+    /// Drops the scope after a passing test with `drop(url, scope)`.
+    #[must_use]
+    pub fn dropping<F, Fut>(mut self, drop: F) -> Self
+    where
+        F: Fn(String, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.drop_scope = Some(Box::new(move |url, scope| Box::pin(drop(url, scope))));
+        self
+    }
+}
+
+#[async_trait]
+impl Harness for ServerHarness {
+    async fn open(&self) -> Result<DynStore, String> {
+        let url = std::env::var(self.var).map_err(|_| {
+            format!(
+                "set {} (cargo xtask services up {})",
+                self.var, self.service
+            )
+        })?;
+        (self.open)(url, self.scope.clone()).await
+    }
+
+    async fn cleanup(&self) {
+        if let (Ok(url), Some(drop_scope)) = (std::env::var(self.var), &self.drop_scope) {
+            drop_scope(url, self.scope.clone()).await;
+        }
+    }
+}
+
 /// What a scenario gets: the store, a namespace no other test uses, and the harness.
 #[derive(Clone)]
 pub struct Ctx {

@@ -4,45 +4,32 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use memlayer_conformance::Harness;
+use memlayer_conformance::ServerHarness;
 use memlayer_store::DynStore;
 use memlayer_store_chroma::{ChromaConfig, ChromaStore};
 
-struct PrefixHarness {
-    prefix: String,
-}
-
-#[async_trait]
-impl Harness for PrefixHarness {
-    async fn open(&self) -> Result<DynStore, String> {
-        let url = std::env::var("MEMLAYER_CHROMA_URL")
-            .map_err(|_| "set MEMLAYER_CHROMA_URL (cargo xtask services up chroma)".to_owned())?;
-        // Every vector search goes through HNSW, so the suite covers the index path and its
-        // exact fallback, not only the exact scan small stores get by default.
-        let config = ChromaConfig::new(url)
-            .prefix(self.prefix.clone())
-            .exact_below(0);
-        let store = ChromaStore::connect_with(config)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Arc::new(store))
-    }
-
-    async fn cleanup(&self) {
-        if let Ok(url) = std::env::var("MEMLAYER_CHROMA_URL") {
-            let config = ChromaConfig::new(url).prefix(self.prefix.clone());
-            if let Ok(store) = ChromaStore::connect_with(config).await {
-                let _ = store.destroy().await;
-            }
+fn prefix_harness() -> ServerHarness {
+    let prefix = format!("t{}-", uuid::Uuid::now_v7().simple());
+    ServerHarness::new(
+        "MEMLAYER_CHROMA_URL",
+        "chroma",
+        prefix,
+        |url, prefix| async move {
+            // Every vector search goes through HNSW, so the suite covers the index path and
+            // its exact fallback, not only the exact scan small stores get by default.
+            let config = ChromaConfig::new(url).prefix(prefix).exact_below(0);
+            let store = ChromaStore::connect_with(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(store) as DynStore)
+        },
+    )
+    .dropping(|url, prefix| async move {
+        let config = ChromaConfig::new(url).prefix(prefix);
+        if let Ok(store) = ChromaStore::connect_with(config).await {
+            let _ = store.destroy().await;
         }
-    }
-}
-
-fn prefix_harness() -> PrefixHarness {
-    PrefixHarness {
-        prefix: format!("t{}-", uuid::Uuid::now_v7().simple()),
-    }
+    })
 }
 
 memlayer_conformance::suite!(chroma, prefix_harness);

@@ -4,34 +4,24 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use memlayer_conformance::Harness;
+use memlayer_conformance::ServerHarness;
 use memlayer_store::DynStore;
 use memlayer_store_redis::{RedisConfig, RedisStore};
 
-struct PrefixHarness {
-    prefix: String,
-}
-
-#[async_trait]
-impl Harness for PrefixHarness {
-    async fn open(&self) -> Result<DynStore, String> {
-        let url = std::env::var("MEMLAYER_REDIS_URL")
-            .map_err(|_| "set MEMLAYER_REDIS_URL (cargo xtask services up redis)".to_owned())?;
-        let config = RedisConfig::new(url)
-            .prefix(self.prefix.clone())
-            .pool_size(2);
-        let store = RedisStore::connect_with(config)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Arc::new(store))
-    }
-}
-
-fn prefix_harness() -> PrefixHarness {
-    PrefixHarness {
-        prefix: format!("t{}:", uuid::Uuid::now_v7().simple()),
-    }
+fn prefix_harness() -> ServerHarness {
+    let prefix = format!("t{}:", uuid::Uuid::now_v7().simple());
+    ServerHarness::new(
+        "MEMLAYER_REDIS_URL",
+        "redis",
+        prefix,
+        |url, prefix| async move {
+            let config = RedisConfig::new(url).prefix(prefix).pool_size(2);
+            let store = RedisStore::connect_with(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(store) as DynStore)
+        },
+    )
 }
 
 memlayer_conformance::suite!(redis, prefix_harness);
