@@ -216,7 +216,8 @@ pub enum Command {
 type Outcome = Result<(), String>;
 
 /// `n thing` or `n things`.
-fn plural(n: usize, thing: &str) -> String {
+fn plural(n: impl TryInto<u64>, thing: &str) -> String {
+    let n: u64 = n.try_into().unwrap_or(u64::MAX);
     if n == 1 {
         format!("1 {thing}")
     } else {
@@ -231,7 +232,7 @@ fn stopped(done: &forget::Forgetting) -> Outcome {
         Some(e) => Err(format!(
             "forget stopped after deleting {} (counted above): {e}; the rest is still stored, \
              run the same command again to finish",
-            plural(done.items() as usize, "item")
+            plural(done.items(), "item")
         )),
     }
 }
@@ -697,11 +698,11 @@ pub async fn run(cli: Cli) -> Outcome {
             .map_err(err)?;
             bar.finish_and_clear();
             eprintln!(
-                "exported {} items ({} with vectors, {} shared blobs) from {} namespaces",
-                done.items,
+                "exported {} ({} with vectors, {}) from {}",
+                plural(done.items, "item"),
                 done.vectors,
-                done.blobs,
-                namespaces.len()
+                plural(done.blobs, "shared blob"),
+                plural(namespaces.len(), "namespace")
             );
             Ok(())
         }

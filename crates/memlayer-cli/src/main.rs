@@ -4,7 +4,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() {
+    // Colour only on a terminal: logs written to a file or a pipe stay plain text.
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {

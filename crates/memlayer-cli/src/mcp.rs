@@ -7,7 +7,7 @@ use memlayer::orchestrator::{
 use memlayer::{DynStore, Filter, Kind, MemoryItem, SearchMode, SearchRequest};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -400,10 +400,19 @@ impl MemoryTools {
     }
 }
 
+/// Sent on connect: when the model should remember and when it should recall.
+const INSTRUCTIONS: &str = "memlayer is your long-term memory. Recall before answering \
+whenever the user's history, preferences or earlier decisions may matter, and search with the \
+user's own words. Remember what will still matter in a later session: stable facts about the \
+user, their preferences, decisions and their reasons, and corrections. Do not store secrets, \
+small talk or what the current conversation already holds. Forget when the user asks you to.";
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MemoryTools {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("memlayer", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
     }
 }
 

@@ -403,6 +403,15 @@ async fn export_import_round_trips_byte_for_byte_between_backends() {
         );
         let exported = memlayer(dir.path(), &url, &["export"]);
         assert_eq!(ok(&exported), text, "through the binary");
+        let said = String::from_utf8_lossy(&exported.stderr);
+        assert!(said.contains("from 2 namespaces"), "{said}");
+        let one = memlayer(dir.path(), &url, &["export", "--namespace", "agent"]);
+        ok(&one);
+        let said = String::from_utf8_lossy(&one.stderr);
+        assert!(
+            said.contains(" from 1 namespace\n"),
+            "one is singular: {said}"
+        );
         target.close().await.unwrap();
     }
 
@@ -680,4 +689,48 @@ async fn forget_deletes_the_users_events_from_the_event_log() {
     assert_eq!(after.len(), before.len() - 3);
     // The events of other users' items stay.
     assert!(after.iter().any(|e| names(e, &["b9"])), "{after:?}");
+}
+
+/// Logs written to a pipe (a file, a log collector) carry no ANSI colour codes.
+#[test]
+fn serve_logs_to_a_pipe_in_plain_text() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let url = url_of(&dir.path().join("logs.db"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_remove("MEMLAYER_URL")
+        .env_remove("MEMLAYER_MINILM_DIR")
+        .env("MEMLAYER_OFFLINE", "1")
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .env("RUST_LOG", "info")
+        .args(["--url", &url, "serve", "--no-auth", "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let listening = line.contains("listening");
+        lines.push(line);
+        if listening {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = lines.join("\n");
+    assert!(text.contains("listening"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI codes in piped logs: {text:?}"
+    );
 }

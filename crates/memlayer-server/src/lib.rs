@@ -543,7 +543,9 @@ async fn supersede(
     body: Bytes,
 ) -> ApiResult<Json<MemoryItem>> {
     let b: SupersedeBody = parse(&body)?;
-    Ok(Json(st.store.supersede(&ns, &id, &b.by).await?))
+    Ok(Json(without_vector(
+        st.store.supersede(&ns, &id, &b.by).await?,
+    )))
 }
 
 async fn restore(
@@ -551,7 +553,7 @@ async fn restore(
     Ns(ns): Ns,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<MemoryItem>> {
-    Ok(Json(st.store.restore(&ns, &id).await?))
+    Ok(Json(without_vector(st.store.restore(&ns, &id).await?)))
 }
 
 async fn predecessors(

@@ -16,7 +16,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
+    // Colour only on a terminal (logs go to stdout here): in a file or a pipe they stay plain.
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

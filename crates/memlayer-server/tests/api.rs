@@ -91,6 +91,59 @@ impl Server {
 }
 
 #[tokio::test]
+async fn write_answers_leave_the_vector_out() {
+    let s = start(Auth::Disabled, 8 << 20).await;
+    let item = |id: &str| {
+        json!({"id": id, "kind": "fact", "content": format!("{id} has a vector"),
+               "embedding": {"model": "m", "vector": [0.1, 0.2, 0.3]}})
+    };
+    let (st, created) = s
+        .call(Method::POST, "/ns/w/items", None, Some(item("a")))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let (st, replaced) = s
+        .call(Method::PUT, "/ns/w/items/a", None, Some(item("a")))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{replaced}");
+    let (st, batch) = s
+        .call(
+            Method::POST,
+            "/ns/w/items/batch",
+            None,
+            Some(json!([item("b")])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{batch}");
+    let (st, superseded) = s
+        .call(
+            Method::POST,
+            "/ns/w/items/a/supersede",
+            None,
+            Some(json!({"by": "b"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{superseded}");
+    let (st, restored) = s
+        .call(Method::POST, "/ns/w/items/a/restore", None, None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{restored}");
+    for (what, answer) in [
+        ("create", &created),
+        ("put", &replaced),
+        ("batch", &batch["items"][0]),
+        ("supersede", &superseded),
+        ("restore", &restored),
+    ] {
+        assert!(answer["id"].is_string(), "{what}: {answer}");
+        assert!(answer.get("embedding").is_none(), "{what}: {answer}");
+    }
+    // The vector is stored all the same: a get returns it.
+    let (st, got) = s.call(Method::GET, "/ns/w/items/a", None, None).await;
+    assert_eq!(st, StatusCode::OK, "{got}");
+    assert_eq!(got["embedding"]["model"], "m", "{got}");
+}
+
+#[tokio::test]
 async fn search_hits_leave_their_vectors_out_unless_asked_for_them() {
     let s = start(Auth::Disabled, 8 << 20).await;
     let (st, a) = s

@@ -19,7 +19,11 @@ async def main(binary: str, url: str) -> None:
     params = StdioServerParameters(command=binary, args=["--url", url, "mcp", "--namespace", "agent", "--allow", "agent,elsewhere"])
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as s:
-            await s.initialize()
+            init = await s.initialize()
+            # The server introduces itself as memlayer, not as the protocol library, and tells
+            # the model when to remember and when to recall.
+            assert init.server_info.name == "memlayer", init.server_info
+            assert init.instructions and "Recall" in init.instructions, init.instructions
             tools = {t.name: t for t in (await s.list_tools()).tools}
             assert set(tools) == {"remember", "recall", "forget", "conversation_append", "conversation_window"}, tools
             assert "query" in tools["recall"].input_schema["properties"], tools["recall"].input_schema
