@@ -47,6 +47,27 @@ impl Match {
     }
 }
 
+/// A field filter given as a filter object, or as a bare value meaning `eq`.
+pub(super) fn match_or_value<'de, D>(d: D) -> Result<Option<Match>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Value(String),
+        Filter(Match),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => None,
+        Some(Either::Value(v)) => Some(Match {
+            eq: Some(v),
+            ..Match::default()
+        }),
+        Some(Either::Filter(m)) => Some(m),
+    })
+}
+
 /// A datetime filter: `gt`, `gte`, `lt`, `lte`, `eq`, `ne`, `between: [from, to]`.
 #[derive(Deserialize, Default, Clone, Debug)]
 #[serde(deny_unknown_fields)]

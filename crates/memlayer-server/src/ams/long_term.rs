@@ -91,7 +91,7 @@ async fn edit(
 ) -> Response {
     let result = async {
         let updates: Map<String, Value> = body_of(&body)?;
-        const EDITABLE: [&str; 9] = [
+        const EDITABLE: [&str; 11] = [
             "text",
             "topics",
             "entities",
@@ -101,6 +101,8 @@ async fn edit(
             "session_id",
             "event_date",
             "discrete_memory_extracted",
+            "extraction_strategy",
+            "metadata",
         ];
         if let Some(k) = updates.keys().find(|k| !EDITABLE.contains(&k.as_str())) {
             return Err(invalid(

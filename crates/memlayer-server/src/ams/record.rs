@@ -100,7 +100,24 @@ pub(super) fn record_of(item: &MemoryItem) -> Value {
         "memory_type": memory_type_of(&item.kind).unwrap_or("semantic"),
         "persisted_at": extra.get("persisted_at").cloned().unwrap_or(json!(item.updated_at)),
         "extracted_from": extra.get("extracted_from").cloned().unwrap_or(Value::Null),
-        "event_date": extra.get("event_date").cloned().unwrap_or(Value::Null)})
+        "event_date": extra.get("event_date").cloned().unwrap_or(Value::Null),
+        "extraction_strategy": extraction_strategy_of(item),
+        "metadata": extra.get(METADATA).cloned().unwrap_or(Value::Null)})
+}
+
+/// Where a record's free-form `metadata` is kept among the item's own metadata.
+const METADATA: &str = "ams_metadata";
+
+/// The strategies AMS extracts long-term memories with.
+const STRATEGIES: [&str; 4] = ["discrete", "summary", "preferences", "custom"];
+
+/// The strategy that extracted an item: stored with it, `discrete` (AMS's default) when not.
+pub(crate) fn extraction_strategy_of(item: &MemoryItem) -> &str {
+    item.metadata
+        .extra
+        .get("extraction_strategy")
+        .and_then(Value::as_str)
+        .unwrap_or("discrete")
 }
 
 /// Reads the optional string `key` of a record.
@@ -163,6 +180,8 @@ pub(crate) struct Record {
     pub(crate) event_date: Option<Timestamp>,
     pub(crate) extracted_from: Vec<String>,
     pub(crate) discrete_memory_extracted: Option<String>,
+    pub(crate) extraction_strategy: Option<String>,
+    pub(crate) metadata: Option<Map<String, Value>>,
 }
 
 impl Record {
@@ -186,6 +205,22 @@ impl Record {
                 "must be \"t\" or \"f\"",
             ));
         }
+        let extraction_strategy = opt_str(obj, "extraction_strategy", at)?;
+        if let Some(s) = extraction_strategy.as_deref()
+            && !STRATEGIES.contains(&s)
+        {
+            return Err(invalid(
+                &format!("{at}extraction_strategy"),
+                format!("is {s:?}; must be one of {}", STRATEGIES.join(", ")),
+            ));
+        }
+        let metadata = match obj.get("metadata") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(_) => {
+                return Err(invalid(&format!("{at}metadata"), "expected an object"));
+            }
+        };
         Ok(Record {
             id: opt_str(obj, "id", at)?.filter(|s| !s.is_empty()),
             text,
@@ -200,6 +235,8 @@ impl Record {
             event_date: opt_time(obj, "event_date", at)?,
             extracted_from: opt_list(obj, "extracted_from", at)?,
             discrete_memory_extracted: discrete,
+            extraction_strategy,
+            metadata,
         })
     }
 
@@ -248,6 +285,12 @@ impl Record {
         }
         if !self.extracted_from.is_empty() {
             item = item.with_extra("extracted_from", json!(self.extracted_from));
+        }
+        if let Some(s) = &self.extraction_strategy {
+            item = item.with_extra("extraction_strategy", s.as_str());
+        }
+        if let Some(m) = &self.metadata {
+            item = item.with_extra(METADATA, Value::Object(m.clone()));
         }
         item
     }

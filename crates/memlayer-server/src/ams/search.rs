@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use super::filter::{Match, TimeMatch};
 use super::long_term::body_of;
 use super::record::{
-    CANDIDATES, ENTITY, TOPIC, kinds_of, long_term_kinds, memory_type_of, one, record_of, tags_with,
+    CANDIDATES, ENTITY, TOPIC, extraction_strategy_of, kinds_of, long_term_kinds, memory_type_of,
+    one, record_of, tags_with,
 };
 use super::{from_api, from_store, invalid, parse_time, visible_namespaces};
 use crate::AppState;
@@ -32,6 +33,9 @@ pub(super) struct SearchBody {
     topics: Option<Match>,
     entities: Option<Match>,
     memory_type: Option<Match>,
+    /// Which strategy extracted the memory (AMS after 0.15.2); a plain string means `eq`.
+    #[serde(default, deserialize_with = "super::filter::match_or_value")]
+    extraction_strategy: Option<Match>,
     id: Option<Match>,
     created_at: Option<TimeMatch>,
     last_accessed: Option<TimeMatch>,
@@ -225,6 +229,9 @@ pub(super) async fn run_search(
             && b.memory_type
                 .as_ref()
                 .is_none_or(|m| m.accepts(one(type_of)))
+            && b.extraction_strategy
+                .as_ref()
+                .is_none_or(|m| m.accepts(one(Some(extraction_strategy_of(item)))))
             && b.id
                 .as_ref()
                 .is_none_or(|m| m.accepts(one(Some(item.id.as_str()))))

@@ -391,6 +391,47 @@ async def check_summary_views(c):
         assert e.status_code == 501 and "LLM" in str(e), e
 
 
+async def check_fields_after_0_15_2(c, ns):
+    """`MemoryRecord.metadata` and the `extraction_strategy` search filter, added upstream
+    after 0.15.2: this client predates them, so they are sent over its own HTTP connection,
+    and the client must still read the records that carry them."""
+    http = c._client
+    r = await http.post("/v1/long-term-memory/", json={"memories": [
+        {"id": "md1", "text": "Quarterly planning notes for the garden club", "namespace": ns,
+         "metadata": {"source": "import", "page": 3}, "extraction_strategy": "summary"},
+        {"id": "md2", "text": "Garden club meets on Tuesdays", "namespace": ns},
+    ]})
+    assert r.status_code == 200, r.text
+    r = await http.get("/v1/long-term-memory/md1", params={"namespace": ns})
+    body = r.json()
+    assert body["metadata"] == {"source": "import", "page": 3}, body
+    assert body["extraction_strategy"] == "summary", body
+    r = await http.get("/v1/long-term-memory/md2", params={"namespace": ns})
+    assert r.json()["extraction_strategy"] == "discrete" and r.json()["metadata"] is None, r.json()
+    # The old client still reads a record that carries the new fields.
+    got = await c.get_long_term_memory("md1")
+    assert got.id == "md1" and got.text.startswith("Quarterly"), got
+
+    async def strategy_ids(flt):
+        r = await http.post("/v1/long-term-memory/search", json={
+            "text": "garden club", "namespace": {"eq": ns}, "extraction_strategy": flt, "limit": 10})
+        assert r.status_code == 200, r.text
+        return sorted(m["id"] for m in r.json()["memories"] if m["id"].startswith("md"))
+
+    assert await strategy_ids({"eq": "summary"}) == ["md1"]
+    assert await strategy_ids({"eq": "discrete"}) == ["md2"]
+    assert await strategy_ids("discrete") == ["md2"]
+    assert await strategy_ids({"any": ["summary", "discrete"]}) == ["md1", "md2"]
+    # An edit can change the metadata; a bad strategy is refused, naming the field.
+    r = await http.patch("/v1/long-term-memory/md1", params={"namespace": ns},
+                         json={"metadata": {"source": "edited"}})
+    assert r.status_code == 200 and r.json()["metadata"] == {"source": "edited"}, r.text
+    r = await http.post("/v1/long-term-memory/", json={"memories": [
+        {"id": "md3", "text": "x", "namespace": ns, "extraction_strategy": "guess"}]})
+    assert r.status_code == 422 and "extraction_strategy" in r.text, r.text
+    await c.delete_long_term_memories(["md1", "md2"])
+
+
 async def main(base_url: str, run: str) -> None:
     ns = f"ltm-{run}"
     async with MemoryAPIClient(MemoryClientConfig(base_url=base_url, default_namespace=ns)) as c:
@@ -402,6 +443,7 @@ async def main(base_url: str, run: str) -> None:
         await check_tool_calls(c, ns)
         await check_forget(c, ns)
         await check_summary_views(c)
+        await check_fields_after_0_15_2(c, ns)
     print("all checks passed")
 
 
