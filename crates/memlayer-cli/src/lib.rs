@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod forget;
+pub mod importers;
 pub mod mcp;
 #[cfg(feature = "minilm")]
 pub mod models;
@@ -192,6 +193,18 @@ pub enum Command {
     Import {
         /// The file (`-` for standard input).
         file: String,
+        /// The file's format: memlayer's own export, or another memory system's.
+        #[arg(long, value_enum, default_value = "memlayer")]
+        from: importers::Format,
+        /// The namespace of the imported items (AMS records and LangGraph items keep their
+        /// own unless this is given).
+        #[arg(long, default_value = importers::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// For `--from jsonl` and `--from csv`: where each item field is, as
+        /// `content=text,user=meta.uid,id=key` (fields: content, id, user, session, agent,
+        /// kind, tags, created_at, importance, namespace).
+        #[arg(long)]
+        map: Vec<String>,
     },
     /// The default embedding model: list where it is, or pull it into the cache.
     #[cfg(feature = "minilm")]
@@ -706,7 +719,54 @@ pub async fn run(cli: Cli) -> Outcome {
             );
             Ok(())
         }
-        Command::Import { file } => {
+        Command::Import {
+            file,
+            from,
+            namespace,
+            map,
+        } if from != importers::Format::Memlayer => {
+            let mapping = match from {
+                importers::Format::Jsonl | importers::Format::Csv => {
+                    Some(importers::Mapping::parse(&map)?)
+                }
+                _ => None,
+            };
+            let text = if file == "-" {
+                std::io::read_to_string(std::io::stdin().lock())
+                    .map_err(|e| format!("reading standard input: {e}"))?
+            } else {
+                std::fs::read_to_string(&file).map_err(|e| format!("reading {file}: {e}"))?
+            };
+            let store = raw(&url).await?;
+            let done = importers::import(&store, from, &text, &namespace, mapping.as_ref())
+                .await
+                .map_err(err)?;
+            if !done.refused.is_empty() {
+                for line in &done.refused {
+                    eprintln!("{file}: {line}");
+                }
+                if done.records == 0 {
+                    return Err(format!("nothing was imported: {file} does not parse"));
+                }
+                return Err(format!(
+                    "nothing was imported: {} of {} could not be mapped from {}",
+                    plural(done.refused.len(), "record"),
+                    done.records,
+                    from.name()
+                ));
+            }
+            if json_out {
+                return print_json(&json!({"imported": done.items, "records": done.records}));
+            }
+            println!(
+                "imported {} from {} ({})",
+                plural(done.items, "item"),
+                from.name(),
+                plural(done.records, "record")
+            );
+            Ok(())
+        }
+        Command::Import { file, .. } => {
             let store = raw(&url).await?;
             let done = if file == "-" {
                 let bar = ProgressBar::hidden();

@@ -15,32 +15,9 @@ use memlayer::{
 use memlayer_cli::transfer;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_memlayer");
+mod common;
 
-fn memlayer(dir: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .env_remove("MEMLAYER_URL")
-        .env_remove("MEMLAYER_MINILM_DIR")
-        .env("MEMLAYER_OFFLINE", "1")
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .arg("--url")
-        .arg(url)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "failed: {}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use common::{BIN, memlayer, ok};
 
 fn json(out: &Output) -> Value {
     serde_json::from_str(&ok(out)).unwrap()

@@ -33,6 +33,8 @@ use memlayer::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// Agent Memory Server records as the items this server stores them as (`memlayer import`).
+pub use ams::{FieldError as AmsFieldError, item_of_record as ams_item_of_record};
 pub use auth::{Auth, TokenEntry};
 pub use error::ApiError;
 pub use serve::{ServeArgs, auth_for, open_store, serve, shutdown_signal};

@@ -19,6 +19,8 @@ mod record;
 mod search;
 mod working;
 
+pub use record::{FieldError, item_of_record};
+
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};

@@ -120,16 +120,65 @@ pub(crate) fn extraction_strategy_of(item: &MemoryItem) -> &str {
         .unwrap_or("discrete")
 }
 
+/// A field of a record that does not parse: its path and why. A request answers it as 422;
+/// an importer reports it with the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's path, e.g. `memories[2].text`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &str, message: impl std::fmt::Display) -> Self {
+        FieldError {
+            field: field.to_owned(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl From<FieldError> for Response {
+    fn from(e: FieldError) -> Response {
+        invalid(&e.field, e.message)
+    }
+}
+
+/// An Agent Memory Server long-term memory record, as its API returns it, as the item this
+/// server stores it as (in the record's namespace, `default` when it names none), for
+/// importers: a re-import of the same record is the same item.
+///
+/// # Errors
+/// The first field that does not parse.
+pub fn item_of_record(value: &Value, now: Timestamp) -> Result<MemoryItem, FieldError> {
+    let record = Record::parse(value, "")?;
+    let mut item = record.item(now);
+    if record.id.is_none() {
+        // No id in the record: derive one from its namespace and content hash, so a
+        // re-import replaces rather than duplicates.
+        let seed = format!("{}\n{}", record.namespace, record.hash());
+        item.id = format!("ams-{}", &hex_digest(&seed)[..32]);
+    }
+    Ok(item)
+}
+
 /// Reads the optional string `key` of a record.
 pub(crate) fn opt_str(
     obj: &Map<String, Value>,
     key: &str,
     at: &str,
-) -> Result<Option<String>, Response> {
+) -> Result<Option<String>, FieldError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(invalid(&format!("{at}{key}"), "expected a string")),
+        Some(_) => Err(FieldError::new(&format!("{at}{key}"), "expected a string")),
     }
 }
 
@@ -137,18 +186,21 @@ pub(crate) fn opt_list(
     obj: &Map<String, Value>,
     key: &str,
     at: &str,
-) -> Result<Vec<String>, Response> {
+) -> Result<Vec<String>, FieldError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(xs)) => xs
             .iter()
             .map(|x| {
-                x.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| invalid(&format!("{at}{key}"), "expected a list of strings"))
+                x.as_str().map(str::to_owned).ok_or_else(|| {
+                    FieldError::new(&format!("{at}{key}"), "expected a list of strings")
+                })
             })
             .collect(),
-        Some(_) => Err(invalid(&format!("{at}{key}"), "expected a list of strings")),
+        Some(_) => Err(FieldError::new(
+            &format!("{at}{key}"),
+            "expected a list of strings",
+        )),
     }
 }
 
@@ -156,12 +208,12 @@ pub(crate) fn opt_time(
     obj: &Map<String, Value>,
     key: &str,
     at: &str,
-) -> Result<Option<Timestamp>, Response> {
+) -> Result<Option<Timestamp>, FieldError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => parse_time(v)
             .map(Some)
-            .ok_or_else(|| invalid(&format!("{at}{key}"), "expected an ISO 8601 datetime")),
+            .ok_or_else(|| FieldError::new(&format!("{at}{key}"), "expected an ISO 8601 datetime")),
     }
 }
 
@@ -185,22 +237,22 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    pub(crate) fn parse(value: &Value, at: &str) -> Result<Record, Response> {
+    pub(crate) fn parse(value: &Value, at: &str) -> Result<Record, FieldError> {
         let obj = value
             .as_object()
-            .ok_or_else(|| invalid(at.trim_end_matches('.'), "expected an object"))?;
+            .ok_or_else(|| FieldError::new(at.trim_end_matches('.'), "expected an object"))?;
         let text = opt_str(obj, "text", at)?
-            .ok_or_else(|| invalid(&format!("{at}text"), "is required"))?;
+            .ok_or_else(|| FieldError::new(&format!("{at}text"), "is required"))?;
         let memory_type = opt_str(obj, "memory_type", at)?.unwrap_or_else(|| "message".into());
         if kinds_of(&memory_type).is_none() {
-            return Err(invalid(
+            return Err(FieldError::new(
                 &format!("{at}memory_type"),
                 format!("is {memory_type:?}; must be semantic, episodic or message"),
             ));
         }
         let discrete = opt_str(obj, "discrete_memory_extracted", at)?;
         if discrete.as_deref().is_some_and(|d| d != "t" && d != "f") {
-            return Err(invalid(
+            return Err(FieldError::new(
                 &format!("{at}discrete_memory_extracted"),
                 "must be \"t\" or \"f\"",
             ));
@@ -209,7 +261,7 @@ impl Record {
         if let Some(s) = extraction_strategy.as_deref()
             && !STRATEGIES.contains(&s)
         {
-            return Err(invalid(
+            return Err(FieldError::new(
                 &format!("{at}extraction_strategy"),
                 format!("is {s:?}; must be one of {}", STRATEGIES.join(", ")),
             ));
@@ -218,7 +270,10 @@ impl Record {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m.clone()),
             Some(_) => {
-                return Err(invalid(&format!("{at}metadata"), "expected an object"));
+                return Err(FieldError::new(
+                    &format!("{at}metadata"),
+                    "expected an object",
+                ));
             }
         };
         Ok(Record {
