@@ -155,17 +155,10 @@ fn ci() -> Result<()> {
         &["models", "amc", "mcp"],
         &["test", "--workspace", "--no-fail-fast", "--all-features"],
     )?;
-    // The bench binary is built with the test run's features, so it reuses that build's
-    // dependencies instead of compiling them again with its own narrower feature set.
-    run(cargo().args([
-        "build",
-        "--workspace",
-        "--all-features",
-        "--bins",
-        "--quiet",
-    ]))?;
+    // The test run built the bench binary (its integration test needs it) with the test
+    // run's features; a separate `cargo build` resolves features without the dev-dependencies
+    // and compiled much of the tree again (the README's Tasks section has the cold figures).
     let bench = target_dir().join("debug").join("memlayer-bench");
-    run(Command::new(&bench).args(["matrix", "--check"]))?;
     run(Command::new(&bench)
         .arg("quality-floor")
         .env("MEMLAYER_REQUIRE_DATA", "1"))?;
