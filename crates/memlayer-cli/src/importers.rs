@@ -281,9 +281,15 @@ fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Str
     }
 }
 
-/// An ISO 8601 / RFC 3339 instant (a missing offset is UTC) or unix seconds.
+/// The instant at `key` of `obj` ([`time_of`]).
 fn time(obj: &Map<String, Value>, key: &str) -> Result<Option<Timestamp>, String> {
-    match obj.get(key) {
+    time_of(obj.get(key), key)
+}
+
+/// An ISO 8601 / RFC 3339 instant (a missing offset is UTC) or unix seconds; `key` names it
+/// in errors.
+fn time_of(value: Option<&Value>, key: &str) -> Result<Option<Timestamp>, String> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Timestamp::parse_rfc3339(s)
@@ -550,13 +556,10 @@ fn mapped(v: &Value, namespace: &str, m: &Mapping) -> Result<MemoryItem, String>
     if let Some(a) = mapped_string(v, m, "agent")? {
         item = item.with_agent(a);
     }
-    if let Some(source) = m.source("created_at") {
-        let holder: Map<String, Value> = at_path(v, source)
-            .map(|t| [(source.to_owned(), t.clone())].into_iter().collect())
-            .unwrap_or_default();
-        if let Some(t) = time(&holder, source)? {
-            item = item.with_created_at(t);
-        }
+    if let Some(source) = m.source("created_at")
+        && let Some(t) = time_of(at_path(v, source), source)?
+    {
+        item = item.with_created_at(t);
     }
     if let Some(source) = m.source("importance") {
         match at_path(v, source) {

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod forget;
+mod import_cmd;
 pub mod importers;
 pub mod mcp;
 #[cfg(feature = "minilm")]
@@ -725,46 +726,7 @@ pub async fn run(cli: Cli) -> Outcome {
             namespace,
             map,
         } if from != importers::Format::Memlayer => {
-            let mapping = match from {
-                importers::Format::Jsonl | importers::Format::Csv => {
-                    Some(importers::Mapping::parse(&map)?)
-                }
-                _ => None,
-            };
-            let text = if file == "-" {
-                std::io::read_to_string(std::io::stdin().lock())
-                    .map_err(|e| format!("reading standard input: {e}"))?
-            } else {
-                std::fs::read_to_string(&file).map_err(|e| format!("reading {file}: {e}"))?
-            };
-            let store = raw(&url).await?;
-            let done = importers::import(&store, from, &text, &namespace, mapping.as_ref())
-                .await
-                .map_err(err)?;
-            if !done.refused.is_empty() {
-                for line in &done.refused {
-                    eprintln!("{file}: {line}");
-                }
-                if done.records == 0 {
-                    return Err(format!("nothing was imported: {file} does not parse"));
-                }
-                return Err(format!(
-                    "nothing was imported: {} of {} could not be mapped from {}",
-                    plural(done.refused.len(), "record"),
-                    done.records,
-                    from.name()
-                ));
-            }
-            if json_out {
-                return print_json(&json!({"imported": done.items, "records": done.records}));
-            }
-            println!(
-                "imported {} from {} ({})",
-                plural(done.items, "item"),
-                from.name(),
-                plural(done.records, "record")
-            );
-            Ok(())
+            import_cmd::foreign(&url, &file, from, &namespace, &map, json_out).await
         }
         Command::Import { file, .. } => {
             let store = raw(&url).await?;
