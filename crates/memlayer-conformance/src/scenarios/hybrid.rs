@@ -214,3 +214,36 @@ pub async fn search_relevance_floor(ctx: Ctx) {
     );
     assert!(msg.contains("min_score"), "{msg}");
 }
+
+/// 24c. Hybrid leaves out a hit no signal speaks for (fused score 0): the vector leg's least
+/// similar item, which the keyword leg did not find, does not pad the answer.
+pub async fn hybrid_leaves_out_unsupported_hits(ctx: Ctx) {
+    let s = &ctx.store;
+    s.upsert(fact(&ctx.ns, "diet", "Alice is vegetarian").with_embedding(MODEL, axis(0)))
+        .await
+        .unwrap();
+    s.upsert(fact(&ctx.ns, "near", "lunch at noon").with_embedding(MODEL, near(0, 1, 1.0)))
+        .await
+        .unwrap();
+    s.upsert(fact(&ctx.ns, "office", "The office is in Lyon").with_embedding(MODEL, axis(4)))
+        .await
+        .unwrap();
+    let vector = s
+        .search(&ctx.ns, &SearchRequest::vector(axis(0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        hit_ids(&vector),
+        ["diet", "near", "office"],
+        "vector ranks all"
+    );
+    let hybrid = s
+        .search(
+            &ctx.ns,
+            &SearchRequest::hybrid("what does alice eat").with_vector(axis(0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hit_ids(&hybrid), ["diet", "near"]);
+    assert!(hybrid.hits.iter().all(|h| h.score > 0.0), "{hybrid:?}");
+}

@@ -74,6 +74,7 @@ macro_rules! __for_each_scenario {
             hybrid_fusion_is_deterministic ["hybrid_search"] "24. Fusion is deterministic: the same data and query give the same order, ties broken by id.";
             hybrid_context_lifts_replies ["hybrid_search"] "24a. In hybrid search a message is lifted by the fused score of the message it follows or that follows it; context weight 0 ranks without links; the weight is checked.";
             search_relevance_floor ["hybrid_search"] "24b. A relevance floor leaves out hits scoring below it, in the mode's own score; a floor that is not a finite number is InvalidInput naming `min_score`.";
+            hybrid_leaves_out_unsupported_hits ["hybrid_search"] "24c. Hybrid leaves out a hit no signal speaks for (fused score 0): the vector leg's least similar item, not found by keyword, does not pad the answer.";
             tenancy_users_never_mix [] "25. A search scoped to alice never returns bob's items; items with no user are invisible to named users and vice versa.";
             namespace_delete_counts [] "26. Namespace delete returns the number deleted and leaves siblings untouched; an unknown namespace returns 0.";
             namespace_list_and_reassign [] "26. list namespaces lists each once; reassign moves only listed ids present in the source, vectors included.";

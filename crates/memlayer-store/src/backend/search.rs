@@ -242,9 +242,11 @@ pub async fn run_search<L: SearchLegs + ?Sized>(
                 }
                 context::lift(&mut fused, &items, weight);
             }
+            // A vector-only hit with fused score 0 is one no signal speaks for (the vector
+            // leg's least similar, which the keyword leg did not find): it would only pad.
             let fused: Vec<fusion::Fused> = fused
                 .into_iter()
-                .filter(|f| f.score >= floor)
+                .filter(|f| f.score >= floor && (f.score > 0.0 || f.keyword_score.is_some()))
                 .skip(offset)
                 .take(limit)
                 .collect();
