@@ -4,6 +4,7 @@
 pub mod forget;
 mod import_cmd;
 pub mod importers;
+mod keys_cmd;
 pub mod mcp;
 #[cfg(feature = "minilm")]
 pub mod models;
@@ -60,6 +61,12 @@ pub enum Command {
         /// `--namespace` by default, so a prompt-injected model cannot reach another tenant.
         #[arg(long, value_delimiter = ',')]
         allow: Vec<String>,
+    },
+    /// API keys for `serve --keys`: create, list, rotate, revoke.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: keys_cmd::KeysAction,
     },
     /// Store an item.
     Add {
@@ -720,6 +727,7 @@ pub async fn run(cli: Cli) -> Outcome {
             );
             Ok(())
         }
+        Command::Keys { action } => keys_cmd::run(&url, action, json_out).await,
         Command::Import {
             file,
             from,

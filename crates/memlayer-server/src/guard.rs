@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::keys::KeyScope;
 use crate::{ApiError, AppState};
 
 /// Routes anyone may call: liveness, readiness and the API description.
@@ -23,20 +24,53 @@ fn refuse(path: &str, e: ApiError) -> Response {
     }
 }
 
-/// Refuses a request without a known token before anything reads its body (401); which
-/// namespaces the token may touch is checked where the namespace is known.
+/// The scope a route needs: reads (including the searches and listings sent as POST) need
+/// `read`, key management and metrics `admin`, every other write `write`. `/mcp` lets any
+/// key in; each tool call checks its own scope.
+fn needed(method: &Method, route: &str) -> KeyScope {
+    match route {
+        "/metrics" | "/keys" | "/keys/{id}" | "/keys/{id}/rotate" => KeyScope::Admin,
+        "/ns/{ns}/search"
+        | "/ns/{ns}/list"
+        | "/ns/{ns}/conversations/window"
+        | "/v1/long-term-memory/search"
+        | "/v1/memory/prompt"
+        | "/mcp" => KeyScope::Read,
+        _ if method == Method::GET || method == Method::HEAD => KeyScope::Read,
+        _ => KeyScope::Write,
+    }
+}
+
+/// Resolves the request's credential into a [`Grant`] before anything reads its body (401
+/// without a valid one), refuses a route above the grant's scope (403), and hands the grant
+/// to the handlers, which check the namespaces where they know them.
 pub(crate) async fn authenticate(
     State(st): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path();
-    if st.config.auth.is_enabled()
-        && !is_public(path)
-        && let Err(e) = st.config.auth.scope_of(request.headers())
-    {
-        return refuse(path, e);
+    let path = request.uri().path().to_owned();
+    if is_public(&path) {
+        return next.run(request).await;
     }
+    let grant = match st.config.auth.grant(request.headers()).await {
+        Ok(grant) => grant,
+        Err(e) => {
+            st.metrics.observe_refused();
+            return refuse(&path, e);
+        }
+    };
+    if let Some(name) = &grant.key {
+        st.metrics.observe_key(name);
+    }
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(String::new, |m| m.as_str().to_owned());
+    if let Err(e) = grant.check_scope(needed(request.method(), &route)) {
+        return refuse(&path, e);
+    }
+    request.extensions_mut().insert(grant);
     next.run(request).await
 }
 

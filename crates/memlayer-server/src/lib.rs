@@ -5,6 +5,8 @@ mod ams;
 mod auth;
 mod error;
 mod guard;
+mod keys;
+mod keys_routes;
 mod metered;
 mod metrics;
 mod openapi;
@@ -35,8 +37,11 @@ use serde_json::{Value, json};
 
 /// Agent Memory Server records as the items this server stores them as (`memlayer import`).
 pub use ams::{FieldError as AmsFieldError, item_of_record as ams_item_of_record};
-pub use auth::{Auth, TokenEntry};
+pub use auth::{Auth, KEY_CACHE, KeyRing, TokenEntry};
 pub use error::ApiError;
+pub use keys::{
+    Grant, KEYS_NAMESPACE, KeyInfo, KeyScope, Keys, NewKey, RESERVED_PREFIX, parse_span,
+};
 pub use serve::{ServeArgs, auth_for, open_store, serve, shutdown_signal};
 
 /// How the server runs.
@@ -131,7 +136,7 @@ impl FromRequestParts<AppState> for Ns {
             .get("ns")
             .cloned()
             .ok_or_else(|| ApiError::invalid("ns", "the path names no namespace"))?;
-        st.config.auth.check(&parts.headers, &ns)?;
+        Grant::from_request_parts(parts, st).await?.check(&ns)?;
         Ok(Ns(ns))
     }
 }
@@ -200,6 +205,7 @@ pub fn router(store: DynStore, config: ServerConfig) -> Router {
         .route("/ns/{ns}/conversations/window", post(window))
         .route("/ns/{ns}/memories", post(remember))
         .merge(ams::routes())
+        .merge(keys_routes::routes())
         // Layers run outside in: the request timeout and log, then the browser guard, then
         // authentication, all before a handler reads the body.
         .layer(middleware::from_fn_with_state(
@@ -252,8 +258,9 @@ async fn limits(State(st): State<AppState>, request: Request, next: Next) -> Res
     response
 }
 
-async fn metrics_text(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    st.config.auth.check_admin(&headers)?;
+async fn metrics_text(State(st): State<AppState>, grant: Grant) -> ApiResult<Response> {
+    // The authentication layer admits only the admin scope here; this says so again.
+    grant.check_scope(KeyScope::Admin)?;
     let mut extra = String::new();
     let backend = st.store.backend();
     // Item counts per namespace, live and all, computed at scrape time when asked for.
@@ -378,13 +385,8 @@ async fn ready(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     ))
 }
 
-async fn namespaces(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let allowed = st.config.auth.scope_of(&headers)?;
-    let all = st.store.list_namespaces().await?;
-    let visible: Vec<String> = match allowed {
-        None => all,
-        Some(allowed) => all.into_iter().filter(|n| allowed.contains(n)).collect(),
-    };
+async fn namespaces(State(st): State<AppState>, grant: Grant) -> ApiResult<Json<Value>> {
+    let visible = grant.visible(st.store.list_namespaces().await?);
     Ok(Json(json!({ "namespaces": visible })))
 }
 

@@ -23,6 +23,18 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, String), Histogram>>,
     store: Mutex<BTreeMap<(&'static str, &'static str, &'static str), Histogram>>,
+    /// Requests by the name of the key (or static token) that authenticated them.
+    keys: Mutex<BTreeMap<String, u64>>,
+    /// Requests refused for a missing, unknown, revoked or expired credential.
+    refused: Mutex<u64>,
+}
+
+/// A Prometheus label value with its backslashes, quotes and new lines escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl std::fmt::Debug for Metrics {
@@ -83,6 +95,20 @@ impl Metrics {
         }
     }
 
+    /// Records a request a key authenticated, by the key's name (never its secret).
+    pub fn observe_key(&self, name: &str) {
+        if let Ok(mut map) = self.keys.lock() {
+            *map.entry(name.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Records a request refused for its credential.
+    pub fn observe_refused(&self) {
+        if let Ok(mut n) = self.refused.lock() {
+            *n += 1;
+        }
+    }
+
     /// The exposition text, with `extra` lines (gauges computed at scrape time) appended.
     pub fn render(&self, extra: &str) -> String {
         let mut out = String::new();
@@ -128,6 +154,26 @@ impl Metrics {
                 &labels,
             );
         }
+        let keys = self.keys.lock().map(|m| m.clone()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP memlayer_key_requests_total Requests authenticated, by key name."
+        );
+        let _ = writeln!(out, "# TYPE memlayer_key_requests_total counter");
+        for (name, n) in &keys {
+            let _ = writeln!(
+                out,
+                "memlayer_key_requests_total{{key=\"{}\"}} {n}",
+                label(name)
+            );
+        }
+        let refused = self.refused.lock().map(|n| *n).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP memlayer_auth_refused_total Requests refused for a missing, unknown, revoked or expired credential."
+        );
+        let _ = writeln!(out, "# TYPE memlayer_auth_refused_total counter");
+        let _ = writeln!(out, "memlayer_auth_refused_total {refused}");
         out.push_str(extra);
         out
     }

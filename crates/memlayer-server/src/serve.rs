@@ -75,6 +75,9 @@ pub struct ServeArgs {
     /// A file of tokens, one `token=ns1,ns2` per line (`#` starts a comment).
     #[arg(long, env = "MEMLAYER_TOKENS_FILE", conflicts_with = "tokens")]
     pub tokens_file: Option<std::path::PathBuf>,
+    /// Accept the API keys kept in the store (`memlayer keys create`), besides any tokens.
+    #[arg(long, env = "MEMLAYER_KEYS", conflicts_with = "no_auth")]
+    pub keys: bool,
     /// Serve a non-loopback address without authentication (loopback without tokens is
     /// unauthenticated already).
     #[arg(long)]
@@ -107,9 +110,12 @@ impl ServeArgs {
             ),
             None => self.tokens.clone(),
         };
-        let auth = auth_for(spec.as_deref(), self.no_auth, self.bind)?;
+        let mut auth = auth_for(spec.as_deref(), self.keys, self.no_auth, self.bind)?;
         let shown = memlayer::redact_url(url);
         let (store, embedder) = open_store(url).await?;
+        if self.keys {
+            auth = auth.with_keys(store.clone());
+        }
         tracing::info!("{embedder}");
         let listener = tokio::net::TcpListener::bind(self.bind)
             .await
@@ -136,17 +142,20 @@ impl ServeArgs {
 
 /// The authentication a server binding `bind` runs with: the `tokens` spec when given; none
 /// when `no_auth` says so, or on a loopback address without tokens (with a warning); an error
-/// for a non-loopback address with neither.
+/// for a non-loopback address with neither. With `keys`, the caller adds the store's keys
+/// ([`Auth::with_keys`]), so no tokens are needed.
 ///
 /// # Errors
 /// A one-line message naming the bad token entry or the missing choice.
 pub fn auth_for(
     tokens: Option<&str>,
+    keys: bool,
     no_auth: bool,
     bind: std::net::SocketAddr,
 ) -> Result<Auth, String> {
     match (tokens, no_auth) {
         (Some(spec), _) => Auth::parse(spec).map_err(|e| format!("tokens: {e}")),
+        (None, _) if keys => Ok(Auth::Disabled),
         (None, true) => Ok(Auth::Disabled),
         (None, false) if bind.ip().is_loopback() => {
             tracing::warn!(
@@ -155,7 +164,7 @@ pub fn auth_for(
             Ok(Auth::Disabled)
         }
         (None, false) => Err(format!(
-            "{bind} is not a loopback address: give --tokens-file (or MEMLAYER_TOKENS), or --no-auth to serve it unauthenticated"
+            "{bind} is not a loopback address: give --keys, --tokens-file (or MEMLAYER_TOKENS), or --no-auth to serve it unauthenticated"
         )),
     }
 }

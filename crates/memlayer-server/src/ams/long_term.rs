@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,6 +27,7 @@ use super::record::{
 use super::search::search;
 use super::{detail, from_api, from_store, hex_digest, invalid, namespace_of};
 use crate::AppState;
+use crate::keys::Grant;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -52,7 +53,7 @@ pub(super) fn body_of<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T,
     serde_json::from_slice(body).map_err(|e| invalid("body", e))
 }
 
-async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create(State(st): State<AppState>, grant: Grant, body: Bytes) -> Response {
     let result = async {
         let b: CreateBody = body_of(&body)?;
         let records = b
@@ -61,7 +62,7 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> 
             .enumerate()
             .map(|(i, m)| Record::parse(m, &format!("memories[{i}].")))
             .collect::<Result<Vec<_>, _>>()?;
-        store_records(&st, &headers, records, b.deduplicate).await
+        store_records(&st, &grant, records, b.deduplicate).await
     }
     .await;
     match result {
@@ -70,12 +71,8 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     }
 }
 
-async fn get_one(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    match find(&st, &headers, &id).await {
+async fn get_one(State(st): State<AppState>, grant: Grant, Path(id): Path<String>) -> Response {
+    match find(&st, &grant, &id).await {
         Ok(Some(item)) => Json(record_of(&item)).into_response(),
         Ok(None) => detail(StatusCode::NOT_FOUND, format!("memory {id} not found")),
         Err(r) => r,
@@ -85,7 +82,7 @@ async fn get_one(
 /// PATCH: the fields given replace the record's; the hash follows the text, user and session.
 async fn edit(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    grant: Grant,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -110,7 +107,7 @@ async fn edit(
                 format!("cannot be edited; editable fields: {}", EDITABLE.join(", ")),
             ));
         }
-        let Some(old) = find(&st, &headers, &id).await? else {
+        let Some(old) = find(&st, &grant, &id).await? else {
             return Err(detail(
                 StatusCode::NOT_FOUND,
                 format!("memory {id} not found"),
@@ -123,10 +120,7 @@ async fn edit(
             }
         }
         let record = Record::parse(&merged, "")?;
-        st.config
-            .auth
-            .check(&headers, &record.namespace)
-            .map_err(from_api)?;
+        grant.check(&record.namespace).map_err(from_api)?;
         let mut item = record.item(Timestamp::now());
         // An edit keeps when the memory was made and last used.
         item.created_at = old.created_at;
@@ -148,7 +142,7 @@ async fn edit(
 /// `DELETE /v1/long-term-memory?memory_ids=a&memory_ids=b`.
 async fn delete_many(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    grant: Grant,
     RawQuery(query): RawQuery,
 ) -> Response {
     let ids: Vec<String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -159,12 +153,12 @@ async fn delete_many(
     // `delete_long_term_memories([])`.
     let mut deleted = 0u64;
     for id in &ids {
-        let found = match find(&st, &headers, id).await {
+        let found = match find(&st, &grant, id).await {
             Ok(f) => f,
             Err(r) => return r,
         };
         if let Some(item) = found {
-            if let Err(e) = st.config.auth.check(&headers, &item.namespace) {
+            if let Err(e) = grant.check(&item.namespace) {
                 return from_api(e);
             }
             match st.store.delete(&item.namespace, &item.id).await {
@@ -210,7 +204,7 @@ struct ForgetBody {
 /// remain.
 async fn forget(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    grant: Grant,
     Query(q): Query<ForgetQuery>,
     body: Bytes,
 ) -> Response {
@@ -234,10 +228,7 @@ async fn forget(
             ));
         }
         let namespace = namespace_of(q.namespace.as_deref());
-        st.config
-            .auth
-            .check(&headers, &namespace)
-            .map_err(from_api)?;
+        grant.check(&namespace).map_err(from_api)?;
         let mut filter = Filter::new();
         filter.kinds = long_term_kinds();
         if let Some(u) = &q.user_id {
@@ -319,11 +310,7 @@ async fn forget(
 /// Working-memory memories not yet persisted become long-term memories (AMS promotes them in
 /// the background; memlayer does it as the session is written). Each promoted memory gets
 /// `persisted_at` in the session document.
-pub(super) async fn promote(
-    st: &AppState,
-    headers: &HeaderMap,
-    doc: &mut Value,
-) -> Result<(), Response> {
+pub(super) async fn promote(st: &AppState, grant: &Grant, doc: &mut Value) -> Result<(), Response> {
     let namespace = doc.get("namespace").cloned();
     let user = doc.get("user_id").cloned();
     let session = doc.get("session_id").cloned();
@@ -362,7 +349,7 @@ pub(super) async fn promote(
         promoted.push(i);
     }
     let records = records.into_iter().collect::<Result<Vec<_>, _>>()?;
-    store_records(st, headers, records, true).await?;
+    store_records(st, grant, records, true).await?;
     for i in promoted {
         if let Some(obj) = memories.get_mut(i).and_then(Value::as_object_mut) {
             obj.insert("persisted_at".into(), json!(now));

@@ -21,13 +21,14 @@ mod working;
 
 pub use record::{FieldError, item_of_record};
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use memlayer::Timestamp;
 use serde_json::{Value, json};
 
+use crate::keys::Grant;
 use crate::{ApiError, AppState};
 
 /// The AMS namespace when the client names none.
@@ -71,13 +72,9 @@ fn hex_digest(s: &str) -> String {
 }
 
 /// The namespaces the request may read: the store's, cut to the token's.
-async fn visible_namespaces(st: &AppState, headers: &HeaderMap) -> Result<Vec<String>, Response> {
-    let scope = st.config.auth.scope_of(headers).map_err(from_api)?;
+async fn visible_namespaces(st: &AppState, grant: &Grant) -> Result<Vec<String>, Response> {
     let all = st.store.list_namespaces().await.map_err(from_store)?;
-    Ok(match scope {
-        None => all,
-        Some(allowed) => all.into_iter().filter(|n| allowed.contains(n)).collect(),
-    })
+    Ok(grant.visible(all))
 }
 
 /// Parses an AMS datetime: RFC 3339, a naive ISO datetime (taken as UTC), or unix seconds.

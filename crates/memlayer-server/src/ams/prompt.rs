@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::search::{SearchBody, run_search};
 use super::{detail, from_api, invalid, namespace_of, working};
 use crate::AppState;
+use crate::keys::Grant;
 
 #[derive(Deserialize)]
 struct SessionParams {
@@ -42,7 +43,7 @@ fn tokens(text: &str) -> usize {
 
 pub(super) async fn memory_prompt(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    grant: Grant,
     body: Bytes,
 ) -> Response {
     let b: PromptBody = match serde_json::from_slice(&body) {
@@ -70,7 +71,7 @@ pub(super) async fn memory_prompt(
             },
         };
         let namespace = namespace_of(s.namespace.as_deref());
-        if let Err(e) = st.config.auth.check(&headers, &namespace) {
+        if let Err(e) = grant.check(&namespace) {
             return from_api(e);
         }
         match working::load(&st, &namespace, &s.session_id, s.user_id.as_deref()).await {
@@ -127,7 +128,7 @@ pub(super) async fn memory_prompt(
             Ok(r) => r,
             Err(e) => return invalid("long_term_search", e),
         };
-        match run_search(&st, &headers, &request).await {
+        match run_search(&st, &grant, &request).await {
             Ok(results) if !results.page.is_empty() => {
                 let lines: Vec<String> = results
                     .page

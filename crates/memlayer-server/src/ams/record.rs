@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use axum::http::HeaderMap;
 use axum::response::Response;
 use memlayer::{ErrorKind, Filter, Kind, MemoryItem, SearchRequest, Tier, Timestamp};
 use serde_json::{Map, Value, json};
@@ -12,6 +11,7 @@ use super::{
     from_api, from_store, hex_digest, invalid, namespace_of, parse_time, visible_namespaces,
 };
 use crate::AppState;
+use crate::keys::Grant;
 
 pub(crate) const TOPIC: &str = "topic:";
 pub(crate) const ENTITY: &str = "entity:";
@@ -354,10 +354,10 @@ impl Record {
 /// Finds a long-term memory by id among the namespaces the caller may see.
 pub(crate) async fn find(
     st: &AppState,
-    headers: &HeaderMap,
+    grant: &Grant,
     id: &str,
 ) -> Result<Option<MemoryItem>, Response> {
-    for ns in visible_namespaces(st, headers).await? {
+    for ns in visible_namespaces(st, grant).await? {
         match st.store.get(&ns, id).await {
             Ok(item) if memory_type_of(&item.kind).is_some() && !item.deleted => {
                 return Ok(Some(item));
@@ -375,15 +375,12 @@ pub(crate) async fn find(
 /// hash a live memory of its namespace already has. Returns the ids stored.
 pub(crate) async fn store_records(
     st: &AppState,
-    headers: &HeaderMap,
+    grant: &Grant,
     records: Vec<Record>,
     deduplicate: bool,
 ) -> Result<Vec<String>, Response> {
     for r in &records {
-        st.config
-            .auth
-            .check(headers, &r.namespace)
-            .map_err(from_api)?;
+        grant.check(&r.namespace).map_err(from_api)?;
     }
     let now = Timestamp::now();
     let mut items = Vec::with_capacity(records.len());
@@ -391,7 +388,7 @@ pub(crate) async fn store_records(
     let mut seen_hashes: HashMap<(String, String), ()> = HashMap::new();
     for r in records {
         let existing = match &r.id {
-            Some(id) => find(st, headers, id).await?,
+            Some(id) => find(st, grant, id).await?,
             None => None,
         };
         if let Some(old) = &existing

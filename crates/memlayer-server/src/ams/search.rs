@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use memlayer::{
     FieldMatch, Filter, MAX_LIMIT, MAX_OFFSET, MemoryItem, SearchMode, SearchRequest, Timestamp,
@@ -22,6 +21,7 @@ use super::record::{
 };
 use super::{from_api, from_store, invalid, parse_time, visible_namespaces};
 use crate::AppState;
+use crate::keys::Grant;
 
 #[derive(Deserialize, Default)]
 pub(super) struct SearchBody {
@@ -123,7 +123,7 @@ pub(super) struct Results {
 /// Runs an AMS search over the namespaces its filter names (all the caller may see when none).
 pub(super) async fn run_search(
     st: &AppState,
-    headers: &HeaderMap,
+    grant: &Grant,
     b: &SearchBody,
 ) -> Result<Results, Response> {
     if b.limit == 0 || b.limit > MAX_LIMIT {
@@ -174,11 +174,11 @@ pub(super) async fn run_search(
     let namespaces = match pinned {
         Some(list) => {
             for ns in &list {
-                st.config.auth.check(headers, ns).map_err(from_api)?;
+                grant.check(ns).map_err(from_api)?;
             }
             list
         }
-        None => visible_namespaces(st, headers).await?,
+        None => visible_namespaces(st, grant).await?,
     };
 
     // The store filter holds a superset of the matches; the AMS filter then decides exactly.
@@ -318,16 +318,12 @@ pub(super) async fn run_search(
     })
 }
 
-pub(crate) async fn search(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn search(State(st): State<AppState>, grant: Grant, body: Bytes) -> Response {
     let b: SearchBody = match body_of(&body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match run_search(&st, &headers, &b).await {
+    match run_search(&st, &grant, &b).await {
         Ok(results) => {
             let memories: Vec<Value> = results
                 .page

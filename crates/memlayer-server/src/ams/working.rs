@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{detail, from_api, hex_digest, long_term, namespace_of};
+use crate::keys::Grant;
 use crate::{ApiError, AppState};
 
 const KIND: &str = "working_memory";
@@ -38,12 +39,9 @@ struct SessionQuery {
 }
 
 /// The query's AMS namespace, if the token may touch it.
-fn allowed(st: &AppState, headers: &HeaderMap, q: &SessionQuery) -> Result<String, Response> {
+fn allowed(grant: &Grant, q: &SessionQuery) -> Result<String, Response> {
     let namespace = namespace_of(q.namespace.as_deref());
-    st.config
-        .auth
-        .check(headers, &namespace)
-        .map_err(from_api)?;
+    grant.check(&namespace).map_err(from_api)?;
     Ok(namespace)
 }
 
@@ -104,11 +102,11 @@ pub(super) async fn load(
 
 async fn get_session(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    grant: Grant,
     Path(session_id): Path<String>,
     Query(q): Query<SessionQuery>,
 ) -> Response {
-    let namespace = match allowed(&st, &headers, &q) {
+    let namespace = match allowed(&grant, &q) {
         Ok(ns) => ns,
         Err(r) => return r,
     };
@@ -124,7 +122,7 @@ async fn get_session(
 
 async fn put_session(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    grant: Grant,
     Path(session_id): Path<String>,
     Query(q): Query<SessionQuery>,
     body: Bytes,
@@ -141,7 +139,7 @@ async fn put_session(
             .as_deref()
             .or_else(|| obj.get("namespace").and_then(Value::as_str)),
     );
-    if let Err(e) = st.config.auth.check(&headers, &namespace) {
+    if let Err(e) = grant.check(&namespace) {
         return from_api(e);
     }
     // The query's user overrides the document's, as in AMS.
@@ -182,7 +180,7 @@ async fn put_session(
     for computed in ["tokens", "last_accessed", "new_session", "unsaved"] {
         obj.remove(computed);
     }
-    if let Err(r) = long_term::promote(&st, &headers, &mut doc).await {
+    if let Err(r) = long_term::promote(&st, &grant, &mut doc).await {
         return r;
     }
     let content = doc.to_string();
@@ -210,11 +208,11 @@ async fn put_session(
 
 async fn delete_session(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    grant: Grant,
     Path(session_id): Path<String>,
     Query(q): Query<SessionQuery>,
 ) -> Response {
-    let namespace = match allowed(&st, &headers, &q) {
+    let namespace = match allowed(&grant, &q) {
         Ok(ns) => ns,
         Err(r) => return r,
     };
@@ -231,10 +229,10 @@ async fn delete_session(
 
 async fn list_sessions(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    grant: Grant,
     Query(q): Query<SessionQuery>,
 ) -> Response {
-    let namespace = match allowed(&st, &headers, &q) {
+    let namespace = match allowed(&grant, &q) {
         Ok(ns) => ns,
         Err(r) => return r,
     };
