@@ -5,7 +5,8 @@ pub mod forget;
 mod import_cmd;
 pub mod importers;
 mod keys_cmd;
-pub mod mcp;
+/// The MCP server, shared with `memlayer serve`'s `/mcp`.
+pub use memlayer_server::mcp;
 #[cfg(feature = "minilm")]
 pub mod models;
 pub mod table;
@@ -243,18 +244,6 @@ fn plural(n: impl TryInto<u64>, thing: &str) -> String {
         format!("1 {thing}")
     } else {
         format!("{n} {thing}s")
-    }
-}
-
-/// The error of a forget that stopped part way, after its counts were printed.
-fn stopped(done: &forget::Forgetting) -> Outcome {
-    match &done.failure {
-        None => Ok(()),
-        Some(e) => Err(format!(
-            "forget stopped after deleting {} (counted above): {e}; the rest is still stored, \
-             run the same command again to finish",
-            plural(done.items(), "item")
-        )),
     }
 }
 
@@ -657,7 +646,7 @@ pub async fn run(cli: Cli) -> Outcome {
                     "namespaces": per, "cleaned": cleaned,
                     "error": done.failure.as_ref().map(ToString::to_string),
                 }))?;
-                return stopped(&done);
+                return forget::stopped(&done);
             }
             let rows: Vec<Vec<String>> = report
                 .iter()
@@ -697,7 +686,7 @@ pub async fn run(cli: Cli) -> Outcome {
             for line in &cleaned {
                 println!("cleaned {line}");
             }
-            stopped(&done)?;
+            forget::stopped(&done)?;
             Ok(())
         }
         Command::Export { namespaces, out } => {

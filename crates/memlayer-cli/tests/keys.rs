@@ -31,7 +31,7 @@ fn serve(dir: &std::path::Path, url: &str) -> (Serve, String) {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .current_dir(dir)
         .env_remove("MEMLAYER_URL")
         .env_remove("MEMLAYER_MINILM_DIR")
@@ -44,7 +44,9 @@ fn serve(dir: &std::path::Path, url: &str) -> (Serve, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Owned by the guard at once, so the process is killed and waited for on every path.
+    let mut guard = Serve(child);
+    let mut lines = BufReader::new(guard.0.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     while let Some(Ok(line)) = lines.next() {
         let listening = line.contains("listening");
@@ -52,7 +54,7 @@ fn serve(dir: &std::path::Path, url: &str) -> (Serve, String) {
         if listening {
             // The log keeps flowing: drain it, so the server never writes to a closed pipe.
             std::thread::spawn(move || lines.for_each(drop));
-            return (Serve(child), format!("http://127.0.0.1:{port}"));
+            return (guard, format!("http://127.0.0.1:{port}"));
         }
     }
     panic!("serve ended before listening: {}", seen.join("\n"));

@@ -111,6 +111,12 @@ pub struct NewMemory {
     pub confidence: f32,
     /// Tags.
     pub tags: Vec<String>,
+    /// The tier, when not the extraction type's own.
+    pub tier: Option<Tier>,
+    /// How long it lives, when not the tier's time to live.
+    pub ttl: Option<std::time::Duration>,
+    /// Caller metadata (`extra`); the keys the orchestrator sets itself win.
+    pub metadata: serde_json::Map<String, Json>,
 }
 
 impl NewMemory {
@@ -123,7 +129,28 @@ impl NewMemory {
             importance: 0.5,
             confidence: 0.8,
             tags: Vec::new(),
+            tier: None,
+            ttl: None,
+            metadata: serde_json::Map::new(),
         }
+    }
+
+    /// Stores it in `tier` rather than the extraction type's.
+    pub fn with_tier(mut self, tier: Tier) -> Self {
+        self.tier = Some(tier);
+        self
+    }
+
+    /// Lets it expire `ttl` after it is written.
+    pub fn with_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Adds a caller metadata key.
+    pub fn with_metadata(mut self, key: impl Into<String>, value: Json) -> Self {
+        self.metadata.insert(key.into(), value);
+        self
     }
 
     /// The statement it makes.
@@ -270,7 +297,12 @@ impl LongTermMemory {
         }
         let mut item = MemoryItem::new(&self.namespace, kind.clone(), &memory.content)
             .with_id(id)
-            .with_tier(memory.extraction.tier())
+            .with_tier(memory.tier.unwrap_or(memory.extraction.tier()));
+        item.metadata.extra = memory.metadata.clone();
+        if let Some(ttl) = memory.ttl {
+            item.expires_at = Some(now.saturating_add(ttl));
+        }
+        let mut item = item
             .with_importance(memory.importance)
             .with_confidence(memory.confidence)
             .with_extra("fingerprint", fingerprint(&memory.content))

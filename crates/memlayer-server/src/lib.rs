@@ -3,10 +3,12 @@
 
 mod ams;
 mod auth;
+pub mod erase;
 mod error;
 mod guard;
 mod keys;
 mod keys_routes;
+pub mod mcp;
 mod metered;
 mod metrics;
 mod openapi;
@@ -171,6 +173,7 @@ pub fn router(store: DynStore, config: ServerConfig) -> Router {
         inner: store,
         metrics: metrics.clone(),
     });
+    let mcp = mcp::http_service(store.clone(), max_body);
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -206,6 +209,7 @@ pub fn router(store: DynStore, config: ServerConfig) -> Router {
         .route("/ns/{ns}/memories", post(remember))
         .merge(ams::routes())
         .merge(keys_routes::routes())
+        .route_service("/mcp", mcp)
         // Layers run outside in: the request timeout and log, then the browser guard, then
         // authentication, all before a handler reads the body.
         .layer(middleware::from_fn_with_state(

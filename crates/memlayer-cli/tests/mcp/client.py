@@ -25,7 +25,8 @@ async def main(binary: str, url: str) -> None:
             assert init.server_info.name == "memlayer", init.server_info
             assert init.instructions and "Recall" in init.instructions, init.instructions
             tools = {t.name: t for t in (await s.list_tools()).tools}
-            assert set(tools) == {"remember", "recall", "forget", "conversation_append", "conversation_window"}, tools
+            assert set(tools) == {"remember", "recall", "get", "list", "update", "history", "forget",
+                                  "conversation_append", "conversation_window", "briefing"}, tools
             assert "query" in tools["recall"].input_schema["properties"], tools["recall"].input_schema
 
             # remember: added, then recognised as a duplicate.
