@@ -104,7 +104,13 @@ pub fn document() -> Value {
                     "type": { "enum": ["user_profile", "agent_experience", "facts"] },
                     "content": { "type": "string" }, "subject": { "type": "string" }, "predicate": { "type": "string" },
                     "object": { "type": "string" }, "importance": { "type": "number" }, "confidence": { "type": "number" },
-                    "tags": { "type": "array", "items": { "type": "string" } } } }
+                    "tags": { "type": "array", "items": { "type": "string" } } } },
+                "NewKey": { "type": "object", "required": ["name", "scope"], "properties": {
+                    "name": { "type": "string" }, "scope": { "enum": ["read", "write", "admin"] },
+                    "namespaces": { "type": "array", "items": { "type": "string" }, "description": "required for read and write keys" },
+                    "expires": { "type": "string", "description": "a span: 90s, 15m, 12h, 30d, 2w" } } },
+                "Rotate": { "type": "object", "properties": {
+                    "grace": { "type": "string", "description": "how long the old secret keeps working (a span; 0s by default)" } } }
             }
         },
         "security": [ { "bearer": [] } ],
@@ -137,7 +143,14 @@ pub fn document() -> Value {
             "/ns/{ns}/conversations/window": { "parameters": [ns], "post": op("The window of a conversation for the next prompt", Some("Window"), "200") },
             "/ns/{ns}/memories": { "parameters": [ns], "post": op("Remember, with dedup and supersession", Some("Memory"), "200") },
             "/ns/{ns}/export": { "parameters": [ns], "get": op("Every item as JSON lines", None, "200") },
-            "/ns/{ns}/import": { "parameters": [ns], "post": op("Upsert JSON lines of items", None, "200") }
+            "/ns/{ns}/import": { "parameters": [ns], "post": op("Upsert JSON lines of items", None, "200") },
+            "/keys": {
+                "get": op("The API keys (admin): never a secret", None, "200"),
+                "post": op("Make an API key (admin); its token is in this answer only", Some("NewKey"), "201")
+            },
+            "/keys/{id}": { "parameters": [id], "delete": op("Revoke a key, by id or name (admin)", None, "200") },
+            "/keys/{id}/rotate": { "parameters": [id], "post": op("Give a key a new secret (admin)", Some("Rotate"), "200") },
+            "/mcp": { "post": op("The Model Context Protocol over Streamable HTTP (JSON-RPC)", None, "200") }
         }
     })
 }
