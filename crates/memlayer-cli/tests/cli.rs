@@ -711,3 +711,55 @@ fn serve_logs_to_a_pipe_in_plain_text() {
         "ANSI codes in piped logs: {text:?}"
     );
 }
+
+/// A log reader that goes away (its pipe closed) does not stop the server: requests logged
+/// after that are still answered.
+#[test]
+fn serve_outlives_its_log_reader() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let url = url_of(&dir.path().join("pipe.db"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_remove("MEMLAYER_URL")
+        .env_remove("MEMLAYER_MINILM_DIR")
+        .env("MEMLAYER_OFFLINE", "1")
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .env("RUST_LOG", "info")
+        .args(["--url", &url, "serve", "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // The start-up line, not the warning before it that mentions listening on loopback.
+    let listening = lines.any(|l| l.is_ok_and(|l| l.contains("memlayer-server listening")));
+    drop(lines);
+    let mut answers = Vec::new();
+    if listening {
+        for _ in 0..3 {
+            let mut answer = String::new();
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.write_all(
+                    b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                );
+                let _ = s.read_to_string(&mut answer);
+            }
+            answers.push(answer);
+        }
+    }
+    let alive = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(listening, "serve never said it listens");
+    assert!(alive, "serve exited once its log reader went away");
+    for a in &answers {
+        assert!(a.starts_with("HTTP/1.1 200"), "{answers:?}");
+    }
+}

@@ -49,7 +49,7 @@ fn serve(dir: &std::path::Path, url: &str) -> (Serve, String) {
     let mut lines = BufReader::new(guard.0.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     while let Some(Ok(line)) = lines.next() {
-        let listening = line.contains("listening");
+        let listening = line.contains("memlayer-server listening");
         seen.push(line);
         if listening {
             // The log keeps flowing: drain it, so the server never writes to a closed pipe.

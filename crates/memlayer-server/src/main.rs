@@ -1,5 +1,7 @@
 //! `memlayer-server`: the HTTP API over a store named by URL.
 
+use std::io::Write as _;
+
 use clap::Parser;
 use memlayer_server::ServeArgs;
 
@@ -19,6 +21,9 @@ async fn main() {
     // Colour only on a terminal (logs go to stdout here): in a file or a pipe they stay plain.
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        // A log reader that goes away (a closed pipe) must not stop the server: the report of
+        // a failed log write would go to standard error, where `eprintln!` may panic too.
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -26,7 +31,7 @@ async fn main() {
         .init();
     let args = Args::parse();
     if let Err(message) = args.serve.run(&args.url).await {
-        eprintln!("memlayer-server: {message}");
+        let _ = writeln!(std::io::stderr(), "memlayer-server: {message}");
         std::process::exit(1);
     }
 }
