@@ -32,6 +32,9 @@ impl FieldMatch {
 }
 
 /// A comparison of one caller metadata key (`metadata.extra`).
+///
+/// Exhaustive on purpose: every backend translates each comparison into its engine's
+/// terms, so a new one must be a compile error in each backend, not a runtime refusal.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetaOp {

@@ -13,6 +13,7 @@ pub const MAX_OFFSET: usize = 100_000;
 /// How a search ranks.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SearchMode {
     /// Newest first by creation time; ignores query and vector.
     Recent,
@@ -40,6 +41,7 @@ impl SearchMode {
 /// How hybrid search fuses its two legs.
 #[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "method")]
+#[non_exhaustive]
 pub enum Fusion {
     /// `keyword_weight * minmax(bm25) + (1 - keyword_weight) * minmax(cosine)`.
     Convex {
@@ -218,6 +220,7 @@ impl SearchRequest {
 /// Which signal ranked a hit.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RankedBy {
     /// Creation time: `recent` mode, or hybrid with no signal.
     Recency,
@@ -229,8 +232,10 @@ pub enum RankedBy {
     Hybrid,
 }
 
-/// One search result.
+/// One search result. Non-exhaustive, so it can carry new signals: build one with
+/// [`SearchHit::new`].
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SearchHit {
     /// The item.
     pub item: MemoryItem,
@@ -244,8 +249,9 @@ pub struct SearchHit {
     pub ranked_by: RankedBy,
 }
 
-/// The answer to a search.
+/// The answer to a search. Non-exhaustive: build one with [`SearchResults::new`].
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SearchResults {
     /// Hits, best first.
     pub hits: Vec<SearchHit>,
@@ -257,6 +263,10 @@ pub struct SearchResults {
 }
 
 /// A sort key of `list`.
+///
+/// Exhaustive on purpose, unlike the modes and fusions: every backend translates each key
+/// into its engine's terms, so a new key must be a compile error in each backend, not a
+/// runtime refusal.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortKey {
@@ -485,13 +495,51 @@ impl ListRequest {
     }
 }
 
-/// One page of a listing.
+/// One page of a listing. Non-exhaustive: build one with [`Page::new`].
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Page {
     /// The items of this page.
     pub items: Vec<MemoryItem>,
     /// The cursor of the next page; `None` when this page is the last.
     pub next_cursor: Option<String>,
+}
+
+impl Page {
+    /// A page of `items`, followed by the page `next_cursor` names.
+    pub fn new(items: Vec<MemoryItem>, next_cursor: Option<String>) -> Self {
+        Page { items, next_cursor }
+    }
+}
+
+impl SearchHit {
+    /// A hit for `item` with its final `score`, ranked by `ranked_by`, without leg scores.
+    pub fn new(item: MemoryItem, score: f32, ranked_by: RankedBy) -> Self {
+        SearchHit {
+            item,
+            score,
+            keyword_score: None,
+            vector_score: None,
+            ranked_by,
+        }
+    }
+
+    /// Sets the leg scores.
+    pub fn with_leg_scores(mut self, keyword: Option<f32>, vector: Option<f32>) -> Self {
+        self.keyword_score = keyword;
+        self.vector_score = vector;
+        self
+    }
+}
+
+impl SearchResults {
+    /// Results holding `hits`, best first, with no next cursor and no reranker.
+    pub fn new(hits: Vec<SearchHit>) -> Self {
+        SearchResults {
+            hits,
+            ..SearchResults::default()
+        }
+    }
 }
 
 /// A `clear`: soft-deletes the matching live items.

@@ -115,20 +115,17 @@ mod tests {
     }
 
     fn results(contents: &[&str]) -> SearchResults {
-        SearchResults {
-            hits: contents
+        SearchResults::new(
+            contents
                 .iter()
                 .enumerate()
-                .map(|(i, c)| SearchHit {
-                    item: MemoryItem::new("ns", Kind::Fact, *c).with_id(format!("i{i}")),
-                    score: 1.0 - i as f32 / 10.0,
-                    keyword_score: Some(0.5),
-                    vector_score: None,
-                    ranked_by: RankedBy::Hybrid,
+                .map(|(i, c)| {
+                    let item = MemoryItem::new("ns", Kind::Fact, *c).with_id(format!("i{i}"));
+                    SearchHit::new(item, 1.0 - i as f32 / 10.0, RankedBy::Hybrid)
+                        .with_leg_scores(Some(0.5), None)
                 })
                 .collect(),
-            ..SearchResults::default()
-        }
+        )
     }
 
     fn ids(r: &SearchResults) -> Vec<&str> {
