@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use memlayer::{DynStore, Error, ErrorKind, Kind, ListRequest, MemoryItem, Tier, Timestamp};
+use memlayer::{
+    DynStore, Error, ErrorKind, Filter, Kind, ListRequest, MemoryItem, Tier, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -320,16 +322,15 @@ impl Keys {
         let mut out = Vec::new();
         let mut cursor = None;
         loop {
-            let mut request = ListRequest::new().with_limit(500);
+            // Only key items, selected by the backend rather than after the fetch.
+            let mut request = ListRequest::new()
+                .with_filter(Filter::new().kind(Kind::Custom(KEY_KIND.into())))
+                .with_limit(500);
             if let Some(c) = cursor.take() {
                 request = request.with_cursor(c);
             }
             let page = self.store.list(KEYS_NAMESPACE, &request).await?;
-            out.extend(
-                page.items
-                    .into_iter()
-                    .filter(|i| i.kind == Kind::Custom(KEY_KIND.into())),
-            );
+            out.extend(page.items);
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
                 None => return Ok(out),
